@@ -1,0 +1,188 @@
+"""The video ViT encoder shared by the MAE pre-training model and the classifier.
+
+Attribute names are the official MAE-ST ones (``patch_embed``, ``cls_token``,
+``pos_embed_spatial/temporal/class``, ``blocks``, ``norm``), so encoder weights move between the two
+models by name. Positional embeddings come in three kinds:
+
+* ``"separable"``: learned space table (h*w) + time table (t) + class slot (MAE-ST default);
+* ``"joint"``: one learned table over all tokens (the reference's ``sep_pos_embed=False``);
+* ``"sincos"``: VideoMAE's fixed 1-D sinusoid over flattened tokens, kept out of the state dict.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from maest.models.layers import Block
+from maest.models.patch_embed import PatchEmbed
+from maest.models.pos_embed import separable_table, sincos_1d_table
+
+POS_EMBED_TYPES = ("separable", "joint", "sincos")
+
+
+def trunc_normal_(t: torch.Tensor, std: float = 0.02) -> torch.Tensor:
+    # absolute cutoffs of +-2 are ~100 std away: effectively normal(std), as in the reference
+    return nn.init.trunc_normal_(t, std=std, a=-2.0, b=2.0)
+
+
+def make_pos_params(kind: str, grid: tuple[int, int], dim: int, cls_embed: bool) -> dict[str, nn.Parameter]:
+    """Learned positional parameters for ``kind`` keyed by suffix ('spatial', 'temporal', 'class', '')."""
+    t, hw = grid
+    if kind == "separable":
+        params = {"spatial": nn.Parameter(torch.zeros(1, hw, dim)), "temporal": nn.Parameter(torch.zeros(1, t, dim))}
+        if cls_embed:
+            params["class"] = nn.Parameter(torch.zeros(1, 1, dim))
+        return params
+    if kind == "joint":
+        return {"": nn.Parameter(torch.zeros(1, t * hw + int(cls_embed), dim))}
+    if kind == "sincos":
+        return {}
+    raise ValueError(f"unknown pos_embed_type {kind!r}; choose one of {POS_EMBED_TYPES}")
+
+
+class VideoEncoder(nn.Module):
+    """Patch embedding, positional embedding, transformer blocks and final norm.
+
+    Args:
+        img_size: input height = width.
+        patch_size: spatial patch size p.
+        in_chans: input channels.
+        embed_dim: width D.
+        depth: number of blocks.
+        num_heads: attention heads.
+        mlp_ratio: MLP hidden width / D.
+        num_frames: input frames T.
+        t_patch_size: temporal patch size u.
+        pos_embed_type: "separable", "joint" or "sincos".
+        cls_embed: prepend a learned class token.
+        qkv_bias: bias on q, k, v.
+        norm_eps: LayerNorm epsilon.
+        drop_path_rate: stochastic depth, rising linearly over depth.
+        drop_rate: dropout in the blocks.
+    """
+
+    def __init__(
+        self,
+        img_size: int = 224,
+        patch_size: int = 16,
+        in_chans: int = 3,
+        embed_dim: int = 768,
+        depth: int = 12,
+        num_heads: int = 12,
+        mlp_ratio: float = 4.0,
+        num_frames: int = 16,
+        t_patch_size: int = 2,
+        pos_embed_type: str = "separable",
+        cls_embed: bool = True,
+        qkv_bias: bool = True,
+        norm_eps: float = 1e-6,
+        drop_path_rate: float = 0.0,
+        drop_rate: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.patch_embed = PatchEmbed(img_size, patch_size, num_frames, t_patch_size, in_chans, embed_dim)
+        self.grid = (self.patch_embed.t_grid_size, self.patch_embed.grid_size, self.patch_embed.grid_size)
+        self.embed_dim = embed_dim
+        self.in_chans = in_chans
+        self.cls_embed = cls_embed
+        self.pos_embed_type = pos_embed_type
+        if cls_embed:
+            self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
+        self._register_pos("pos_embed", embed_dim)
+        dpr = [x.item() for x in torch.linspace(0, drop_path_rate, depth)]
+        self.blocks = nn.ModuleList(
+            Block(embed_dim, num_heads, mlp_ratio, qkv_bias=qkv_bias, drop_path=dpr[i], drop=drop_rate,
+                  norm_eps=norm_eps)
+            for i in range(depth)
+        )
+        self.norm = nn.LayerNorm(embed_dim, eps=norm_eps)
+        self.grad_checkpointing = False
+
+    # -- positional embeddings -------------------------------------------------------------------
+    def _register_pos(self, prefix: str, dim: int) -> None:
+        t, h, w = self.grid
+        for suffix, param in make_pos_params(self.pos_embed_type, (t, h * w), dim, self.cls_embed).items():
+            setattr(self, f"{prefix}_{suffix}" if suffix else prefix, param)
+        if self.pos_embed_type == "sincos":
+            self.register_buffer(f"{prefix}_fixed", sincos_1d_table(t * h * w, dim), persistent=False)
+
+    def _pos_tables(self, prefix: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(1, L, D) table for patch tokens and (1, 1, D) for the class token (None if absent)."""
+        kind = self.pos_embed_type
+        if kind == "separable":
+            table = separable_table(getattr(self, f"{prefix}_spatial"), getattr(self, f"{prefix}_temporal"))
+            return table, getattr(self, f"{prefix}_class") if self.cls_embed else None
+        if kind == "joint":
+            full = getattr(self, prefix)
+            return (full[:, 1:], full[:, :1]) if self.cls_embed else (full, None)
+        # fixed sin-cos has no class slot; a class token (if any) gets no positional term
+        return getattr(self, f"{prefix}_fixed"), None
+
+    # -- encoder ---------------------------------------------------------------------------------
+    def embed_tokens(self, video: torch.Tensor) -> torch.Tensor:
+        """(B, C, T, H, W) -> (B, L, D) patch tokens, t-major, without positional terms."""
+        x = self.patch_embed(video)
+        B, t, hw, D = x.shape
+        return x.reshape(B, t * hw, D)
+
+    def run_blocks(self, x: torch.Tensor) -> torch.Tensor:
+        for blk in self.blocks:
+            if self.grad_checkpointing and self.training and torch.is_grad_enabled():
+                x = checkpoint(blk, x, use_reentrant=False)
+            else:
+                x = blk(x)
+        return x
+
+    def encode(self, x: torch.Tensor, ids_keep: torch.Tensor | None = None) -> torch.Tensor:
+        """Add positions, prepend the class token, run the blocks and the final norm.
+
+        Args:
+            x: (B, N, D) patch tokens: all L of them, or the kept ones listed in ``ids_keep``.
+            ids_keep: (B, N) original indices of ``x``'s tokens, or None for all tokens in order.
+
+        Returns:
+            (B, N + cls, D), class token first when ``cls_embed``.
+        """
+        B, N, D = x.shape
+        pos, pos_cls = self._pos_tables("pos_embed")
+        pos = pos.to(x.dtype).expand(B, -1, -1)
+        if ids_keep is not None:
+            # the reference gathers positions after masking; addition commutes, kept for parity
+            pos = torch.gather(pos, 1, ids_keep.unsqueeze(-1).expand(-1, -1, D))
+        x = x + pos
+        if self.cls_embed:
+            cls = self.cls_token.expand(B, -1, -1)
+            if pos_cls is not None:
+                cls = cls + pos_cls
+            x = torch.cat([cls, x], dim=1)
+        return self.norm(self.run_blocks(x))
+
+    def forward_features(self, video: torch.Tensor) -> torch.Tensor:
+        """Unmasked encoding: (B, C, T, H, W) -> (B, cls + L, D)."""
+        return self.encode(self.embed_tokens(video))
+
+    def init_encoder_weights(self, trunc_init: bool = False) -> None:
+        """The reference's initialisation: normal(.02) embeddings, xavier linears, unit LayerNorms."""
+        if self.cls_embed:
+            trunc_normal_(self.cls_token)
+        for name, p in self.named_parameters(recurse=False):
+            if name.startswith(("pos_embed", "decoder_pos_embed")):
+                trunc_normal_(p)
+        w = self.patch_embed.proj.weight.data
+        if trunc_init:
+            trunc_normal_(w, std=1.0)  # reference quirk: std 1.0 for the patch projection
+        else:
+            nn.init.xavier_uniform_(w.view(w.shape[0], -1))
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                if trunc_init:
+                    trunc_normal_(m.weight)
+                else:
+                    nn.init.xavier_uniform_(m.weight)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.LayerNorm):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)

@@ -1,0 +1,65 @@
+"""Spacetime patch embedding: non-overlapping u x p x p tubes projected by one Conv3d (MAE-ST §3)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class PatchEmbed(nn.Module):
+    """(B, C, T, H, W) video -> (B, t, h*w, D) tokens with t = T/u, h = H/p, w = W/p.
+
+    Args:
+        img_size: input height = width in pixels.
+        patch_size: spatial patch size p.
+        num_frames: input frames T.
+        t_patch_size: temporal patch size u.
+        in_chans: input channels C.
+        embed_dim: token width D.
+    """
+
+    def __init__(
+        self,
+        img_size: int = 224,
+        patch_size: int = 16,
+        num_frames: int = 16,
+        t_patch_size: int = 2,
+        in_chans: int = 3,
+        embed_dim: int = 768,
+    ) -> None:
+        super().__init__()
+        if img_size % patch_size:
+            raise ValueError(
+                f"img_size={img_size} is not divisible by patch_size={patch_size}; "
+                f"use an img_size that is a multiple of {patch_size}"
+            )
+        if num_frames % t_patch_size:
+            raise ValueError(
+                f"num_frames={num_frames} is not divisible by t_patch_size={t_patch_size}; "
+                f"use a frame count that is a multiple of {t_patch_size}"
+            )
+        self.img_size = img_size
+        self.patch_size = patch_size
+        self.num_frames = num_frames
+        self.t_patch_size = t_patch_size
+        self.grid_size = img_size // patch_size
+        self.t_grid_size = num_frames // t_patch_size
+        self.proj = nn.Conv3d(
+            in_chans, embed_dim, kernel_size=(t_patch_size, patch_size, patch_size),
+            stride=(t_patch_size, patch_size, patch_size),
+        )
+
+    @property
+    def num_patches(self) -> int:
+        return self.t_grid_size * self.grid_size * self.grid_size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, C, T, H, W = x.shape
+        if (T, H, W) != (self.num_frames, self.img_size, self.img_size):
+            raise ValueError(
+                f"input clip is {T}x{H}x{W} (frames x height x width) but the model was built for "
+                f"{self.num_frames}x{self.img_size}x{self.img_size}; resize the clip or build the model "
+                f"with num_frames={T}, img_size={H}"
+            )
+        x = self.proj(x)  # (B, D, t, h, w)
+        return x.flatten(3).permute(0, 2, 3, 1)  # (B, t, h*w, D)
