@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch.utils.data import Dataset
+
+GOLDEN = Path(__file__).resolve().parents[2] / "shared" / "golden" / "mae_st_reference_tiny.pt"
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+    yield
+
+
+@pytest.fixture
+def video() -> torch.Tensor:
+    """A batch matching the tiny model: (2, 3, 4, 32, 32)."""
+    return torch.randn(2, 3, 4, 32, 32, generator=torch.Generator().manual_seed(1))
+
+
+class RandomClips(Dataset):
+    """In-memory clips: a fixed base clip per index plus a random jitter drawn from the global RNG,
+    standing in for random augmentation (so tests see whether RNG seeding is reproducible)."""
+
+    def __init__(self, n: int = 8, repeat: int = 2, frames: int = 4, size: int = 32) -> None:
+        self.n, self.repeat, self.shape = n, repeat, (3, frames, size, size)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> dict:
+        base = torch.randn(self.shape, generator=torch.Generator().manual_seed(i))
+        clips = torch.stack([base + 0.1 * torch.randn(self.shape) for _ in range(self.repeat)])
+        return {"video": clips, "label": torch.full((self.repeat,), i % 3), "skipped": []}
+
+
+@pytest.fixture
+def random_clips() -> RandomClips:
+    return RandomClips()

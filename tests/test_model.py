@@ -1,0 +1,143 @@
+import pytest
+import torch
+
+from maest.checkpoint import load_model_weights
+from maest.losses import mae_target, reconstruction_loss
+from maest.models import create_model, list_models
+from maest.models.masking import num_keep
+
+from .conftest import GOLDEN
+
+
+def _golden():
+    if not GOLDEN.is_file():
+        pytest.skip(f"golden tensors not found at {GOLDEN}")
+    return torch.load(GOLDEN, weights_only=True)["tiny_sep_cls"]
+
+
+def test_matches_official_golden_tensors():
+    g = _golden()
+    cfg = dict(g["config"])
+    cfg.pop("norm_pix_loss")
+    cfg["pos_embed_type"] = "separable" if cfg.pop("sep_pos_embed") else "joint"
+    model = create_model("mae_vit_base_patch16", **cfg).eval()
+    model.load_state_dict(g["state_dict"], strict=True)
+    with torch.no_grad():
+        out = model(g["input"], g["mask_ratio"], noise=g["noise"])
+        loss = reconstruction_loss(out.pred, mae_target(g["input"], *model.target_spec, norm_pix=True), out.mask)
+    torch.testing.assert_close(out.pred, g["pred"])
+    torch.testing.assert_close(out.mask, g["mask"])
+    torch.testing.assert_close(loss, g["loss"])
+
+
+def test_base_has_official_names_and_shapes():
+    # official ViT-B state dict keys for 16x224, 2x16x16, sep pos-embed, cls, decoder 512x4
+    model = create_model("base")
+    sd = model.state_dict()
+    expected = {
+        "cls_token": (1, 1, 768), "pos_embed_spatial": (1, 196, 768), "pos_embed_temporal": (1, 8, 768),
+        "pos_embed_class": (1, 1, 768), "patch_embed.proj.weight": (768, 3, 2, 16, 16),
+        "blocks.11.attn.q.weight": (768, 768), "blocks.11.attn.k.bias": (768,), "blocks.0.mlp.fc1.weight": (3072, 768),
+        "norm.weight": (768,), "decoder_embed.weight": (512, 768), "mask_token": (1, 1, 512),
+        "decoder_cls_token": (1, 1, 512), "decoder_pos_embed_spatial": (1, 196, 512),
+        "decoder_pos_embed_temporal": (1, 8, 512), "decoder_pos_embed_class": (1, 1, 512),
+        "decoder_blocks.3.attn.proj.weight": (512, 512), "decoder_norm.bias": (512,),
+        "decoder_pred.weight": (768, 512),
+    }
+    for k, shape in expected.items():
+        assert tuple(sd[k].shape) == shape, k
+    per_block = ["norm1", "attn.q", "attn.k", "attn.v", "attn.proj", "norm2", "mlp.fc1", "mlp.fc2"]
+    names = {f"blocks.{i}.{n}.{w}" for i in range(12) for n in per_block for w in ("weight", "bias")}
+    names |= {f"decoder_blocks.{i}.{n}.{w}" for i in range(4) for n in per_block for w in ("weight", "bias")}
+    names |= {"patch_embed.proj.bias", "norm.bias", "decoder_embed.bias", "decoder_norm.weight", "decoder_pred.bias"}
+    names |= set(expected)
+    assert set(sd) == names
+    assert abs(sum(p.numel() for p in model.parameters()) / 1e6 - 99.9) < 0.2  # reference: 99.9M
+    # a state dict with exactly these names loads strictly
+    load_model_weights(create_model("base"), sd, strict=True)
+
+
+def test_registry_lists_named_sizes():
+    names = list_models()
+    for n in ("tiny", "small", "base", "large", "huge", "mae_vit_huge_patch14"):
+        assert n in names
+    with pytest.raises(ValueError, match="unknown model 'vit_gigantic'"):
+        create_model("vit_gigantic")
+
+
+@pytest.mark.parametrize("pos", ["separable", "joint", "sincos"])
+@pytest.mark.parametrize("cls_embed", [True, False])
+def test_every_parameter_gets_a_gradient(video, pos, cls_embed):
+    model = create_model("tiny", pos_embed_type=pos, cls_embed=cls_embed)
+    out = model(video, 0.75)
+    loss = reconstruction_loss(out.pred, mae_target(video, *model.target_spec), out.mask)
+    loss.backward()
+    assert torch.isfinite(loss)
+    for name, p in model.named_parameters():
+        if name == "decoder_cls_token":
+            continue  # its output is dropped before the loss, as in the reference
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+        assert p.grad.abs().sum() > 0, name
+
+
+def test_output_shapes_and_kept_count(video):
+    model = create_model("tiny")  # grid 2x4x4 -> L = 32, pred = 1 frame x 8 x 8 x 3
+    out = model(video, 0.75)
+    assert out.pred.shape == (2, 32, 192)
+    assert out.mask.shape == (2, 32)
+    assert (out.mask.sum(1) == 32 - num_keep(0.75, model.grid)).all()
+    assert num_keep(0.9, (8, 14, 14)) == 156  # the reference's int() floor
+
+
+def test_same_noise_same_output_and_visible_pred_does_not_change_loss(video):
+    model = create_model("tiny").eval()
+    noise = torch.rand(2, 32)
+    a = model(video, 0.75, noise)
+    b = model(video, 0.75, noise)
+    torch.testing.assert_close(a.pred, b.pred, rtol=0, atol=0)
+    target = mae_target(video, *model.target_spec)
+    pred = a.pred.clone()
+    pred[a.mask == 0] += 5.0  # visible tokens carry no loss
+    torch.testing.assert_close(reconstruction_loss(pred, target, a.mask), reconstruction_loss(a.pred, target, a.mask))
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(num_frames=5), "num_frames=5 is not divisible by t_patch_size=2"),
+        (dict(img_size=30), "img_size=30 is not divisible by patch_size=8"),
+        (dict(pred_t_dim=3), "pred_t_dim=3"),
+        (dict(num_heads=3), "not divisible by num_heads=3"),
+        (dict(mask_strategy="blocks"), "unknown mask_strategy"),
+        (dict(pos_embed_type="rope"), "unknown pos_embed_type"),
+    ],
+)
+def test_bad_geometry_is_rejected_with_a_clear_message(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        create_model("tiny", **kwargs)
+
+
+@pytest.mark.parametrize("ratio", [0.0, 1.0, -0.1, 1.5])
+def test_mask_ratio_outside_open_interval_is_rejected(video, ratio):
+    with pytest.raises(ValueError, match=f"mask_ratio={ratio} must be strictly between 0 and 1"):
+        create_model("tiny")(video, ratio)
+
+
+def test_wrong_input_size_names_both_shapes():
+    with pytest.raises(ValueError, match="input clip is 8x32x32 .* built for 4x32x32"):
+        create_model("tiny")(torch.zeros(1, 3, 8, 32, 32), 0.5)
+
+
+def test_grad_checkpointing_gives_same_gradients(video):
+    torch.manual_seed(0)
+    a = create_model("tiny")
+    b = create_model("tiny")
+    b.load_state_dict(a.state_dict())
+    b.grad_checkpointing = True
+    noise = torch.rand(2, 32)
+    for m in (a, b):
+        out = m(video, 0.75, noise)
+        reconstruction_loss(out.pred, mae_target(video, *m.target_spec), out.mask).backward()
+    for (n, pa), (_, pb) in zip(a.named_parameters(), b.named_parameters(), strict=True):
+        if pa.grad is not None:
+            torch.testing.assert_close(pa.grad, pb.grad, msg=n)
