@@ -1,0 +1,51 @@
+"""``maest`` command line: each sub-command lives in its own module exposing ``configure(parser)``
+and ``main(args) -> int``; this file only dispatches."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from maest import __version__
+
+# name -> (module, one-line help). Modules are imported only when their command runs.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "pretrain": ("maest.commands.pretrain", "MAE-ST pre-training on a video folder or CSV list"),
+    "models": ("maest.commands.models", "list registered models and presets"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="maest", description="Masked autoencoders as spatiotemporal learners")
+    parser.add_argument("--version", action="version", version=f"maest {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(_module=module)
+        importlib.import_module(module).configure(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    if not args.command:
+        parser.print_help()
+        return 2
+    try:
+        return int(importlib.import_module(args._module).main(args) or 0)
+    except (ValueError, FileNotFoundError, RuntimeError) as e:
+        # user errors: one clear line, no traceback (use -v for one)
+        if args.verbose:
+            raise
+        print(f"maest {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

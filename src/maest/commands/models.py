@@ -1,0 +1,18 @@
+"""``maest models``: registered model names and presets."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("pattern", nargs="?", default="", help="only names containing this")
+
+
+def main(args: argparse.Namespace) -> int:
+    from maest.models import list_models
+    from maest.presets import list_presets
+
+    print("models:  " + " ".join(list_models(args.pattern)))
+    print("presets: " + " ".join(list_presets()))
+    return 0
