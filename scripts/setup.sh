@@ -8,7 +8,8 @@ PY=${PYTHON:-python3}
 VPY=.venv/bin/python
 if ! "$VPY" -c "import torch" 2>/dev/null; then
   wheel=$(ls /opt/wheels/torch-2.13.0+cpu-*.whl 2>/dev/null | head -n1 || true)
-  if [ -n "$wheel" ]; then "$VPY" -m pip install -q "$wheel"; else "$VPY" -m pip install -q torch==2.13.0; fi
+  if [ -n "$wheel" ]; then src="$wheel"; else src=torch==2.13.0; fi
+  "$VPY" -m pip install -q "$src" 2>&1 | grep -v "is ignored: it is neither" || true
 fi
 # torchcodec 0.13 needs FFmpeg's shared libraries; PyAV (bundled FFmpeg) is the fallback without them.
 extras="demo,dev"
