@@ -4,7 +4,6 @@ MAE pre-training loss step, and per-step seeding of data augmentation for exact 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import random
 
 import numpy as np
@@ -12,13 +11,8 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from maest.data.loader import mix_seed
 from maest.losses import mae_target, reconstruction_loss
-
-
-def mix_seed(*parts: int) -> int:
-    """A stable 63-bit seed from integers (hash() is salted per process; this is not)."""
-    digest = hashlib.blake2b(",".join(map(str, parts)).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") & ((1 << 63) - 1)
 
 
 def resolve_precision(precision: str, device: str) -> str:
@@ -85,16 +79,3 @@ class SeededItems(Dataset):
         np.random.seed(s % (2**32))
         torch.manual_seed(s)
         return self.dataset[index]
-
-
-def epoch_order(num_items: int, seed: int, epoch: int, rank: int, world: int, shuffle: bool = True) -> list[int]:
-    """This rank's item order for an epoch: a seeded permutation, padded to a multiple of ``world``
-    and strided by rank (DistributedSampler's scheme), so ranks see disjoint shards."""
-    if shuffle:
-        g = torch.Generator().manual_seed(mix_seed(seed, epoch))
-        order = torch.randperm(num_items, generator=g).tolist()
-    else:
-        order = list(range(num_items))
-    per_rank = -(-num_items // world)
-    order += order[: per_rank * world - num_items]
-    return order[rank::world]

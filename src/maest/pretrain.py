@@ -11,20 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from maest import checkpoint as ckpt
 from maest import distributed as dist
 from maest.config import PretrainConfig, save_json
-from maest.engine import (
-    SeededItems,
-    autocast,
-    epoch_order,
-    mae_loss,
-    masking_noise,
-    resolve_precision,
-    unwrap,
-)
+from maest.data.loader import ShardedSampler, SkipTally, build_loader
+from maest.engine import SeededItems, autocast, mae_loss, masking_noise, resolve_precision, unwrap
 from maest.models import create_model
 from maest.optim import build_adamw, param_groups_weight_decay
 from maest.schedule import lr_at, scaled_lr
@@ -57,13 +50,6 @@ def build_dataset(cfg: PretrainConfig, model: torch.nn.Module, mode: str = "pret
     )
 
 
-def collate(batch: list[dict[str, Any]]) -> dict[str, Any]:
-    """Flatten each item's repeated clips into the batch: (B, r, C, T, H, W) -> (B*r, C, T, H, W)."""
-    video = torch.cat([b["video"] for b in batch])
-    skipped = [p for b in batch for p in b.get("skipped", [])]
-    return {"video": video, "skipped": skipped}
-
-
 def run(cfg: PretrainConfig, dataset: Dataset | None = None) -> dict[str, Any]:
     """Pre-train; returns a summary (final step, last loss, checkpoint path, skipped videos).
 
@@ -91,6 +77,7 @@ def _run(cfg: PretrainConfig, dataset: Dataset | None, info: dist.DistInfo) -> d
     num_items = len(seeded)
     if num_items == 0:
         raise ValueError(f"no videos found in {cfg.data.source!r}")
+    sampler = ShardedSampler(num_items, t.seed, info.rank, info.world_size)
     per_rank = math.ceil(num_items / info.world_size)
     micro_per_epoch = per_rank // t.batch_size
     steps_per_epoch = micro_per_epoch // t.accum_iter
@@ -141,16 +128,16 @@ def _run(cfg: PretrainConfig, dataset: Dataset | None, info: dist.DistInfo) -> d
                 break
             seeded.epoch = epoch
             skip_micro = (step - epoch * steps_per_epoch) * t.accum_iter
-            order = epoch_order(num_items, t.seed, epoch, info.rank, info.world_size)
-            order = order[skip_micro * t.batch_size: micro_per_epoch * t.batch_size]
-            loader = DataLoader(seeded, batch_size=t.batch_size, sampler=order, num_workers=cfg.data.num_workers,
-                                collate_fn=collate, drop_last=True, persistent_workers=False,
-                                worker_init_fn=_worker_init)
-            skipped: list[str] = []
+            sampler.set_epoch(epoch, start=skip_micro * t.batch_size)
+            loader = build_loader(seeded, t.batch_size, sampler, cfg.data.num_workers,
+                                  pin_memory=info.device.startswith("cuda"))
+            tally = SkipTally()
             loss_sum, loss_n = torch.zeros((), device=info.device), 0
             t0 = time.perf_counter()
             for micro, batch in enumerate(loader, start=skip_micro):
-                skipped += batch["skipped"]
+                if micro >= micro_per_epoch:
+                    break  # the tail that does not fill a whole optimizer step
+                tally.update(batch["skipped"])
                 video = batch["video"].to(info.device, non_blocking=True)
                 accum_pos = micro % t.accum_iter
                 if accum_pos == 0:
@@ -191,7 +178,7 @@ def _run(cfg: PretrainConfig, dataset: Dataset | None, info: dist.DistInfo) -> d
                     summary["checkpoint"] = _save(model, optimizer, step, epoch, cfg, info)
                 if step >= last_step:
                     break
-            summary["skipped"] += _report_skipped(skipped, epoch, info, logger, step)
+            summary["skipped"] += _report_skipped(tally, epoch, info, logger, step)
             epoch_done = step == (epoch + 1) * steps_per_epoch
             if epoch_done or step >= last_step:
                 summary["checkpoint"] = _save(model, optimizer, step, epoch, cfg, info)
@@ -211,19 +198,15 @@ def _save(model, optimizer, step: int, epoch: int, cfg: PretrainConfig, info: di
     return str(path)
 
 
-def _report_skipped(skipped: list[str], epoch: int, info: dist.DistInfo, logger: MetricsLogger, step: int) -> list[str]:
+def _report_skipped(tally: SkipTally, epoch: int, info: dist.DistInfo, logger: MetricsLogger, step: int) -> list[str]:
     """Gather unreadable-video reports from all ranks; the main process logs the epoch's count."""
-    every = [p for rank_list in dist.all_gather_objects(skipped) for p in rank_list]
-    if every and info.is_main:
-        unique = sorted(set(every))
-        log.warning("epoch %d: skipped %d unreadable video reads (%d files): %s", epoch, len(every),
-                    len(unique), ", ".join(unique[:10]) + (" ..." if len(unique) > 10 else ""))
-    logger.log(step, skipped_videos=len(every), epoch_end=epoch)
-    return every
-
-
-def _worker_init(worker_id: int) -> None:
-    torch.set_num_threads(1)  # decoding workers must not oversubscribe the trainer's cores
+    every = SkipTally()
+    for paths in dist.all_gather_objects(tally.paths):
+        every.update(paths)
+    if every.total and info.is_main:
+        log.warning("epoch %d: %s", epoch, every.report())
+    logger.log(step, skipped_videos=every.total, epoch_end=epoch)
+    return every.paths
 
 
 class _NoProgress:

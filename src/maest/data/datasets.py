@@ -1,0 +1,246 @@
+"""Clip datasets over real video files: Kinetics-style CSV lists, folder-per-class trees,
+unlabelled folders (pre-training) and Something-Something v2 JSON labels.
+
+An item is one video: ``{"video": float (r, C, T, H, W), "label": int64 (r,), "index": int64 (r,),
+"skipped": [paths]}``. r is the number of repeated clips in training modes (MAE-ST's repeated
+sampling), 1 in "val", and clips x crops views in "test" (plus ``"view"``).
+
+A broken video never stops training and is never replaced by zeros: in training modes the item is
+taken from another random video (up to ``max_retries``), the broken path travels back in
+``skipped`` so the loop can count and report it, and a warning is logged once per path and process.
+In "val"/"test" nothing is substituted: :class:`~maest.data.decode.VideoDecodeError` propagates so
+the evaluator records the video as failed.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset
+
+from maest.data import transforms as T
+from maest.data.decode import VideoDecodeError, open_video, read_frames
+from maest.data.randaugment import rand_augment
+from maest.data.sampling import train_clips, uniform_clips
+
+log = logging.getLogger("maest.data")
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".ogv")
+MODES = ("pretrain", "finetune", "val", "test")
+
+
+@dataclass
+class ClipSpec:
+    """How clips are sampled and augmented (defaults: MAE-ST pre-training, 16 frames x stride 4)."""
+
+    mode: str = "pretrain"
+    num_frames: int = 16
+    sampling_rate: int = 4
+    crop_size: int = 224
+    repeat: int = 4
+    scale: tuple[float, float] | None = None  # None: (0.5, 1) pre-training, (0.08, 1) fine-tuning
+    aspect: tuple[float, float] = (3 / 4, 4 / 3)
+    flip: bool = True
+    rand_aug: bool = False
+    erase_prob: float = 0.0
+    short_side: int | None = None  # val/test resize; None: crop_size (the reference's test setting)
+    test_clips: int = 10
+    test_crops: int = 3
+    backend: str = "auto"
+    max_retries: int = 10
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"unknown dataset mode {self.mode!r}; choose one of {MODES}")
+        for name in ("num_frames", "sampling_rate", "crop_size", "repeat", "test_clips", "test_crops"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
+        if self.test_crops not in (1, 3):
+            raise ValueError(f"test_crops={self.test_crops} must be 1 (centre) or 3 (left/centre/right)")
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(err: VideoDecodeError) -> None:
+    if err.path not in _warned:
+        _warned.add(err.path)
+        log.warning("skipping unreadable video %s (%s)", err.path, err.reason)
+
+
+class VideoClipDataset(Dataset):
+    """Clips from a list of ``(path, label)``; label -1 means unlabelled."""
+
+    def __init__(self, items: list[tuple[str, int]], spec: ClipSpec | None = None, classes: list[str] | None = None):
+        self.items = list(items)
+        self.spec = spec or ClipSpec()
+        self.classes = classes
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if self.spec.mode in ("val", "test"):
+            return self._load(index)
+        skipped: list[str] = []
+        tried = index
+        for _ in range(self.spec.max_retries + 1):
+            try:
+                item = self._load(tried)
+                item["skipped"] = skipped
+                return item
+            except VideoDecodeError as e:
+                _warn_once(e)
+                skipped.append(e.path)
+                tried = int(torch.randint(len(self.items), ()).item())
+        raise RuntimeError(
+            f"{self.spec.max_retries + 1} videos in a row could not be decoded (tried: {', '.join(skipped[:10])}); "
+            "check the dataset files and the video backend"
+        )
+
+    def _load(self, index: int) -> dict[str, Any]:
+        path, label = self.items[index]
+        s = self.spec
+        video = open_video(path, s.backend)
+        if s.mode in ("pretrain", "finetune"):
+            clips_idx = train_clips(video.num_frames, s.num_frames, s.sampling_rate, video.fps, s.repeat)
+        elif s.mode == "val":
+            clips_idx = uniform_clips(video.num_frames, s.num_frames, s.sampling_rate, video.fps, 1)
+        else:
+            clips_idx = uniform_clips(video.num_frames, s.num_frames, s.sampling_rate, video.fps, s.test_clips)
+        # one decoder call for all clips of this video
+        frames = read_frames(video, torch.cat(clips_idx).tolist()).split(s.num_frames)
+        if s.mode in ("pretrain", "finetune"):
+            out = [self._train_view(f) for f in frames]
+            views = None
+        else:
+            crops = [1] if s.mode == "val" or s.test_crops == 1 else [0, 1, 2]
+            out, views = [], []
+            for ci, f in enumerate(frames):
+                f = T.short_side_resize(f, s.short_side or s.crop_size)
+                for crop in crops:
+                    out.append(T.normalize(T.uniform_crop(f, s.crop_size, crop)))
+                    views.append(ci * len(crops) + crop if len(crops) == 3 else ci)
+        r = len(out)
+        item = {"video": torch.stack(out), "label": torch.full((r,), label, dtype=torch.long),
+                "index": torch.full((r,), index, dtype=torch.long), "skipped": []}
+        if views is not None:
+            item["view"] = torch.tensor(views, dtype=torch.long)
+        return item
+
+    def _train_view(self, frames: torch.Tensor) -> torch.Tensor:
+        s = self.spec
+        scale = s.scale or ((0.5, 1.0) if s.mode == "pretrain" else (0.08, 1.0))
+        x = T.random_resized_crop(frames, s.crop_size, scale, s.aspect)
+        if s.flip:
+            x = T.random_flip(x)
+        if s.rand_aug:
+            x = rand_augment(x)
+        clip = T.normalize(x)
+        if s.erase_prob > 0:
+            clip = T.random_erasing(clip, s.erase_prob)
+        return clip
+
+
+# -- list builders ---------------------------------------------------------------------------------
+def read_csv_list(path: str | Path) -> list[tuple[str, int]]:
+    """Kinetics-style list: ``path label`` (whitespace) or ``path,label`` per line; a header line is
+    skipped; relative paths are resolved against the list's folder; a line with only a path is
+    unlabelled (-1)."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"video list {p} does not exist")
+    items = []
+    for n, raw in enumerate(p.read_text().splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = next(csv.reader([line])) if "," in line else line.split()
+        parts = [x.strip() for x in parts if x.strip()]
+        if len(parts) > 2:
+            # paths with spaces in a whitespace list: the label is the last field
+            parts = [" ".join(parts[:-1]), parts[-1]] if re.fullmatch(r"-?\d+", parts[-1]) else parts
+        if len(parts) not in (1, 2):
+            raise ValueError(f"{p}:{n}: expected 'path label' or 'path,label', got {raw!r}")
+        label = -1
+        if len(parts) == 2:
+            if not re.fullmatch(r"-?\d+", parts[1]):
+                if not items and n == 1:
+                    continue  # header
+                raise ValueError(f"{p}:{n}: label {parts[1]!r} is not an integer")
+            label = int(parts[1])
+        vp = Path(parts[0])
+        items.append((str(vp if vp.is_absolute() else p.parent / vp), label))
+    if not items:
+        raise ValueError(f"video list {p} has no entries")
+    return items
+
+
+def _videos_in(folder: Path) -> list[Path]:
+    return sorted(f for f in folder.rglob("*") if f.is_file() and f.suffix.lower() in VIDEO_EXTENSIONS)
+
+
+def read_class_folders(root: str | Path) -> tuple[list[tuple[str, int]], list[str]]:
+    """``root/<class>/<video>``: classes sorted by name -> 0..K-1."""
+    r = Path(root)
+    if not r.is_dir():
+        raise FileNotFoundError(f"dataset folder {r} does not exist")
+    classes = sorted(d.name for d in r.iterdir() if d.is_dir() and not d.name.startswith("."))
+    items = [(str(f), ci) for ci, c in enumerate(classes) for f in _videos_in(r / c)]
+    if not items:
+        raise ValueError(f"no videos ({', '.join(VIDEO_EXTENSIONS)}) under class folders of {r}")
+    return items, classes
+
+
+def read_unlabelled_folder(root: str | Path) -> list[tuple[str, int]]:
+    r = Path(root)
+    if not r.is_dir():
+        raise FileNotFoundError(f"video folder {r} does not exist")
+    items = [(str(f), -1) for f in _videos_in(r)]
+    if not items:
+        raise ValueError(f"no videos ({', '.join(VIDEO_EXTENSIONS)}) found under {r}")
+    return items
+
+
+def read_ssv2(videos_dir: str | Path, labels_json: str | Path, split_json: str | Path) -> list[tuple[str, int]]:
+    """Something-Something v2: ``labels.json`` maps template -> id; the split lists
+    ``{"id", "template"}`` whose ``[something]`` brackets are dropped for the lookup."""
+    labels = {k: int(v) for k, v in json.loads(Path(labels_json).read_text()).items()}
+    items = []
+    for entry in json.loads(Path(split_json).read_text()):
+        template = entry["template"].replace("[", "").replace("]", "")
+        if template not in labels:
+            raise ValueError(f"SSv2 template {template!r} (video {entry['id']}) is not in {labels_json}")
+        items.append((str(Path(videos_dir) / f"{entry['id']}.webm"), labels[template]))
+    return items
+
+
+def dataset_from_source(source: str | Path, layout: str = "auto", **spec: Any) -> VideoClipDataset:
+    """A dataset for a CSV list, a class-folder tree or a folder of videos (``layout`` "auto" picks:
+    a file is a list; a folder with sub-folders holding videos is class folders; else unlabelled)."""
+    p = Path(source)
+    if not p.exists():
+        raise FileNotFoundError(
+            f"data source {p} does not exist; pass a CSV list, a class-folder root or a video folder"
+        )
+    if layout == "auto":
+        if p.is_file():
+            layout = "csv"
+        else:
+            subdirs = [d for d in p.iterdir() if d.is_dir() and not d.name.startswith(".")]
+            layout = "folder" if any(_videos_in(d) for d in subdirs) else "unlabelled"
+    cs = ClipSpec(**spec)
+    if layout == "csv":
+        return VideoClipDataset(read_csv_list(p), cs)
+    if layout == "folder":
+        items, classes = read_class_folders(p)
+        return VideoClipDataset(items, cs, classes)
+    if layout == "unlabelled":
+        return VideoClipDataset(read_unlabelled_folder(p), cs)
+    raise ValueError(f"unknown data layout {layout!r}; choose auto, csv, folder or unlabelled")

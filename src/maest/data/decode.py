@@ -1,0 +1,157 @@
+"""Video decoding: the only importer of torchcodec and PyAV.
+
+torchcodec 0.13 with ``seek_mode="exact"`` and all of a video's clip indices in one
+``get_frames_at`` call is the fastest way to take several clips from one open file (repeated
+sampling, MAE-ST §4); PyAV, which bundles its own FFmpeg, is the fallback and decodes once over the
+union of the requested indices. Both give RGB uint8 frames (N, C, H, W) and one thread per decoder,
+since DataLoader workers supply the parallelism.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+BACKENDS = ("auto", "torchcodec", "pyav")
+
+
+class VideoDecodeError(RuntimeError):
+    """A video is missing, unreadable, truncated or has no frames."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        super().__init__(f"cannot decode {path}: {reason}")
+        self.path = str(path)
+        self.reason = reason
+
+
+@functools.cache
+def torchcodec_available() -> bool:
+    try:
+        from torchcodec.decoders import VideoDecoder  # noqa: F401
+    except Exception:  # ImportError, or OSError when FFmpeg's shared libraries are missing
+        return False
+    return True
+
+
+class Video:
+    """An open video. ``get_frames(indices)`` -> uint8 (N, C, H, W), in the order asked."""
+
+    path: str
+    num_frames: int
+    fps: float
+    height: int
+    width: int
+
+    def get_frames(self, indices: Sequence[int]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _check(self, indices: Sequence[int]) -> list[int]:
+        idx = [int(i) for i in indices]
+        bad = [i for i in idx if not 0 <= i < self.num_frames]
+        if bad:
+            raise IndexError(f"frame indices {bad[:5]} outside [0, {self.num_frames}) for {self.path}")
+        return idx
+
+
+class TorchcodecVideo(Video):
+    def __init__(self, path: str) -> None:
+        from torchcodec.decoders import VideoDecoder
+
+        self.path = path
+        self._dec = VideoDecoder(path, seek_mode="exact", num_ffmpeg_threads=1, dimension_order="NCHW")
+        meta = self._dec.metadata
+        self.num_frames = int(meta.num_frames or 0)
+        self.fps = float(meta.average_fps or 0.0)
+        self.height, self.width = int(meta.height), int(meta.width)
+
+    def get_frames(self, indices: Sequence[int]) -> torch.Tensor:
+        return self._dec.get_frames_at(indices=self._check(indices)).data
+
+
+class PyAVVideo(Video):
+    def __init__(self, path: str) -> None:
+        import av
+
+        self.path = path
+        self._container = av.open(path)
+        if not self._container.streams.video:
+            raise VideoDecodeError(path, "no video stream")
+        stream = self._container.streams.video[0]
+        stream.thread_count = 1
+        self._stream = stream
+        self.fps = float(stream.average_rate or stream.guessed_rate or 0.0)
+        self.height, self.width = stream.codec_context.height, stream.codec_context.width
+        n = stream.frames
+        if not n and stream.duration and stream.time_base and self.fps:
+            n = int(stream.duration * stream.time_base * self.fps)
+        self.num_frames = int(n or 0)
+        if self.num_frames == 0:  # no count in the container: count by decoding once
+            self.num_frames = sum(1 for _ in self._container.decode(stream))
+            self._container.seek(0)
+
+    def get_frames(self, indices: Sequence[int]) -> torch.Tensor:
+        idx = self._check(indices)
+        wanted = set(idx)
+        last = max(idx)
+        got: dict[int, torch.Tensor] = {}
+        self._container.seek(0)
+        # one sequential pass over the union of indices; clips of a video overlap or lie close
+        for i, frame in enumerate(self._container.decode(self._stream)):
+            if i in wanted:
+                got[i] = torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1)
+            if i >= last:
+                break
+        missing = wanted - got.keys()
+        if missing:
+            raise VideoDecodeError(self.path, f"frames {sorted(missing)[:5]} could not be decoded (truncated?)")
+        return torch.stack([got[i] for i in idx])
+
+    def close(self) -> None:
+        self._container.close()
+
+
+def open_video(path: str | Path, backend: str = "auto") -> Video:
+    """Open ``path`` with ``backend`` ("auto": torchcodec when it loads, else PyAV).
+
+    Raises:
+        VideoDecodeError: the file is missing, unreadable or has no frames.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown video backend {backend!r}; choose one of {BACKENDS}")
+    p = Path(path)
+    if not p.is_file():
+        raise VideoDecodeError(p, "file does not exist")
+    if p.stat().st_size == 0:
+        raise VideoDecodeError(p, "file is empty")
+    use_tc = backend == "torchcodec" or (backend == "auto" and torchcodec_available())
+    if backend == "torchcodec" and not torchcodec_available():
+        raise RuntimeError("backend 'torchcodec' requested but it does not load (pip install torchcodec==0.13.0 "
+                           "and Debian's ffmpeg); use backend 'pyav' or 'auto'")
+    try:
+        video = TorchcodecVideo(str(p)) if use_tc else PyAVVideo(str(p))
+    except VideoDecodeError:
+        raise
+    except Exception as e:  # decoders raise RuntimeError, ValueError, av.error.*, ...
+        raise VideoDecodeError(p, _reason(e)) from e
+    if video.num_frames <= 0 or not math.isfinite(video.fps):
+        raise VideoDecodeError(p, "no decodable frames")
+    return video
+
+
+def read_frames(video: Video, indices: Sequence[int]) -> torch.Tensor:
+    """``video.get_frames`` with decoder failures turned into :class:`VideoDecodeError`."""
+    try:
+        return video.get_frames(indices)
+    except VideoDecodeError:
+        raise
+    except Exception as e:
+        raise VideoDecodeError(video.path, _reason(e)) from e
+
+
+def _reason(e: Exception) -> str:
+    text = str(e).splitlines()[0][:200] if str(e) else ""
+    return f"{type(e).__name__}: {text}"

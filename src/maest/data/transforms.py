@@ -1,0 +1,114 @@
+"""Clip augmentations on tensors, each applied identically to every frame of a clip (no PIL round
+trips). Frames come in as uint8 (T, C, H, W); clips leave normalised as float32 (C, T, H, W).
+
+Pre-training uses random resized crop (area 0.5-1, aspect 3/4-4/3) and flips (MAE-ST Table 2c);
+fine-tuning adds RandAugment (rand-m7-mstd0.5) and random erasing. Randomness comes from torch's
+global RNG, which the training loop seeds per item for reproducibility.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+MEAN = (0.45, 0.45, 0.45)
+STD = (0.225, 0.225, 0.225)
+
+
+def _uniform(lo: float, hi: float) -> float:
+    return lo + (hi - lo) * torch.rand(()).item()
+
+
+def rrc_box(height: int, width: int, scale: tuple[float, float], ratio: tuple[float, float],
+            tries: int = 10) -> tuple[int, int, int, int]:
+    """(top, left, h, w) of a random resized crop: area fraction ~ U(scale), aspect log-uniform in
+    ``ratio``; after ``tries`` misses, a centre crop clamped to the ratio range."""
+    area = height * width
+    log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
+    for _ in range(tries):
+        target = area * _uniform(*scale)
+        aspect = math.exp(_uniform(*log_ratio))
+        w = int(round(math.sqrt(target * aspect)))
+        h = int(round(math.sqrt(target / aspect)))
+        if 0 < w <= width and 0 < h <= height:
+            top = int(torch.randint(0, height - h + 1, ()).item())
+            left = int(torch.randint(0, width - w + 1, ()).item())
+            return top, left, h, w
+    in_ratio = width / height
+    if in_ratio < ratio[0]:
+        w, h = width, int(round(width / ratio[0]))
+    elif in_ratio > ratio[1]:
+        h, w = height, int(round(height * ratio[1]))
+    else:
+        w, h = width, height
+    return (height - h) // 2, (width - w) // 2, h, w
+
+
+def resize(frames: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear resize of (T, C, H, W) to ``size`` (align_corners=False, as the reference); float out."""
+    frames = frames.float()
+    if tuple(frames.shape[-2:]) == tuple(size):
+        return frames
+    return F.interpolate(frames, size=size, mode="bilinear", align_corners=False)
+
+
+def random_resized_crop(frames: torch.Tensor, size: int, scale=(0.5, 1.0), ratio=(3 / 4, 4 / 3)) -> torch.Tensor:
+    """One crop box for all frames, resized to ``size`` x ``size``: (T, C, H, W) -> float (T, C, s, s)."""
+    top, left, h, w = rrc_box(frames.shape[-2], frames.shape[-1], scale, ratio)
+    return resize(frames[..., top:top + h, left:left + w], (size, size))
+
+
+def random_flip(frames: torch.Tensor, p: float = 0.5) -> torch.Tensor:
+    return frames.flip(-1) if torch.rand(()).item() < p else frames
+
+
+def short_side_resize(frames: torch.Tensor, size: int) -> torch.Tensor:
+    """Resize so the shorter side is ``size``, keeping the aspect ratio."""
+    h, w = frames.shape[-2:]
+    if h <= w:
+        new = (size, max(size, int(round(w * size / h))))
+    else:
+        new = (max(size, int(round(h * size / w))), size)
+    return resize(frames, new)
+
+
+def uniform_crop(frames: torch.Tensor, size: int, position: int) -> torch.Tensor:
+    """Crop ``size`` x ``size`` at position 0/1/2 = left/centre/right (top/centre/bottom if portrait)."""
+    h, w = frames.shape[-2:]
+    top, left = (h - size) // 2, (w - size) // 2
+    if w >= h:
+        left = [0, (w - size) // 2, w - size][position]
+    else:
+        top = [0, (h - size) // 2, h - size][position]
+    return frames[..., top:top + size, left:left + size]
+
+
+def normalize(frames: torch.Tensor, mean=MEAN, std=STD) -> torch.Tensor:
+    """float (T, C, H, W) in [0, 255] -> normalised float32 (C, T, H, W)."""
+    m = torch.tensor(mean).view(1, -1, 1, 1) * 255
+    s = torch.tensor(std).view(1, -1, 1, 1) * 255
+    return ((frames.float() - m) / s).permute(1, 0, 2, 3).contiguous()
+
+
+def random_erasing(clip: torch.Tensor, p: float = 0.25, area=(0.02, 1 / 3), aspect=(0.3, 1 / 0.3),
+                   tries: int = 10) -> torch.Tensor:
+    """Erase one random box with N(0, 1) noise ('pixel' mode), the same box in every frame.
+
+    clip: normalised (C, T, H, W).
+    """
+    if torch.rand(()).item() >= p:
+        return clip
+    C, T, H, W = clip.shape
+    for _ in range(tries):
+        target = H * W * _uniform(*area)
+        ratio = math.exp(_uniform(math.log(aspect[0]), math.log(aspect[1])))
+        h, w = int(round(math.sqrt(target * ratio))), int(round(math.sqrt(target / ratio)))
+        if h < H and w < W:
+            top = int(torch.randint(0, H - h + 1, ()).item())
+            left = int(torch.randint(0, W - w + 1, ()).item())
+            clip = clip.clone()
+            clip[:, :, top:top + h, left:left + w] = torch.randn(C, T, h, w)
+            return clip
+    return clip
