@@ -12,6 +12,7 @@ from maest import __version__
 
 # name -> (module, one-line help). Modules are imported only when their command runs.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("maest.commands.demo", "make a small offline video set, pre-train a small model, show reconstructions"),
     "pretrain": ("maest.commands.pretrain", "MAE-ST pre-training on a video folder or CSV list"),
     "models": ("maest.commands.models", "list registered models and presets"),
 }

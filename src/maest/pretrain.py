@@ -46,7 +46,6 @@ def build_dataset(cfg: PretrainConfig, model: torch.nn.Module, mode: str = "pret
         crop_size=pe.img_size,
         repeat=cfg.data.repeat_aug,
         backend=cfg.data.backend,
-        seed=cfg.train.seed,
     )
 
 

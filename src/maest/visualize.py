@@ -1,0 +1,128 @@
+"""Reconstruction figures: original, masked input and the MAE's reconstruction of a clip.
+
+With normalised-pixel targets (the paper's default) the model predicts each patch up to its own
+mean and variance, which it never sees for masked patches. Two ways to show pixels:
+
+* ``"honest"`` (default): each predicted patch is min-max scaled on its own, so nothing from the
+  hidden ground truth enters the picture (contrast per patch is arbitrary; structure is real);
+* ``"true-stats"``: the ground-truth mean/variance of every patch are put back, as VideoMAE's
+  visualiser does. It looks better because it leaks information; figures are labelled as such.
+
+Models trained without ``norm_pix`` predict normalised pixels directly and need neither.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from maest.data.transforms import MEAN, STD
+from maest.losses import mae_target, target_frame_indices
+from maest.models.masking import unpatchify
+
+MODES = ("honest", "true-stats")
+GAP = 2
+
+
+def _to_pixels(x: torch.Tensor) -> torch.Tensor:
+    """Normalised (C, T, H, W) -> uint8 (T, H, W, C)."""
+    mean = torch.tensor(MEAN).view(-1, 1, 1, 1)
+    std = torch.tensor(STD).view(-1, 1, 1, 1)
+    return ((x * std + mean) * 255).clamp(0, 255).round().byte().permute(1, 2, 3, 0)
+
+
+@torch.no_grad()
+def reconstruct(
+    model: nn.Module, clip: torch.Tensor, mask_ratio: float = 0.9, seed: int = 0, mode: str = "honest",
+    norm_pix: bool = True,
+) -> dict[str, torch.Tensor]:
+    """Run the MAE on one clip and return uint8 (T', H, W, C) panels at the predicted frames.
+
+    Args:
+        model: a :class:`~maest.models.mae.MaskedAutoencoderViT` (eval mode is set here).
+        clip: normalised (C, T, H, W).
+        mask_ratio: fraction of tokens removed.
+        seed: masking seed.
+        mode: "honest" or "true-stats" (see module docstring); ignored when ``norm_pix`` is False.
+        norm_pix: whether the model was trained on normalised-pixel targets.
+
+    Returns:
+        {"original", "masked", "reconstruction", "pasted"} where "pasted" shows visible patches from
+        the input and reconstructions elsewhere; plus "mask" (T', H, W) bool, True = removed.
+    """
+    if mode not in MODES:
+        raise ValueError(f"unknown reconstruction mode {mode!r}; choose one of {MODES}")
+    model.eval()
+    p, u, frames = model.target_spec
+    t, h, w = model.grid
+    video = clip.unsqueeze(0).float()
+    noise = model.make_noise(1, generator=torch.Generator().manual_seed(seed))
+    out = model(video, mask_ratio, noise)
+    pred = out.pred.float()
+    if norm_pix:
+        raw = mae_target(video, p, u, frames, norm_pix=False)
+        if mode == "true-stats":
+            mean, var = raw.mean(-1, keepdim=True), raw.var(-1, keepdim=True)
+            pred = pred * (var + 1e-6) ** 0.5 + mean
+        else:
+            lo, hi = pred.amin(-1, keepdim=True), pred.amax(-1, keepdim=True)
+            scaled = (pred - lo) / (hi - lo).clamp_min(1e-6)  # [0, 1] per patch
+            lo_px = (0 - torch.tensor(MEAN[0])) / STD[0]
+            hi_px = (1 - torch.tensor(MEAN[0])) / STD[0]
+            pred = lo_px + scaled * (hi_px - lo_px)
+    rec = unpatchify(pred, p, u, (t, h, w), channels=clip.shape[0])[0]  # (C, T', H, W)
+    original = clip.index_select(1, target_frame_indices(clip.shape[1], frames))
+    # token mask (t, h, w) -> pixels at the predicted frames; each token covers u predicted frames
+    m = out.mask[0].view(t, h, w).bool()
+    m = m.repeat_interleave(u, 0).repeat_interleave(p, 1).repeat_interleave(p, 2)  # (T', H, W)
+    masked = original.clone()
+    masked[:, m] = (0.5 - MEAN[0]) / STD[0]  # grey
+    pasted = torch.where(m.unsqueeze(0), rec, original)
+    return {"original": _to_pixels(original), "masked": _to_pixels(masked), "reconstruction": _to_pixels(rec),
+            "pasted": _to_pixels(pasted), "mask": m}
+
+
+def grid_image(panels: dict[str, torch.Tensor], rows=("original", "masked", "reconstruction", "pasted")) -> np.ndarray:
+    """Stack panels as rows, frames as columns: uint8 (rows*H + gaps, T*W + gaps, 3) on white."""
+    first = panels[rows[0]]
+    T, H, W, C = first.shape
+    img = np.full((len(rows) * (H + GAP) - GAP, T * (W + GAP) - GAP, C), 255, np.uint8)
+    for r, name in enumerate(rows):
+        for f in range(T):
+            img[r * (H + GAP): r * (H + GAP) + H, f * (W + GAP): f * (W + GAP) + W] = panels[name][f].numpy()
+    return img
+
+
+def save_png(img: np.ndarray, path: str | Path, scale: int = 1) -> Path:
+    from PIL import Image
+
+    im = Image.fromarray(img)
+    if scale > 1:
+        im = im.resize((im.width * scale, im.height * scale), Image.NEAREST)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    im.save(path)
+    return path
+
+
+def save_gif(panels: dict[str, torch.Tensor], path: str | Path, rows=("original", "masked", "reconstruction"),
+             fps: int = 4, scale: int = 1) -> Path:
+    """Animated GIF: the chosen panels side by side, one animation frame per predicted frame."""
+    from PIL import Image
+
+    T = panels[rows[0]].shape[0]
+    frames = []
+    for f in range(T):
+        strip = np.concatenate([np.pad(panels[r][f].numpy(), ((0, 0), (0, GAP), (0, 0)), constant_values=255)
+                                for r in rows], axis=1)
+        im = Image.fromarray(strip)
+        if scale > 1:
+            im = im.resize((im.width * scale, im.height * scale), Image.NEAREST)
+        frames.append(im)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=int(1000 / fps), loop=0)
+    return path

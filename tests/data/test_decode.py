@@ -1,0 +1,65 @@
+import pytest
+import torch
+
+from maest.data import VideoDecodeError, corrupt_copy, open_video, torchcodec_available
+from maest.data.sampling import clip_span, train_clips, uniform_clips
+
+
+def _first_video(digits):
+    return sorted((digits["root"] / "videos").glob("*.mp4"))[0]
+
+
+@pytest.mark.parametrize("backend", ["pyav", "torchcodec"])
+def test_metadata_and_requested_frames(digits, backend):
+    if backend == "torchcodec" and not torchcodec_available():
+        pytest.skip("torchcodec does not load here (needs torchcodec==0.13 and FFmpeg shared libraries)")
+    v = open_video(_first_video(digits), backend)
+    assert (v.num_frames, v.fps, v.height, v.width) == (32, 15.0, 64, 64)
+    frames = v.get_frames([5, 0, 5, 31])
+    assert frames.shape == (4, 3, 64, 64) and frames.dtype == torch.uint8
+    torch.testing.assert_close(frames[0], frames[2], rtol=0, atol=0)
+
+
+def test_backends_decode_identical_frames(digits):
+    if not torchcodec_available():
+        pytest.skip("torchcodec does not load here")
+    idx = [0, 7, 8, 19, 31, 2]
+    a = open_video(_first_video(digits), "pyav").get_frames(idx)
+    b = open_video(_first_video(digits), "torchcodec").get_frames(idx)
+    assert (a.int() - b.int()).abs().max() <= 1
+
+
+@pytest.mark.parametrize("mode", ["truncate", "garbage", "empty"])
+def test_broken_files_raise_decode_error_naming_the_path(digits, tmp_path, mode):
+    bad = corrupt_copy(_first_video(digits), tmp_path / f"{mode}.mp4", mode)
+    with pytest.raises(VideoDecodeError, match=f"cannot decode .*{mode}.mp4"):
+        v = open_video(bad)
+        v.get_frames(list(range(v.num_frames)))
+
+
+def test_missing_file_and_bad_backend(tmp_path):
+    with pytest.raises(VideoDecodeError, match="nope.mp4: file does not exist"):
+        open_video(tmp_path / "nope.mp4")
+    with pytest.raises(ValueError, match="unknown video backend 'decord'"):
+        open_video(tmp_path / "nope.mp4", backend="decord")
+
+
+def test_clip_sampling_follows_the_reference_scheme():
+    # 16 frames at stride 4 defined at 30 fps: a 64-frame span on a 30 fps video
+    assert clip_span(16, 4, 30.0) == 64
+    assert clip_span(16, 4, 15.0) == 32
+    g = torch.Generator().manual_seed(0)
+    clips = train_clips(300, 16, 4, 30.0, repeat=4, generator=g)
+    assert len(clips) == 4
+    for c in clips:
+        assert c.shape == (16,) and c.min() >= 0 and c.max() < 300
+        assert (c.diff() >= 3).all() and (c.diff() <= 5).all()
+        assert c[-1] - c[0] in (60, 61, 62, 63)
+    again = train_clips(300, 16, 4, 30.0, repeat=4, generator=torch.Generator().manual_seed(0))
+    assert all(torch.equal(a, b) for a, b in zip(clips, again, strict=True))
+    # a video shorter than the span: clamped to its frames
+    short = train_clips(20, 16, 4, 30.0, repeat=1)[0]
+    assert short.max() == 19 and short.min() == 0
+    test = uniform_clips(300, 16, 4, 30.0, 10)
+    assert test[0][0] == 0 and test[-1][-1] == 299 and len(test) == 10
+    assert uniform_clips(300, 16, 4, 30.0, 1)[0][0] == 118  # centred: (300 - 64) / 2
