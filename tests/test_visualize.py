@@ -38,3 +38,13 @@ def test_true_stats_reconstruction_of_a_perfect_prediction_is_exact():
     panels = reconstruct(perfect, clip, 0.75, mode="true-stats")
     diff = (panels["reconstruction"].int() - panels["original"].int()).abs().max()
     assert diff <= 1
+
+
+def test_nearest_visible_uses_only_visible_tokens():
+    from maest.visualize import nearest_visible
+
+    mask = torch.ones(2 * 2 * 2, dtype=torch.bool)
+    mask[0] = False  # only token (0, 0, 0) visible
+    mask[7] = False  # and (1, 1, 1)
+    src = nearest_visible(mask, (2, 2, 2))
+    assert src.tolist() == [0, 0, 0, 7, 0, 7, 7, 7]

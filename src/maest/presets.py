@@ -68,7 +68,7 @@ def demo() -> PretrainConfig:
     cfg.model.embed_dim, cfg.model.depth, cfg.model.num_heads = 96, 4, 3
     cfg.model.decoder_embed_dim, cfg.model.decoder_depth, cfg.model.decoder_num_heads = 64, 2, 4
     cfg.data.sampling_rate, cfg.data.repeat_aug, cfg.data.num_workers = 2, 4, 1
-    cfg.optim.blr, cfg.optim.warmup_epochs, cfg.optim.clip_grad, cfg.optim.weight_decay = 1e-2, 1.0, 1.0, 0.05
-    cfg.train.epochs, cfg.train.batch_size, cfg.train.log_every = 12, 8, 5
+    cfg.optim.blr, cfg.optim.warmup_epochs, cfg.optim.clip_grad, cfg.optim.weight_decay = 4e-2, 3.0, 1.0, 0.05
+    cfg.train.epochs, cfg.train.batch_size, cfg.train.log_every = 50, 8, 10
     cfg.train.output_dir = "maest_demo/run"
     return cfg

@@ -3,8 +3,8 @@
 With normalised-pixel targets (the paper's default) the model predicts each patch up to its own
 mean and variance, which it never sees for masked patches. Two ways to show pixels:
 
-* ``"honest"`` (default): each predicted patch is min-max scaled on its own, so nothing from the
-  hidden ground truth enters the picture (contrast per patch is arbitrary; structure is real);
+* ``"honest"`` (default): each masked patch borrows the mean and variance of the nearest *visible*
+  patch in (t, h, w), so only pixels the model was shown enter the picture;
 * ``"true-stats"``: the ground-truth mean/variance of every patch are put back, as VideoMAE's
   visualiser does. It looks better because it leaks information; figures are labelled as such.
 
@@ -64,15 +64,11 @@ def reconstruct(
     pred = out.pred.float()
     if norm_pix:
         raw = mae_target(video, p, u, frames, norm_pix=False)
-        if mode == "true-stats":
-            mean, var = raw.mean(-1, keepdim=True), raw.var(-1, keepdim=True)
-            pred = pred * (var + 1e-6) ** 0.5 + mean
-        else:
-            lo, hi = pred.amin(-1, keepdim=True), pred.amax(-1, keepdim=True)
-            scaled = (pred - lo) / (hi - lo).clamp_min(1e-6)  # [0, 1] per patch
-            lo_px = (0 - torch.tensor(MEAN[0])) / STD[0]
-            hi_px = (1 - torch.tensor(MEAN[0])) / STD[0]
-            pred = lo_px + scaled * (hi_px - lo_px)
+        mean, var = raw.mean(-1, keepdim=True), raw.var(-1, keepdim=True)
+        if mode == "honest":
+            src = nearest_visible(out.mask[0].bool(), (t, h, w))
+            mean, var = mean[:, src], var[:, src]
+        pred = pred * (var + 1e-6) ** 0.5 + mean
     rec = unpatchify(pred, p, u, (t, h, w), channels=clip.shape[0])[0]  # (C, T', H, W)
     original = clip.index_select(1, target_frame_indices(clip.shape[1], frames))
     # token mask (t, h, w) -> pixels at the predicted frames; each token covers u predicted frames
@@ -83,6 +79,19 @@ def reconstruct(
     pasted = torch.where(m.unsqueeze(0), rec, original)
     return {"original": _to_pixels(original), "masked": _to_pixels(masked), "reconstruction": _to_pixels(rec),
             "pasted": _to_pixels(pasted), "mask": m}
+
+
+def nearest_visible(mask: torch.Tensor, grid: tuple[int, int, int]) -> torch.Tensor:
+    """For each token, the index of the nearest visible token in (t, h, w) (itself if visible).
+
+    mask: (L,) bool, True = removed.
+    """
+    t, h, w = grid
+    coords = torch.stack(torch.meshgrid(torch.arange(t), torch.arange(h), torch.arange(w), indexing="ij"), -1)
+    coords = coords.reshape(-1, 3).float()
+    visible = (~mask).nonzero().flatten()
+    nearest = torch.cdist(coords, coords[visible]).argmin(1)
+    return visible[nearest]
 
 
 def grid_image(panels: dict[str, torch.Tensor], rows=("original", "masked", "reconstruction", "pasted")) -> np.ndarray:
