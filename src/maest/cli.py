@@ -16,6 +16,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "pretrain": ("maest.commands.pretrain", "MAE-ST pre-training on a video folder or CSV list"),
     "bench-data": ("maest.commands.bench_data", "video loader throughput on generated H.264 files"),
     "models": ("maest.commands.models", "list registered models and presets"),
+    "finetune": ("maest.commands.finetune", "fine-tune a video ViT classifier from MAE-ST weights"),
+    "linprobe": ("maest.commands.linprobe", "train a linear or attentive probe on a frozen encoder"),
+    "test": ("maest.commands.test", "multi-view test: top-1/top-5, per-class accuracy, confusion matrix"),
 }
 
 

@@ -47,3 +47,21 @@ def reconstruction_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Te
         raise ValueError("the mask removes no token, so the MAE loss is undefined (0/0); use mask_ratio > 0")
     per_token = ((pred.float() - target.float()) ** 2).mean(dim=-1)
     return (per_token * mask).sum() / mask.sum()
+
+
+def soft_target_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy against soft targets (mixup/cutmix, smoothing): mean over the batch of
+    ``-sum_k target_k log softmax(logits)_k``.
+
+    Args:
+        logits: (B, K).
+        target: (B, K), rows summing to 1.
+    """
+    return torch.sum(-target * torch.log_softmax(logits.float(), dim=-1), dim=-1).mean()
+
+
+def classification_loss(logits: torch.Tensor, target: torch.Tensor, smoothing: float = 0.0) -> torch.Tensor:
+    """Soft-target CE for (B, K) targets, else label-smoothed CE for (B,) class indices (fp32 scalar)."""
+    if target.ndim == 2:
+        return soft_target_cross_entropy(logits, target)
+    return torch.nn.functional.cross_entropy(logits.float(), target, label_smoothing=smoothing)

@@ -27,3 +27,36 @@ def build_adamw(
     use_fused = fused == "on" or (fused == "auto" and device.startswith("cuda"))
     kwargs = {"fused": True} if use_fused else {"foreach": True}
     return torch.optim.AdamW(groups, lr=lr, betas=betas, **kwargs)
+
+
+def layer_id(name: str, num_layers: int) -> int:
+    """Depth of a parameter for layer-wise lr decay (MAE's ``get_layer_id_for_vit``): tokens, patch
+    and positional embeddings -> 0, ``blocks.i`` -> i + 1, everything else (norm, head) -> num_layers."""
+    if name.startswith(("cls_token", "mask_token", "patch_embed", "pos_embed")):
+        return 0
+    if name.startswith("blocks."):
+        return int(name.split(".")[1]) + 1
+    return num_layers
+
+
+def param_groups_layer_decay(
+    model: nn.Module, weight_decay: float, layer_decay: float = 0.75, num_layers: int | None = None
+) -> list[dict]:
+    """Parameter groups with per-layer ``lr_scale = layer_decay ** (num_layers - layer_id)``, as the
+    reference's ``param_groups_lrd``: num_layers = depth + 1; no weight decay for 1-D parameters,
+    ``cls_token`` and ``pos_embed*``. Frozen parameters are left out. The training loop sets each
+    group's lr to ``lr * lr_scale``."""
+    if num_layers is None:
+        num_layers = len(getattr(model, "blocks", [])) + 1
+    groups: dict[tuple[int, bool], dict] = {}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        no_decay = p.ndim == 1 or name == "cls_token" or name.startswith("pos_embed")
+        lid = layer_id(name, num_layers)
+        g = groups.setdefault((lid, no_decay), {
+            "params": [], "weight_decay": 0.0 if no_decay else weight_decay,
+            "lr_scale": layer_decay ** (num_layers - lid), "layer_id": lid,
+        })
+        g["params"].append(p)
+    return [groups[k] for k in sorted(groups)]

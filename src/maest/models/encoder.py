@@ -135,12 +135,13 @@ class VideoEncoder(nn.Module):
                 x = blk(x)
         return x
 
-    def encode(self, x: torch.Tensor, ids_keep: torch.Tensor | None = None) -> torch.Tensor:
+    def encode(self, x: torch.Tensor, ids_keep: torch.Tensor | None = None, norm: bool = True) -> torch.Tensor:
         """Add positions, prepend the class token, run the blocks and the final norm.
 
         Args:
             x: (B, N, D) patch tokens: all L of them, or the kept ones listed in ``ids_keep``.
             ids_keep: (B, N) original indices of ``x``'s tokens, or None for all tokens in order.
+            norm: apply the final ``norm`` (the classifier applies it after pooling instead).
 
         Returns:
             (B, N + cls, D), class token first when ``cls_embed``.
@@ -157,7 +158,8 @@ class VideoEncoder(nn.Module):
             if pos_cls is not None:
                 cls = cls + pos_cls
             x = torch.cat([cls, x], dim=1)
-        return self.norm(self.run_blocks(x))
+        x = self.run_blocks(x)
+        return self.norm(x) if norm else x
 
     def forward_features(self, video: torch.Tensor) -> torch.Tensor:
         """Unmasked encoding: (B, C, T, H, W) -> (B, cls + L, D)."""

@@ -44,4 +44,5 @@ def list_models(pattern: str = "") -> list[str]:
 
 def _ensure_builtin() -> None:
     # importing the zoo registers its factories; done lazily to avoid an import cycle
+    import maest.models.vit  # noqa: F401
     import maest.models.zoo  # noqa: F401

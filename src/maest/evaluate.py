@@ -1,0 +1,249 @@
+"""Multi-view evaluation (arXiv:2205.09113 §4; the reference's ``main_test.py``): every video is seen
+as clips x crops views (default 10 x 3), the softmax scores of its views are averaged (the reference
+sums them: same ranking), and top-1 / top-5, per-class accuracy and a confusion matrix are computed
+from the per-video scores. Videos that cannot be decoded are counted and listed, never dropped silently.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from maest import distributed as dist
+from maest.engine import autocast
+
+
+class ViewAccumulator:
+    """Sums per-view softmax scores into per-video scores.
+
+    Args:
+        num_videos: N videos (indexed 0..N-1).
+        num_classes: K.
+    """
+
+    def __init__(self, num_videos: int, num_classes: int) -> None:
+        self.scores = torch.zeros(num_videos, num_classes, dtype=torch.float64)
+        self.views = torch.zeros(num_videos, dtype=torch.long)
+        self.labels = torch.full((num_videos,), -1, dtype=torch.long)
+
+    def add(self, probs: torch.Tensor, index: torch.Tensor, labels: torch.Tensor) -> None:
+        """probs: (V, K) softmax scores of V views; index: (V,) their video; labels: (V,)."""
+        index = index.cpu()
+        self.scores.index_add_(0, index, probs.detach().double().cpu())
+        self.views.index_add_(0, index, torch.ones_like(index))
+        self.labels[index] = labels.cpu()
+
+    def merge(self, other: ViewAccumulator) -> None:
+        self.scores += other.scores
+        self.views += other.views
+        self.labels = torch.maximum(self.labels, other.labels)
+
+    def mean_scores(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(M, K) averaged scores, (M,) labels and (M,) video indices of the M videos with any view."""
+        seen = self.views > 0
+        return self.scores[seen] / self.views[seen, None], self.labels[seen], seen.nonzero().flatten()
+
+
+def topk_accuracy(scores: torch.Tensor, labels: torch.Tensor, ks: tuple[int, ...] = (1, 5)) -> dict[int, float]:
+    """Fraction of rows whose label is among the k highest scores, for each k (k clipped to K)."""
+    if len(labels) == 0:
+        return {k: float("nan") for k in ks}
+    top = scores.topk(min(max(ks), scores.shape[1]), dim=1).indices
+    hit = top == labels[:, None]
+    return {k: hit[:, :k].any(dim=1).double().mean().item() for k in ks}
+
+
+def confusion_matrix(pred: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """(K, K) counts, rows = true class, columns = predicted class."""
+    flat = labels.long() * num_classes + pred.long()
+    return torch.bincount(flat, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+
+
+def per_class_accuracy(cm: torch.Tensor) -> list[float | None]:
+    """Recall of each class (diagonal / row sum); None for classes with no video."""
+    totals = cm.sum(dim=1)
+    return [None if n == 0 else (cm[i, i] / n).item() for i, n in enumerate(totals.tolist())]
+
+
+def write_confusion_csv(cm: torch.Tensor, classes: list[str], path: str | Path) -> Path:
+    path = Path(path)
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["true \\ predicted", *classes])
+        for name, row in zip(classes, cm.tolist(), strict=True):
+            w.writerow([name, *row])
+    return path
+
+
+def write_confusion_png(cm: torch.Tensor, classes: list[str], path: str | Path, cell: int = 28) -> Path:
+    """A row-normalised heat map with counts, drawn with Pillow (rows = true, columns = predicted)."""
+    from PIL import Image, ImageDraw
+
+    K = cm.shape[0]
+    label_w = 8 + 7 * max((len(c) for c in classes), default=1)
+    top = 8 + 11 * min(max((len(c) for c in classes), default=1), 8)  # vertical column labels
+    size = (label_w + K * cell + 8, top + K * cell + 8)
+    img = Image.new("RGB", size, "white")
+    d = ImageDraw.Draw(img)
+    rows = cm.double() / cm.sum(dim=1, keepdim=True).clamp(min=1)
+    for i in range(K):
+        d.text((4, top + i * cell + cell // 3), classes[i], fill="black")
+        # column labels, one character per line to fit narrow cells
+        d.multiline_text((label_w + i * cell + 4, 4), "\n".join(classes[i][:8]), fill="black", spacing=0)
+        for j in range(K):
+            v = float(rows[i, j])
+            shade = int(255 * (1 - v))
+            x0, y0 = label_w + j * cell, top + i * cell
+            d.rectangle([x0, y0, x0 + cell - 1, y0 + cell - 1], fill=(shade, shade, 255), outline=(200, 200, 200))
+            if cm[i, j]:
+                d.text((x0 + 3, y0 + cell // 3), str(int(cm[i, j])), fill="white" if v > 0.5 else "black")
+    img.save(path)
+    return Path(path)
+
+
+class _Guarded(Dataset):
+    """Returns ``{"failed": path, "index": i}`` instead of raising when a video cannot be decoded, so
+    one broken file neither stops the evaluation nor disappears from the record."""
+
+    def __init__(self, dataset: Dataset, indices: list[int]) -> None:
+        self.dataset, self.indices = dataset, indices
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        from maest.data.decode import VideoDecodeError
+
+        index = self.indices[i]
+        try:
+            item = dict(self.dataset[index])
+        except VideoDecodeError as e:
+            return {"failed": f"{e.path} ({e.reason})", "index": index}
+        item["index"] = torch.full((item["video"].shape[0],), index, dtype=torch.long)
+        return item
+
+
+def _collate(batch: list[dict[str, Any]]) -> dict[str, Any]:
+    good = [b for b in batch if "failed" not in b]
+    out: dict[str, Any] = {"failed": [b["failed"] for b in batch if "failed" in b]}
+    if good:
+        out.update({k: torch.cat([b[k] for b in good]) for k in ("video", "label", "index")})
+    return out
+
+
+@torch.no_grad()
+def predict_views(
+    model: nn.Module, dataset: Dataset, num_classes: int, batch_size: int = 4, device: str = "cpu",
+    precision: str = "fp32", num_workers: int = 0, rank: int = 0, world_size: int = 1,
+) -> tuple[ViewAccumulator, list[str]]:
+    """Run ``model`` over every view of every video; this rank takes videos ``rank::world_size`` and
+    the results of all ranks are merged.
+
+    Args:
+        dataset: yields ``{"video": (V, C, T, H, W), "label": (V,)}`` per video (V views).
+        batch_size: videos per forward pass (each brings V views).
+
+    Returns:
+        the accumulated per-video scores and the videos that failed to decode.
+    """
+    was_training = model.training
+    model.eval()
+    n = len(dataset)  # type: ignore[arg-type]
+    acc = ViewAccumulator(n, num_classes)
+    loader = DataLoader(_Guarded(dataset, list(range(rank, n, world_size))), batch_size=batch_size,
+                        num_workers=num_workers, collate_fn=_collate)
+    failed: list[str] = []
+    for batch in loader:
+        failed += batch["failed"]
+        if "video" not in batch:
+            continue
+        with autocast(device, precision):
+            logits = model(batch["video"].to(device, non_blocking=True))
+        acc.add(torch.softmax(logits.float(), dim=-1), batch["index"], batch["label"])
+    model.train(was_training)
+    parts = dist.all_gather_objects((acc, failed))
+    if len(parts) > 1:
+        acc, failed = ViewAccumulator(n, num_classes), []
+        for a, f in parts:
+            acc.merge(a)
+            failed += f
+    return acc, failed
+
+
+def summarize(acc: ViewAccumulator, failed: list[str], classes: list[str] | None = None) -> dict[str, Any]:
+    """Top-1/top-5 (in %), per-class accuracy and the confusion matrix over the decoded videos."""
+    scores, labels, _ = acc.mean_scores()
+    K = acc.scores.shape[1]
+    classes = classes or [str(i) for i in range(K)]
+    topk = topk_accuracy(scores, labels)
+    cm = confusion_matrix(scores.argmax(dim=1), labels, K)
+    return {
+        "top1": 100 * topk[1], "top5": 100 * topk[5], "videos": len(labels), "failed_videos": len(failed),
+        "failed": failed, "views_per_video": float(acc.views[acc.views > 0].double().mean()) if len(labels) else 0.0,
+        "per_class": dict(zip(classes, per_class_accuracy(cm), strict=True)),
+        "confusion": cm.tolist(), "classes": classes,
+    }
+
+
+def write_report(result: dict[str, Any], out_dir: str | Path) -> dict[str, Path]:
+    """``results.json``, ``confusion.csv`` and ``confusion.png`` under ``out_dir``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    cm = torch.tensor(result["confusion"])
+    paths = {"json": out / "results.json", "csv": out / "confusion.csv", "png": out / "confusion.png"}
+    paths["json"].write_text(json.dumps(result, indent=2) + "\n")
+    write_confusion_csv(cm, result["classes"], paths["csv"])
+    write_confusion_png(cm, result["classes"], paths["png"])
+    return paths
+
+
+def _class_names(dataset: Dataset, data: str, classes_file: str | None, num_classes: int) -> list[str]:
+    names = getattr(dataset, "classes", None)
+    guess = Path(data).parent / "classes.txt" if Path(data).is_file() else None
+    path = Path(classes_file) if classes_file else guess
+    if not names and path is not None and path.is_file():
+        names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    if not names or len(names) != num_classes:
+        return [str(i) for i in range(num_classes)]
+    return list(names)
+
+
+def run_test(
+    checkpoint: str | Path, data: str, out_dir: str | Path, clips: int = 10, crops: int = 3, batch_size: int = 4,
+    num_workers: int = 2, precision: str = "auto", device: str = "auto", classes_file: str | None = None,
+) -> dict[str, Any]:
+    """Test a ``maest finetune`` / ``linprobe`` checkpoint on ``data`` with clips x crops views per video
+    and write ``results.json``, ``confusion.csv`` and ``confusion.png`` to ``out_dir``."""
+    from maest import checkpoint as ckpt
+    from maest.config import from_dict
+    from maest.engine import resolve_precision
+    from maest.finetune import build_classifier, build_dataset
+    from maest.finetune_config import FinetuneConfig
+
+    state = ckpt.load_checkpoint(checkpoint)
+    if "config" not in state or "model" not in state.get("config", {}) or "mix" not in state["config"]:
+        raise ValueError(f"{checkpoint} was not written by maest finetune or linprobe (no classifier config)")
+    cfg = from_dict(FinetuneConfig, state["config"])
+    cfg.data.val_source, cfg.data.test_clips, cfg.data.test_crops = data, clips, crops
+    info = dist.init(device)
+    try:
+        model = build_classifier(cfg, init=False)
+        ckpt.load_model_weights(model, ckpt.model_state(state))
+        model.to(info.device)
+        dataset = build_dataset(cfg, model, "test")
+        acc, failed = predict_views(model, dataset, cfg.model.num_classes, batch_size, info.device,
+                                    resolve_precision(precision, info.device), num_workers, info.rank,
+                                    info.world_size)
+        result = summarize(acc, failed, _class_names(dataset, data, classes_file, cfg.model.num_classes))
+        result.update(checkpoint=str(checkpoint), data=str(data), clips=clips, crops=crops)
+        if info.is_main:
+            write_report(result, out_dir)
+        return result
+    finally:
+        dist.shutdown()
