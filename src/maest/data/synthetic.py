@@ -12,8 +12,10 @@ import numpy as np
 DIRECTIONS = {"left": (0, -1), "right": (0, 1), "up": (-1, 0), "down": (1, 0)}
 
 
-def encode_mp4(frames: np.ndarray, path: str | Path, fps: int = 15, gop: int = 30, crf: int = 18) -> Path:
-    """Encode uint8 (N, H, W, 3) RGB frames as H.264/yuv420p MP4 with PyAV (even H, W required)."""
+def encode_mp4(frames: np.ndarray, path: str | Path, fps: int = 15, gop: int = 30, crf: int = 18,
+               bit_rate: int | None = None) -> Path:
+    """Encode uint8 (N, H, W, 3) RGB frames as H.264/yuv420p MP4 with PyAV (even H, W required);
+    constant quality ``crf`` unless a target ``bit_rate`` (bits/s) is given."""
     import av
 
     path = Path(path)
@@ -22,7 +24,11 @@ def encode_mp4(frames: np.ndarray, path: str | Path, fps: int = 15, gop: int = 3
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-        stream.options = {"g": str(gop), "crf": str(crf), "preset": "veryfast"}
+        stream.options = {"g": str(gop), "keyint_min": str(gop), "sc_threshold": "0", "preset": "veryfast"}
+        if bit_rate:
+            stream.bit_rate = bit_rate
+        else:
+            stream.options = {**stream.options, "crf": str(crf)}
         stream.thread_count = 1
         for f in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):
@@ -109,15 +115,17 @@ def write_moving_digits(
 
 
 def write_test_pattern(path: str | Path, width: int, height: int, num_frames: int = 300, fps: int = 30,
-                       gop: int = 30, seed: int = 0) -> Path:
-    """A moving noisy gradient pattern (like ffmpeg's testsrc2 + noise), H.264, for loader benchmarks."""
+                       gop: int = 30, seed: int = 0, bit_rate: int | None = None) -> Path:
+    """A moving noisy gradient pattern (like ffmpeg's testsrc2 + noise), H.264 at ``bit_rate``
+    (default: 0.8 Mbit/s up to 256p, 4 Mbit/s above, as Kinetics-like files), for loader benchmarks."""
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     frames = np.empty((num_frames, height, width, 3), np.uint8)
     for t in range(num_frames):
         base = np.stack([(xx + 3 * t) % 256, (yy + 2 * t) % 256, (xx + yy + t) % 256], axis=-1)
         frames[t] = np.clip(base + rng.normal(0, 12, base.shape), 0, 255).astype(np.uint8)
-    return encode_mp4(frames, path, fps=fps, gop=gop, crf=23)
+    rate = bit_rate or (800_000 if min(width, height) <= 256 else 4_000_000)
+    return encode_mp4(frames, path, fps=fps, gop=gop, bit_rate=rate)
 
 
 def corrupt_copy(src: str | Path, dst: str | Path, mode: str = "truncate", seed: int = 0) -> Path:
