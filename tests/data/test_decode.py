@@ -63,3 +63,14 @@ def test_clip_sampling_follows_the_reference_scheme():
     test = uniform_clips(300, 16, 4, 30.0, 10)
     assert test[0][0] == 0 and test[-1][-1] == 299 and len(test) == 10
     assert uniform_clips(300, 16, 4, 30.0, 1)[0][0] == 118  # centred: (300 - 64) / 2
+
+
+def test_pyav_seeking_matches_torchcodec_late_in_the_file(tmp_path):
+    if not torchcodec_available():
+        pytest.skip("torchcodec does not load here")
+    from maest.data import write_test_pattern
+
+    path = write_test_pattern(tmp_path / "p.mp4", 64, 48, num_frames=60, fps=30, gop=8)
+    a, b = open_video(path, "pyav"), open_video(path, "torchcodec")
+    for idx in ([50, 52, 59, 51], [17, 18, 40], [0, 59], [33]):
+        torch.testing.assert_close(a.get_frames(idx), b.get_frames(idx), rtol=0, atol=0)

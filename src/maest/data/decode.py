@@ -96,12 +96,18 @@ class PyAVVideo(Video):
     def get_frames(self, indices: Sequence[int]) -> torch.Tensor:
         idx = self._check(indices)
         wanted = set(idx)
-        last = max(idx)
+        first, last = min(idx), max(idx)
+        stream = self._stream
+        tb = float(stream.time_base)
+        start = stream.start_time or 0
+        # seek to the keyframe at or before the first wanted frame, then one pass over the union of
+        # indices; each frame's index comes from its timestamp, so the seek point does not matter
+        target = start + int(first / self.fps / tb) if self.fps else 0
+        self._container.seek(target if first > 0 else start, stream=stream, backward=True, any_frame=False)
         got: dict[int, torch.Tensor] = {}
-        self._container.seek(0)
-        # one sequential pass over the union of indices; clips of a video overlap or lie close
-        for i, frame in enumerate(self._container.decode(self._stream)):
-            if i in wanted:
+        for n, frame in enumerate(self._container.decode(stream)):
+            i = round((frame.pts - start) * tb * self.fps) if frame.pts is not None else n
+            if i in wanted and i not in got:
                 got[i] = torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1)
             if i >= last:
                 break
