@@ -201,7 +201,7 @@ def demo_finetune() -> FinetuneConfig:
     # a horizontal flip turns "left" into "right": it would corrupt the direction labels
     cfg.data.flip, cfg.data.min_scale, cfg.data.rand_aug, cfg.data.erase_prob = False, 0.5, False, 0.0
     cfg.data.test_clips, cfg.data.test_crops = 2, 3
-    cfg.optim.blr, cfg.optim.warmup_epochs, cfg.optim.clip_grad = 2e-3, 1.0, 5.0
+    cfg.optim.blr, cfg.optim.warmup_epochs, cfg.optim.clip_grad = 3e-2, 1.0, 5.0  # lr 9.4e-4 at batch 8
     cfg.mix = MixupConfig(mixup=0.8, cutmix=0.0, prob=0.5, smoothing=0.1)
     cfg.train.epochs, cfg.train.batch_size, cfg.train.log_every = 8, 8, 5
     cfg.train.output_dir = "maest_demo/finetune"

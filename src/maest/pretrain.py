@@ -5,23 +5,18 @@ with per-iteration lr, optional bf16 autocast, gradient clipping, atomic checkpo
 from __future__ import annotations
 
 import logging
-import math
-import time
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch.utils.data import Dataset
 
-from maest import checkpoint as ckpt
 from maest import distributed as dist
-from maest.config import PretrainConfig, save_json
-from maest.data.loader import ShardedSampler, SkipTally, build_loader
-from maest.engine import SeededItems, autocast, mae_loss, masking_noise, resolve_precision, unwrap
+from maest.config import PretrainConfig
+from maest.engine import autocast, mae_loss, masking_noise, resolve_precision, unwrap
 from maest.models import create_model
 from maest.optim import build_adamw, param_groups_weight_decay
-from maest.schedule import lr_at, scaled_lr
-from maest.tracking import MetricsLogger
+from maest.schedule import scaled_lr
+from maest.trainer import effective_batch, train
 
 log = logging.getLogger("maest")
 
@@ -67,156 +62,21 @@ def run(cfg: PretrainConfig, dataset: Dataset | None = None) -> dict[str, Any]:
 
 def _run(cfg: PretrainConfig, dataset: Dataset | None, info: dist.DistInfo) -> dict[str, Any]:
     t, o = cfg.train, cfg.optim
-    out_dir = Path(t.output_dir)
     torch.manual_seed(t.seed)
     model = build_model(cfg).to(info.device)
     if dataset is None:
         dataset = build_dataset(cfg, model)
-    seeded = SeededItems(dataset, t.seed)
-    num_items = len(seeded)
-    if num_items == 0:
-        raise ValueError(f"no videos found in {cfg.data.source!r}")
-    sampler = ShardedSampler(num_items, t.seed, info.rank, info.world_size)
-    per_rank = math.ceil(num_items / info.world_size)
-    micro_per_epoch = per_rank // t.batch_size
-    steps_per_epoch = micro_per_epoch // t.accum_iter
-    if steps_per_epoch == 0:
-        raise ValueError(
-            f"{num_items} videos over {info.world_size} process(es) do not fill one step of "
-            f"batch_size={t.batch_size} x accum_iter={t.accum_iter}; lower train.batch_size or add videos"
-        )
-    total_steps = steps_per_epoch * t.epochs
     # the reference excludes repeated sampling from the pre-training batch used to scale the lr
-    eff_batch = t.batch_size * t.accum_iter * info.world_size
-    base_lr = o.lr if o.lr is not None else scaled_lr(o.blr, eff_batch)
+    base_lr = o.lr if o.lr is not None else scaled_lr(o.blr, effective_batch(cfg, info))
     precision = resolve_precision(t.precision, info.device)
-
     optimizer = build_adamw(param_groups_weight_decay(model, o.weight_decay), base_lr, (o.beta1, o.beta2),
                             o.fused, info.device)
-    step, start_epoch = 0, 0
-    resume_from = ckpt.resolve_resume(t.resume, out_dir)
-    if resume_from is not None:
-        state = ckpt.load_checkpoint(resume_from)
-        ckpt.load_model_weights(model, ckpt.model_state(state))
-        optimizer.load_state_dict(state["optimizer"])
-        step = int(state["step"])
-        start_epoch = step // steps_per_epoch
-        if info.is_main:
-            log.info("resumed from %s at step %d", resume_from, step)
 
-    train_model = dist.wrap_ddp(model, info)
-    if t.compile:
-        train_model = torch.compile(train_model)
-    logger = MetricsLogger(out_dir, enabled=info.is_main, tensorboard=t.tensorboard)
-    if info.is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        save_json(cfg, out_dir / "config.json")
-        log.info(
-            "pretrain %s: %d videos, %d steps/epoch x %d epochs, eff. batch %d (x%d clips), lr %.3g, %s on %s",
-            cfg.model.name, num_items, steps_per_epoch, t.epochs, eff_batch, cfg.data.repeat_aug, base_lr,
-            precision, info.device,
-        )
-    last_step = total_steps if t.max_steps is None else min(total_steps, t.max_steps)
-    summary: dict[str, Any] = {"steps": step, "loss": None, "checkpoint": None, "skipped": [],
-                               "steps_per_epoch": steps_per_epoch, "lr": base_lr, "precision": precision}
-    progress = _progress(info.is_main and t.progress, total=last_step, initial=step)
-    train_model.train()
-    try:
-        for epoch in range(start_epoch, t.epochs):
-            if step >= last_step:
-                break
-            seeded.epoch = epoch
-            skip_micro = (step - epoch * steps_per_epoch) * t.accum_iter
-            sampler.set_epoch(epoch, start=skip_micro * t.batch_size)
-            loader = build_loader(seeded, t.batch_size, sampler, cfg.data.num_workers,
-                                  pin_memory=info.device.startswith("cuda"))
-            tally = SkipTally()
-            loss_sum, loss_n = torch.zeros((), device=info.device), 0
-            t0 = time.perf_counter()
-            for micro, batch in enumerate(loader, start=skip_micro):
-                if micro >= micro_per_epoch:
-                    break  # the tail that does not fill a whole optimizer step
-                tally.update(batch["skipped"])
-                video = batch["video"].to(info.device, non_blocking=True)
-                accum_pos = micro % t.accum_iter
-                if accum_pos == 0:
-                    lr = lr_at(step / steps_per_epoch, base_lr, o.min_lr, o.warmup_epochs, t.epochs)
-                    for g in optimizer.param_groups:
-                        g["lr"] = lr
-                noise = masking_noise(unwrap(model), video.shape[0], t.seed, step, info.rank, accum_pos)
-                with autocast(info.device, precision):
-                    loss = mae_loss(train_model, video, t.mask_ratio, noise.to(info.device), t.norm_pix_loss)
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(
-                        f"loss is {loss.item()} at step {step} (epoch {epoch}); lower optim.blr, set "
-                        f"optim.clip_grad, or use train.precision=fp32. Last good checkpoint: {summary['checkpoint']}"
-                    )
-                (loss / t.accum_iter).backward()
-                loss_sum += loss.detach()
-                loss_n += 1
-                if accum_pos != t.accum_iter - 1:
-                    continue
-                grad_norm = None
-                if o.clip_grad is not None:
-                    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), o.clip_grad)
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-                step += 1
-                progress.update(1)
-                if step % t.log_every == 0 or step == last_step:
-                    mean_loss = dist.all_reduce_mean(loss_sum / loss_n).item()
-                    rec = {"loss": mean_loss, "lr": lr, "epoch": step / steps_per_epoch,
-                           "clips_per_s": loss_n * video.shape[0] * info.world_size / (time.perf_counter() - t0)}
-                    if grad_norm is not None:
-                        rec["grad_norm"] = float(grad_norm)
-                    logger.log(step, **rec)
-                    progress.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.2e}")
-                    summary["loss"] = mean_loss
-                    loss_sum, loss_n, t0 = torch.zeros((), device=info.device), 0, time.perf_counter()
-                if t.save_every_steps and step % t.save_every_steps == 0:
-                    summary["checkpoint"] = _save(model, optimizer, step, epoch, cfg, info)
-                if step >= last_step:
-                    break
-            summary["skipped"] += _report_skipped(tally, epoch, info, logger, step)
-            epoch_done = step == (epoch + 1) * steps_per_epoch
-            if epoch_done or step >= last_step:
-                summary["checkpoint"] = _save(model, optimizer, step, epoch, cfg, info)
-    finally:
-        progress.close()
-        logger.close()
-    summary["steps"] = step
-    return summary
+    def loss_fn(train_model: torch.nn.Module, batch: dict, step: int, accum_pos: int) -> torch.Tensor:
+        video = batch["video"].to(info.device, non_blocking=True)
+        noise = masking_noise(unwrap(model), video.shape[0], t.seed, step, info.rank, accum_pos)
+        with autocast(info.device, precision):
+            return mae_loss(train_model, video, t.mask_ratio, noise.to(info.device), t.norm_pix_loss)
 
-
-def _save(model, optimizer, step: int, epoch: int, cfg: PretrainConfig, info: dist.DistInfo) -> str | None:
-    path = ckpt.checkpoint_path(cfg.train.output_dir, step)
-    if info.is_main and not path.exists():
-        ckpt.atomic_save(ckpt.training_state(model, optimizer, step, epoch, cfg.to_dict()), path)
-        ckpt.prune_checkpoints(cfg.train.output_dir, cfg.train.keep_checkpoints)
-    dist.barrier()
-    return str(path)
-
-
-def _report_skipped(tally: SkipTally, epoch: int, info: dist.DistInfo, logger: MetricsLogger, step: int) -> list[str]:
-    """Gather unreadable-video reports from all ranks; the main process logs the epoch's count."""
-    every = SkipTally()
-    for paths in dist.all_gather_objects(tally.paths):
-        every.update(paths)
-    if every.total and info.is_main:
-        log.warning("epoch %d: %s", epoch, every.report())
-    logger.log(step, skipped_videos=every.total, epoch_end=epoch)
-    return every.paths
-
-
-class _NoProgress:
-    def update(self, n: int) -> None: ...
-    def set_postfix(self, **kw) -> None: ...
-    def close(self) -> None: ...
-
-
-def _progress(enabled: bool, total: int, initial: int):
-    if not enabled:
-        return _NoProgress()
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, initial=initial, desc="pretrain", unit="step", dynamic_ncols=True)
+    return train(cfg, model, optimizer, dataset, info, loss_fn, base_lr=base_lr, precision=precision,
+                 title=f"pretrain {cfg.model.name}")
