@@ -141,3 +141,20 @@ def test_grad_checkpointing_gives_same_gradients(video):
     for (n, pa), (_, pb) in zip(a.named_parameters(), b.named_parameters(), strict=True):
         if pa.grad is not None:
             torch.testing.assert_close(pa.grad, pb.grad, msg=n)
+
+
+def test_reference_attention_math_matches_golden_and_sdpa():
+    from maest.models.layers import reference_attention
+
+    g = _golden()
+    cfg = dict(g["config"])
+    cfg.pop("norm_pix_loss")
+    cfg["pos_embed_type"] = "separable" if cfg.pop("sep_pos_embed") else "joint"
+    model = create_model("mae_vit_base_patch16", **cfg).eval()
+    model.load_state_dict(g["state_dict"], strict=True)
+    with torch.no_grad():
+        fast = model(g["input"], g["mask_ratio"], noise=g["noise"]).pred
+        with reference_attention():
+            ref = model(g["input"], g["mask_ratio"], noise=g["noise"]).pred
+    torch.testing.assert_close(ref, g["pred"])
+    torch.testing.assert_close(fast, ref)

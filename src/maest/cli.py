@@ -14,6 +14,7 @@ from maest import __version__
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("maest.commands.demo", "make a small offline video set, pre-train a small model, show reconstructions"),
     "pretrain": ("maest.commands.pretrain", "MAE-ST pre-training on a video folder or CSV list"),
+    "bench": ("maest.commands.bench", "training-step speed, FLOP/s and memory; side by side with the reference math"),
     "bench-data": ("maest.commands.bench_data", "video loader throughput on generated H.264 files"),
     "models": ("maest.commands.models", "list registered models and presets"),
     "finetune": ("maest.commands.finetune", "fine-tune a video ViT classifier from MAE-ST weights"),

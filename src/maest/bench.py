@@ -1,0 +1,238 @@
+"""Training-step benchmark: seconds per step, clips/s, peak memory, FLOPs and achieved FLOP/s against
+the measured matmul peak, for model sizes x mask ratios x precisions x compile, plus the reference
+computation (fp32, explicit-softmax attention with three q/k/v GEMMs, plain AdamW, as the official
+MAE-ST code runs) on the same weights for a side-by-side speedup.
+
+Each configuration runs in its own process, so peak memory is its own and one configuration's
+allocator state cannot slow the next. FLOPs are counted analytically (matmuls and attention; norms,
+softmax and activations are ignored), since ``FlopCounterMode`` misses the CPU SDPA kernel.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from maest.models.masking import num_keep
+
+
+def forward_flops(model: torch.nn.Module, mask_ratio: float) -> float:
+    """Multiply-adds x 2 of one clip's forward pass through the MAE (encoder on visible tokens,
+    decoder on all tokens)."""
+    pe = model.patch_embed
+    L, D = pe.num_patches, model.embed_dim
+    C = pe.proj.in_channels
+    cls = int(model.cls_embed)
+    keep = num_keep(mask_ratio, model.grid)
+    Dd = model.decoder_embed.out_features
+    K = model.decoder_pred.out_features
+    hidden = model.blocks[0].mlp.fc1.out_features if len(model.blocks) else 4 * D
+    dhidden = model.decoder_blocks[0].mlp.fc1.out_features if len(model.decoder_blocks) else 4 * Dd
+
+    def block(n: int, d: int, h: int) -> float:
+        return 2 * n * d * d * 4 + 2 * 2 * n * d * h + 4 * n * n * d  # qkv+proj, mlp, QK^T and AV
+
+    flops = 2 * L * D * C * pe.t_patch_size * pe.patch_size**2
+    flops += len(model.blocks) * block(keep + cls, D, hidden)
+    flops += 2 * keep * D * Dd
+    flops += len(model.decoder_blocks) * block(L + cls, Dd, dhidden)
+    flops += 2 * L * Dd * K
+    return float(flops)
+
+
+def matmul_peak(dtype: torch.dtype, device: str, n: int = 4096, repeats: int = 5) -> float:
+    """Best-of-``repeats`` GFLOP/s of an n x n matmul."""
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    best = float("inf")
+    for _ in range(repeats + 1):
+        _sync(device)
+        t0 = time.perf_counter()
+        a @ b
+        _sync(device)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 / best / 1e9
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def time_step(model_name: str, mask_ratio: float, precision: str, compile: bool, mode: str, batch: int,
+              steps: int, warmup: int, device: str, grad_checkpointing: bool = False) -> dict[str, Any]:
+    """Median seconds of full training steps (forward, loss, backward, AdamW) on random clips."""
+    from maest.engine import autocast, mae_loss
+    from maest.models import create_model
+    from maest.models.layers import reference_attention
+
+    torch.manual_seed(0)
+    model = create_model(model_name).to(device)
+    model.grad_checkpointing = grad_checkpointing
+    pe = model.patch_embed
+    video = torch.randn(batch, pe.proj.in_channels, pe.num_frames, pe.img_size, pe.img_size, device=device)
+    if mode == "reference":
+        precision, compile = "fp32", False
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), foreach=False)
+        math_ctx = reference_attention
+    else:
+        fused = {"fused": True} if device.startswith("cuda") else {"foreach": True}
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), **fused)
+        math_ctx = _null
+    run_model = torch.compile(model) if compile else model
+    times = []
+    with math_ctx():
+        for i in range(warmup + steps):
+            _sync(device)
+            t0 = time.perf_counter()
+            with autocast(device, precision):
+                loss = mae_loss(run_model, video, mask_ratio, None, True)
+            loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            _sync(device)
+            if i >= warmup:
+                times.append(time.perf_counter() - t0)
+    step = statistics.median(times)
+    flops = 3 * forward_flops(model, mask_ratio) * batch  # backward ~ 2x forward
+    if device.startswith("cuda"):
+        peak_mem = torch.cuda.max_memory_allocated() / 2**30
+    else:
+        peak_mem = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB (Linux)
+    return {"model": model_name, "mode": mode, "mask_ratio": mask_ratio, "precision": precision,
+            "compile": compile, "batch": batch, "s_per_step": step, "clips_per_s": batch / step,
+            "gflop_per_step": flops / 1e9, "achieved_gflops": flops / step / 1e9, "peak_mem_gib": peak_mem,
+            "steps": steps, "spread": [min(times), max(times)]}
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _child(spec: dict[str, Any]) -> None:
+    torch.set_num_threads(spec.pop("threads"))
+    print(json.dumps(time_step(**spec)))
+
+
+def _spawn(spec: dict[str, Any]) -> dict[str, Any]:
+    out = subprocess.run([sys.executable, "-m", "maest.bench", "--_child", json.dumps(spec)],
+                         capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"benchmark process failed for {spec}:\n{out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _effective_ratio(ratio: float, model_name: str) -> float:
+    """0.0 means "no masking": remove a single token so the loss is defined (the reference's exact
+    0.0 gives 0/0 = NaN), keeping L-1 of L tokens visible."""
+    if ratio > 0:
+        return ratio
+    from maest.models import create_model
+
+    return 0.5 / create_model(model_name).num_patches
+
+
+def run(argv: list[str] | None = None) -> list[dict[str, Any]]:
+    p = argparse.ArgumentParser(prog="maest bench", description=__doc__.split("\n\n")[0])
+    p.add_argument("--models", nargs="+", default=["tiny", "small", "base"])
+    p.add_argument("--masks", nargs="+", type=float, default=[0.9, 0.0])
+    p.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
+    p.add_argument("--compile", nargs="+", default=["off"], choices=["off", "on"],
+                   help="torch.compile settings to run (cold compile adds 25-45 s per CPU config)")
+    p.add_argument("--reference", nargs="*", default=["base"], metavar="MODEL",
+                   help="models also timed with the reference computation (default: base)")
+    p.add_argument("--batch", type=int, default=2)
+    p.add_argument("--steps", type=int, default=3)
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--grad-checkpointing", action="store_true")
+    p.add_argument("--json", help="write {meta, peaks, results} here")
+    p.add_argument("--_child", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args._child:
+        _child(json.loads(args._child))
+        return []
+    torch.set_num_threads(args.threads)
+    peaks = {"fp32": matmul_peak(torch.float32, args.device), "bf16": matmul_peak(torch.bfloat16, args.device)}
+    print(f"matmul peak ({args.threads} threads, {args.device}): fp32 {peaks['fp32']:.0f} GFLOP/s, "
+          f"bf16 {peaks['bf16']:.0f} GFLOP/s", flush=True)
+    base = dict(batch=args.batch, steps=args.steps, warmup=args.warmup, device=args.device, threads=args.threads,
+                grad_checkpointing=args.grad_checkpointing)
+    specs = []  # (requested mask, process spec)
+    for name in args.models:
+        for mask in args.masks:
+            ratio = _effective_ratio(mask, name)
+            if name in args.reference:
+                specs.append((mask, dict(model_name=name, mask_ratio=ratio, precision="fp32", compile=False,
+                                         mode="reference", **base)))
+            for prec in args.precisions:
+                for comp in args.compile:
+                    specs.append((mask, dict(model_name=name, mask_ratio=ratio, precision=prec,
+                                             compile=comp == "on", mode="maest", **base)))
+    rows = []
+    print(f"{'model':<6} {'mode':<9} {'mask':>5} {'prec':<5} {'comp':<4} {'s/step':>8} {'clips/s':>8} "
+          f"{'GFLOP/step':>10} {'GFLOP/s':>8} {'%peak':>6} {'mem GiB':>8}", flush=True)
+    for mask, spec in specs:
+        r = _spawn(spec)
+        r["mask"] = mask
+        r["pct_of_peak"] = 100 * r["achieved_gflops"] / peaks[r["precision"]]
+        rows.append(r)
+        comp = "on" if r["compile"] else "off"
+        print(f"{r['model']:<6} {r['mode']:<9} {r['mask']:>5.2f} {r['precision']:<5} {comp:<4} "
+              f"{r['s_per_step']:>8.3f} {r['clips_per_s']:>8.2f} {r['gflop_per_step']:>10.1f} "
+              f"{r['achieved_gflops']:>8.1f} {r['pct_of_peak']:>6.1f} {r['peak_mem_gib']:>8.2f}", flush=True)
+    for line in summarize(rows):
+        print(line)
+    if args.json:
+        meta = {"torch": torch.__version__, "device": args.device, "threads": args.threads,
+                "cpu": platform.processor() or platform.machine(), "batch": args.batch, "steps": args.steps}
+        report = {"meta": meta, "peaks_gflops": peaks, "results": rows, "summary": summarize(rows)}
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+    return rows
+
+
+def summarize(rows: list[dict[str, Any]]) -> list[str]:
+    """Speedups vs the reference computation and masking speedups (0.9 vs 0.0), per model."""
+    out = []
+
+    def find(model, mode, mask, prec=None):
+        for r in rows:
+            if r["model"] == model and r["mode"] == mode and r["mask"] == mask and not r["compile"] \
+                    and (prec is None or r["precision"] == prec):
+                return r
+        return None
+
+    for model in dict.fromkeys(r["model"] for r in rows):
+        for mask in (0.9, 0.0):
+            ref = find(model, "reference", mask)
+            fast = find(model, "maest", mask, "bf16") or find(model, "maest", mask)
+            if ref and fast:
+                out.append(f"{model} mask {mask}: maest ({fast['precision']}) {fast['s_per_step']:.2f} s/step vs "
+                           f"reference {ref['s_per_step']:.2f} s/step: {ref['s_per_step'] / fast['s_per_step']:.1f}x")
+        for mode in ("maest", "reference"):
+            for prec in ("bf16", "fp32"):
+                hi, lo = find(model, mode, 0.9, prec), find(model, mode, 0.0, prec)
+                if hi and lo:
+                    out.append(f"{model} {mode} {prec}: masking speedup 0.9 vs 0.0 = "
+                               f"{lo['s_per_step'] / hi['s_per_step']:.1f}x")
+    return out
+
+
+if __name__ == "__main__":
+    run()
