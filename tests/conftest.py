@@ -34,7 +34,8 @@ class RandomClips(Dataset):
     def __getitem__(self, i: int) -> dict:
         base = torch.randn(self.shape, generator=torch.Generator().manual_seed(i))
         clips = torch.stack([base + 0.1 * torch.randn(self.shape) for _ in range(self.repeat)])
-        return {"video": clips, "label": torch.full((self.repeat,), i % 3), "skipped": []}
+        return {"video": clips, "label": torch.full((self.repeat,), i % 3), "index": torch.full((self.repeat,), i),
+                "skipped": []}
 
 
 @pytest.fixture

@@ -10,7 +10,8 @@ def test_atomic_save_round_trip_weights_only(tmp_path):
     opt = torch.optim.AdamW(model.parameters())
     model(torch.randn(1, 3, 4, 32, 32), 0.5).pred.sum().backward()
     opt.step()
-    path = ckpt.atomic_save(ckpt.training_state(model, opt, 7, 1, {"a": 1}), tmp_path / "checkpoint-00000007.pt")
+    state = ckpt.training_state(model.state_dict(), opt.state_dict(), 7, 1, {"a": 1})
+    path = ckpt.atomic_save(state, tmp_path / "checkpoint-00000007.pt")
     assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temp file left behind
     state = ckpt.load_checkpoint(path)
     assert state["step"] == 7 and state["config"] == {"a": 1}

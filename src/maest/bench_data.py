@@ -21,7 +21,8 @@ SIZES = {"340x256": (340, 256), "1280x720": (1280, 720)}
 
 
 def measure(path: Path, backend: str, repeat: int, items: int, spec_kw: dict) -> dict:
-    ds = VideoClipDataset([(str(path), 0)] * items, ClipSpec(mode="pretrain", repeat=repeat, backend=backend, **spec_kw))
+    spec = ClipSpec(mode="pretrain", repeat=repeat, backend=backend, **spec_kw)
+    ds = VideoClipDataset([(str(path), 0)] * items, spec)
     ds[0]  # warm-up: library loading, first open
     times = []
     for i in range(items):

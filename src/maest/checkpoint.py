@@ -143,11 +143,12 @@ def prune_checkpoints(output_dir: str | Path, keep: int) -> None:
 
 
 def training_state(
-    model: nn.Module, optimizer: torch.optim.Optimizer, step: int, epoch: int, config: dict, **extra: Any
+    model_state: dict[str, torch.Tensor], optimizer_state: dict, step: int, epoch: int, config: dict, **extra: Any
 ) -> dict[str, Any]:
+    """The checkpoint dict, from full model and optimizer state dicts (see ``distributed.state_dicts``)."""
     return {
-        "model": {strip_prefixes(k): v for k, v in model.state_dict().items()},
-        "optimizer": optimizer.state_dict(),
+        "model": {strip_prefixes(k): v for k, v in model_state.items()},
+        "optimizer": optimizer_state,
         "step": step,
         "epoch": epoch,
         "config": config,

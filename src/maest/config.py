@@ -77,6 +77,7 @@ class TrainConfig:
     precision: str = "auto"  # auto | fp32 | bf16
     compile: bool = False
     device: str = "auto"  # auto | cpu | cuda
+    parallel: str = "ddp"  # ddp | fsdp (FSDP2 fully_shard per block) when launched by torchrun
     seed: int = 0
     output_dir: str = "runs/pretrain"
     save_every_steps: int = 0  # 0: at the end of each epoch only
@@ -108,6 +109,7 @@ class PretrainConfig:
         _positive(d.sampling_rate, "data.sampling_rate")
         _choice(t.precision, ("auto", "fp32", "bf16"), "train.precision")
         _choice(t.device, ("auto", "cpu", "cuda"), "train.device")
+        _choice(t.parallel, ("ddp", "fsdp"), "train.parallel")
         _choice(d.layout, ("auto", "csv", "folder", "unlabelled"), "data.layout")
         _choice(o.fused, ("auto", "on", "off"), "optim.fused")
         if o.warmup_epochs < 0 or o.min_lr < 0 or o.blr <= 0:

@@ -1,5 +1,6 @@
 """The only importer of ``torch.distributed``: process-group setup from torchrun's environment,
-rank helpers, model wrapping (DDP) and an orderly shutdown."""
+rank helpers, model wrapping (DDP, or FSDP2's ``fully_shard`` per block), full-state-dict gathering for
+checkpoints, and an orderly shutdown."""
 
 from __future__ import annotations
 
@@ -51,8 +52,70 @@ def init(device: str = "auto") -> DistInfo:
     return DistInfo(rank, world, local_rank, dev)
 
 
-def wrap_ddp(model: nn.Module, info: DistInfo) -> nn.Module:
+PARALLEL = ("ddp", "fsdp")
+
+
+def shard_fsdp(model: nn.Module, info: DistInfo) -> nn.Module:
+    """FSDP2: shard each transformer block, then the rest, over all ranks (in place). Build the
+    optimizer afterwards: sharding replaces the parameters with DTensors."""
     if not info.enabled:
+        return model
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+
+    mesh = init_device_mesh("cuda" if info.device.startswith("cuda") else "cpu", (info.world_size,))
+    for name in ("blocks", "decoder_blocks"):
+        for block in getattr(model, name, []):
+            fully_shard(block, mesh=mesh)
+    fully_shard(model, mesh=mesh)
+    return model
+
+
+def is_fsdp(model: nn.Module) -> bool:
+    try:
+        from torch.distributed.fsdp import FSDPModule
+    except ImportError:
+        return False
+    return isinstance(model, FSDPModule)
+
+
+def state_dicts(model: nn.Module, optimizer: torch.optim.Optimizer) -> tuple[dict, dict]:
+    """Full (unsharded, CPU) model and optimizer state. Under FSDP every rank must call this (it
+    gathers); rank 0 gets the tensors."""
+    if not is_fsdp(model):
+        return model.state_dict(), optimizer.state_dict()
+    from torch.distributed.checkpoint.state_dict import (
+        StateDictOptions,
+        get_model_state_dict,
+        get_optimizer_state_dict,
+    )
+
+    opts = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    return get_model_state_dict(model, options=opts), get_optimizer_state_dict(model, optimizer, options=opts)
+
+
+def load_state_dicts(model: nn.Module, optimizer: torch.optim.Optimizer, model_state: dict, optim_state: dict) -> None:
+    """Inverse of :func:`state_dicts`; under FSDP each rank loads the full state and keeps its shard."""
+    if not is_fsdp(model):
+        from maest.checkpoint import load_model_weights
+
+        load_model_weights(model, model_state)
+        optimizer.load_state_dict(optim_state)
+        return
+    from torch.distributed.checkpoint.state_dict import (
+        StateDictOptions,
+        set_model_state_dict,
+        set_optimizer_state_dict,
+    )
+
+    opts = StateDictOptions(full_state_dict=True)
+    set_model_state_dict(model, model_state, options=opts)
+    set_optimizer_state_dict(model, optimizer, optim_state, options=opts)
+
+
+def wrap_ddp(model: nn.Module, info: DistInfo) -> nn.Module:
+    """DDP over all ranks; a model already sharded by FSDP is returned as is."""
+    if not info.enabled or is_fsdp(model):
         return model
     ids = [info.local_rank] if info.device.startswith("cuda") else None
     return nn.parallel.DistributedDataParallel(model, device_ids=ids)

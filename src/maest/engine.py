@@ -33,11 +33,23 @@ def autocast(device: str, precision: str) -> contextlib.AbstractContextManager:
     return contextlib.nullcontext()
 
 
-def masking_noise(model: nn.Module, batch: int, seed: int, step: int, rank: int, micro: int) -> torch.Tensor:
-    """Noise for one micro-batch, a pure function of (seed, step, rank, micro): a resumed run masks
-    exactly as an uninterrupted one without saving RNG state."""
-    g = torch.Generator().manual_seed(mix_seed(seed, step, rank, micro))
-    return model.make_noise(batch, generator=g)
+def masking_noise(model: nn.Module, video_index: torch.Tensor, seed: int, step: int) -> torch.Tensor:
+    """Masking noise (B, L) for a batch of clips, each row a pure function of (seed, step, video,
+    clip of that video). A resumed run masks exactly as an uninterrupted one without saving RNG
+    state, and the masks do not depend on how the global batch is split over processes.
+
+    Args:
+        video_index: (B,) dataset index of each clip's video; repeated clips of a video share it and are
+            told apart by their order in the batch.
+    """
+    seen: dict[int, int] = {}
+    rows = []
+    for v in video_index.tolist():
+        clip = seen.get(v, 0)
+        seen[v] = clip + 1
+        g = torch.Generator().manual_seed(mix_seed(seed, step, v, clip))
+        rows.append(model.make_noise(1, generator=g))
+    return torch.cat(rows)
 
 
 def mae_loss(

@@ -64,6 +64,8 @@ def _run(cfg: PretrainConfig, dataset: Dataset | None, info: dist.DistInfo) -> d
     t, o = cfg.train, cfg.optim
     torch.manual_seed(t.seed)
     model = build_model(cfg).to(info.device)
+    if t.parallel == "fsdp":
+        dist.shard_fsdp(model, info)  # before the optimizer: sharding swaps in DTensor parameters
     if dataset is None:
         dataset = build_dataset(cfg, model)
     # the reference excludes repeated sampling from the pre-training batch used to scale the lr
@@ -74,7 +76,7 @@ def _run(cfg: PretrainConfig, dataset: Dataset | None, info: dist.DistInfo) -> d
 
     def loss_fn(train_model: torch.nn.Module, batch: dict, step: int, accum_pos: int) -> torch.Tensor:
         video = batch["video"].to(info.device, non_blocking=True)
-        noise = masking_noise(unwrap(model), video.shape[0], t.seed, step, info.rank, accum_pos)
+        noise = masking_noise(unwrap(model), batch["index"], t.seed, step)
         with autocast(info.device, precision):
             return mae_loss(train_model, video, t.mask_ratio, noise.to(info.device), t.norm_pix_loss)
 

@@ -74,8 +74,7 @@ def train(cfg: Any, model: nn.Module, optimizer: torch.optim.Optimizer, dataset:
     resume_from = ckpt.resolve_resume(t.resume, out_dir)
     if resume_from is not None:
         state = ckpt.load_checkpoint(resume_from)
-        ckpt.load_model_weights(model, ckpt.model_state(state))
-        optimizer.load_state_dict(state["optimizer"])
+        dist.load_state_dicts(model, optimizer, ckpt.model_state(state), state["optimizer"])
         step = int(state["step"])
         start_epoch = step // steps_per_epoch
         if info.is_main:
@@ -169,8 +168,9 @@ def save(model: nn.Module, optimizer: torch.optim.Optimizer, step: int, epoch: i
          info: dist.DistInfo) -> str | None:
     """Atomically write ``checkpoint-<step>.pt`` (main process) and prune old ones."""
     path = ckpt.checkpoint_path(cfg.train.output_dir, step)
+    model_state, optim_state = dist.state_dicts(model, optimizer)  # a collective under FSDP
     if info.is_main and not path.exists():
-        ckpt.atomic_save(ckpt.training_state(model, optimizer, step, epoch, cfg.to_dict()), path)
+        ckpt.atomic_save(ckpt.training_state(model_state, optim_state, step, epoch, cfg.to_dict()), path)
         ckpt.prune_checkpoints(cfg.train.output_dir, cfg.train.keep_checkpoints)
     dist.barrier()
     return str(path)
