@@ -5,6 +5,7 @@ checkpoints, and an orderly shutdown."""
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -63,6 +64,9 @@ def shard_fsdp(model: nn.Module, info: DistInfo) -> nn.Module:
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
 
+    # the MAE returns slices of its decoder output; nothing modifies them in place, so FSDP2's
+    # warning about views losing the pre-backward hook does not apply
+    warnings.filterwarnings("ignore", message="FSDP2-wrapped module .* returned a view tensor")
     mesh = init_device_mesh("cuda" if info.device.startswith("cuda") else "cpu", (info.world_size,))
     for name in ("blocks", "decoder_blocks"):
         for block in getattr(model, name, []):

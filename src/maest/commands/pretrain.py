@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 
 from maest.commands.common import add_config_args, resolve_config
 
@@ -29,6 +30,8 @@ def main(args: argparse.Namespace) -> int:
     if not cfg.data.source:
         raise ValueError("no training data: pass a CSV, a class-folder root or a video folder as DATA")
     summary = run(cfg)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0  # under torchrun only the main process reports
     print(json.dumps({k: summary[k] for k in ("steps", "loss", "checkpoint", "lr", "precision")}))
     if summary["skipped"]:
         print(f"skipped {len(summary['skipped'])} unreadable video reads ({len(set(summary['skipped']))} files)")
