@@ -14,6 +14,8 @@ from maest import __version__
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("maest.commands.demo", "make a small offline video set, pre-train a small model, show reconstructions"),
     "pretrain": ("maest.commands.pretrain", "MAE-ST pre-training on a video folder or CSV list"),
+    "reconstruct": ("maest.commands.reconstruct", "figures of a video, its masked input and the MAE reconstruction"),
+    "extract": ("maest.commands.extract", "encoder features of videos to .npy + index.csv or Parquet"),
     "bench": ("maest.commands.bench", "training-step speed, FLOP/s and memory; side by side with the reference math"),
     "bench-data": ("maest.commands.bench_data", "video loader throughput on generated H.264 files"),
     "models": ("maest.commands.models", "list registered models and presets"),

@@ -16,6 +16,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from maest import distributed as dist
+from maest.data.loader import GuardedVideos, collate_guarded
 from maest.engine import autocast
 
 
@@ -107,36 +108,6 @@ def write_confusion_png(cm: torch.Tensor, classes: list[str], path: str | Path, 
     return Path(path)
 
 
-class _Guarded(Dataset):
-    """Returns ``{"failed": path, "index": i}`` instead of raising when a video cannot be decoded, so
-    one broken file neither stops the evaluation nor disappears from the record."""
-
-    def __init__(self, dataset: Dataset, indices: list[int]) -> None:
-        self.dataset, self.indices = dataset, indices
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        from maest.data.decode import VideoDecodeError
-
-        index = self.indices[i]
-        try:
-            item = dict(self.dataset[index])
-        except VideoDecodeError as e:
-            return {"failed": f"{e.path} ({e.reason})", "index": index}
-        item["index"] = torch.full((item["video"].shape[0],), index, dtype=torch.long)
-        return item
-
-
-def _collate(batch: list[dict[str, Any]]) -> dict[str, Any]:
-    good = [b for b in batch if "failed" not in b]
-    out: dict[str, Any] = {"failed": [b["failed"] for b in batch if "failed" in b]}
-    if good:
-        out.update({k: torch.cat([b[k] for b in good]) for k in ("video", "label", "index")})
-    return out
-
-
 @torch.no_grad()
 def predict_views(
     model: nn.Module, dataset: Dataset, num_classes: int, batch_size: int = 4, device: str = "cpu",
@@ -156,8 +127,8 @@ def predict_views(
     model.eval()
     n = len(dataset)  # type: ignore[arg-type]
     acc = ViewAccumulator(n, num_classes)
-    loader = DataLoader(_Guarded(dataset, list(range(rank, n, world_size))), batch_size=batch_size,
-                        num_workers=num_workers, collate_fn=_collate)
+    loader = DataLoader(GuardedVideos(dataset, list(range(rank, n, world_size))), batch_size=batch_size,
+                        num_workers=num_workers, collate_fn=collate_guarded)
     failed: list[str] = []
     for batch in loader:
         failed += batch["failed"]

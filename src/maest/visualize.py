@@ -117,20 +117,34 @@ def save_png(img: np.ndarray, path: str | Path, scale: int = 1) -> Path:
     return path
 
 
+def _strips(panels: dict[str, torch.Tensor], rows, scale: int) -> list[np.ndarray]:
+    """One image per predicted frame: the chosen panels side by side, upscaled."""
+    T = panels[rows[0]].shape[0]
+    strips = []
+    for f in range(T):
+        strip = np.concatenate([np.pad(panels[r][f].numpy(), ((0, 0), (0, GAP), (0, 0)), constant_values=255)
+                                for r in rows], axis=1)
+        strips.append(np.kron(strip, np.ones((scale, scale, 1), np.uint8)) if scale > 1 else strip)
+    return strips
+
+
+def save_mp4(panels: dict[str, torch.Tensor], path: str | Path, rows=("original", "masked", "reconstruction"),
+             fps: int = 4, scale: int = 2) -> Path:
+    """The GIF's frames as an H.264 MP4 (dimensions padded to even numbers)."""
+    from maest.data.synthetic import encode_mp4
+
+    frames = np.stack(_strips(panels, rows, scale))
+    h, w = frames.shape[1] + frames.shape[1] % 2, frames.shape[2] + frames.shape[2] % 2
+    frames = np.pad(frames, ((0, 0), (0, h - frames.shape[1]), (0, w - frames.shape[2]), (0, 0)), constant_values=255)
+    return encode_mp4(frames, path, fps=fps, gop=fps)
+
+
 def save_gif(panels: dict[str, torch.Tensor], path: str | Path, rows=("original", "masked", "reconstruction"),
              fps: int = 4, scale: int = 1) -> Path:
     """Animated GIF: the chosen panels side by side, one animation frame per predicted frame."""
     from PIL import Image
 
-    T = panels[rows[0]].shape[0]
-    frames = []
-    for f in range(T):
-        strip = np.concatenate([np.pad(panels[r][f].numpy(), ((0, 0), (0, GAP), (0, 0)), constant_values=255)
-                                for r in rows], axis=1)
-        im = Image.fromarray(strip)
-        if scale > 1:
-            im = im.resize((im.width * scale, im.height * scale), Image.NEAREST)
-        frames.append(im)
+    frames = [Image.fromarray(s) for s in _strips(panels, rows, scale)]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     frames[0].save(path, save_all=True, append_images=frames[1:], duration=int(1000 / fps), loop=0)

@@ -103,3 +103,36 @@ def build_loader(dataset: Dataset, batch_size: int, sampler: Sampler | list[int]
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
                       collate_fn=collate_clips, drop_last=drop_last, worker_init_fn=worker_init,
                       pin_memory=pin_memory, persistent_workers=False)
+
+
+class GuardedVideos(Dataset):
+    """For evaluation and feature extraction: returns ``{"failed": "path (reason)", "index": i}``
+    instead of raising when a video cannot be decoded, so one broken file neither stops the job nor
+    disappears from the record. Items get an ``index`` per view."""
+
+    def __init__(self, dataset: Dataset, indices: list[int]) -> None:
+        self.dataset, self.indices = dataset, indices
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        from maest.data.decode import VideoDecodeError
+
+        index = self.indices[i]
+        try:
+            item = dict(self.dataset[index])
+        except VideoDecodeError as e:
+            return {"failed": f"{e.path} ({e.reason})", "index": index}
+        item["index"] = torch.full((item["video"].shape[0],), index, dtype=torch.long)
+        return item
+
+
+def collate_guarded(batch: list[dict[str, Any]]) -> dict[str, Any]:
+    """Collate :class:`GuardedVideos` items: views concatenated, failures listed under ``failed``."""
+    good = [b for b in batch if "failed" not in b]
+    out: dict[str, Any] = {"failed": [b["failed"] for b in batch if "failed" in b]}
+    if good:
+        keys = [k for k in ("video", "label", "index", "view") if k in good[0]]
+        out.update({k: torch.cat([b[k] for b in good]) for k in keys})
+    return out

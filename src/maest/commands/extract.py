@@ -1,0 +1,35 @@
+"""``maest extract DATA --checkpoint C``: encoder features for a folder, list or single video."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("data", help="a CSV list, a folder of class folders, a folder of videos, or one video")
+    p.add_argument("--checkpoint", required=True, help="a maest pre-training or fine-tuning checkpoint")
+    p.add_argument("--pool", choices=["mean", "cls"], default="mean", help="mean of patch tokens or class token")
+    p.add_argument("--clips", type=int, default=4, help="uniform clips per video (default 4)")
+    p.add_argument("--average", action="store_true", help="one feature per video (mean over its clips)")
+    p.add_argument("--format", choices=["npy", "parquet"], default="npy")
+    p.add_argument("--out", default="features", help="output folder (default ./features)")
+    p.add_argument("--batch-size", type=int, default=2, help="videos per forward pass")
+    p.add_argument("--num-workers", type=int, default=0)
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--precision", default="fp32", choices=["auto", "fp32", "bf16"])
+
+
+def main(args: argparse.Namespace) -> int:
+    from maest.distributed import resolve_device
+    from maest.engine import resolve_precision
+    from maest.features import dataset_for, extract, load_encoder, write_features
+
+    model, sampling = load_encoder(args.checkpoint)
+    dataset = dataset_for(model, args.data, args.clips, sampling)
+    device = resolve_device(args.device)
+    feats, rows, failed = extract(model, dataset, args.pool, args.average, args.batch_size, args.num_workers,
+                                  device, resolve_precision(args.precision, device))
+    files = write_features(feats, rows, failed, args.out, args.format)
+    print(json.dumps({"videos": len(dataset), "shape": list(feats.shape), "failed_videos": len(failed), **files}))
+    return 0

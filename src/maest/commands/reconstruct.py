@@ -1,0 +1,52 @@
+"""``maest reconstruct VIDEO --checkpoint C``: PNG grid, GIF and MP4 of a clip, its masked input and
+the MAE's reconstruction (see :mod:`maest.visualize` for the honest / true-stats modes)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("video", help="a video file")
+    p.add_argument("--checkpoint", required=True, help="a maest pre-training checkpoint (holds its config)")
+    p.add_argument("--mask-ratio", type=float, help="fraction of patches removed (default: the run's)")
+    p.add_argument("--mode", choices=["honest", "true-stats"], default="honest",
+                   help="how masked patches get their mean/variance back (default honest: from visible patches)")
+    p.add_argument("--clip", type=int, default=0, help="which of --clips uniform clips to show (default 0)")
+    p.add_argument("--clips", type=int, default=1, help="uniform clips over the video (1: the centre clip)")
+    p.add_argument("--seed", type=int, default=0, help="masking seed")
+    p.add_argument("--out", default="reconstruction", help="output path prefix (.png, .gif, .mp4 are added)")
+    p.add_argument("--scale", type=int, default=2, help="pixel upscaling of the figures")
+    p.add_argument("--no-mp4", action="store_true", help="skip the MP4")
+
+
+def main(args: argparse.Namespace) -> int:
+    from maest import checkpoint as ckpt
+    from maest.config import PretrainConfig, from_dict
+    from maest.data import ClipSpec, VideoClipDataset
+    from maest.pretrain import build_model
+    from maest.visualize import grid_image, reconstruct, save_gif, save_mp4, save_png
+
+    state = ckpt.load_checkpoint(args.checkpoint)
+    if "config" not in state:
+        raise ValueError(f"{args.checkpoint} carries no maest config; convert it first (maest convert)")
+    cfg = from_dict(PretrainConfig, state["config"])
+    model = build_model(cfg)
+    ckpt.load_model_weights(model, ckpt.model_state(state))
+    pe = model.patch_embed
+    spec = ClipSpec(mode="test", num_frames=pe.num_frames, sampling_rate=cfg.data.sampling_rate,
+                    crop_size=pe.img_size, test_clips=args.clips, test_crops=1, backend=cfg.data.backend)
+    if not 0 <= args.clip < args.clips:
+        raise ValueError(f"--clip {args.clip} must be in [0, {args.clips})")
+    clip = VideoClipDataset([(args.video, -1)], spec)[0]["video"][args.clip]
+    ratio = cfg.train.mask_ratio if args.mask_ratio is None else args.mask_ratio
+    panels = reconstruct(model, clip, ratio, seed=args.seed, mode=args.mode, norm_pix=cfg.train.norm_pix_loss)
+    out = Path(args.out)
+    files = {"png": str(save_png(grid_image(panels), out.with_suffix(".png"), scale=args.scale)),
+             "gif": str(save_gif(panels, out.with_suffix(".gif"), scale=args.scale))}
+    if not args.no_mp4:
+        files["mp4"] = str(save_mp4(panels, out.with_suffix(".mp4"), scale=args.scale))
+    print(json.dumps({"video": args.video, "mask_ratio": ratio, "mode": args.mode, **files}))
+    return 0

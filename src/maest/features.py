@@ -1,0 +1,133 @@
+"""Encoder features for a list or folder of videos: the class token or the mean of patch tokens
+(after the encoder's final norm), per clip or averaged over a video's clips, written as
+``features.npy`` + ``index.csv`` or as Parquet. Videos that cannot be decoded are listed in
+``failed.txt`` and the summary, never silently dropped."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from maest import checkpoint as ckpt
+from maest.data import ClipSpec, VideoClipDataset, dataset_from_source
+from maest.data.loader import GuardedVideos, collate_guarded
+from maest.engine import autocast
+
+
+def load_encoder(checkpoint: str | Path) -> tuple[nn.Module, dict[str, Any]]:
+    """A model from a maest pre-training or fine-tuning checkpoint, plus its sampling settings."""
+    from maest.config import PretrainConfig, from_dict
+
+    state = ckpt.load_checkpoint(checkpoint)
+    raw = state.get("config")
+    if not raw:
+        raise ValueError(f"{checkpoint} carries no maest config; convert it first (maest convert)")
+    if "mix" in raw:  # a fine-tuning / probing checkpoint
+        from maest.finetune import build_classifier
+        from maest.finetune_config import FinetuneConfig
+
+        cfg = from_dict(FinetuneConfig, raw)
+        model = build_classifier(cfg, init=False)
+    else:
+        from maest.pretrain import build_model
+
+        cfg = from_dict(PretrainConfig, raw)
+        model = build_model(cfg)
+    ckpt.load_model_weights(model, ckpt.model_state(state))
+    return model.eval(), {"sampling_rate": cfg.data.sampling_rate, "backend": cfg.data.backend}
+
+
+def pool_tokens(tokens: torch.Tensor, pool: str, cls_embed: bool) -> torch.Tensor:
+    """(B, cls + L, D) -> (B, D): the class token or the mean of the patch tokens."""
+    if pool == "cls":
+        if not cls_embed:
+            raise ValueError("--pool cls needs a model with a class token; use --pool mean")
+        return tokens[:, 0]
+    if pool == "mean":
+        return tokens[:, int(cls_embed):].mean(1)
+    raise ValueError(f"unknown pooling {pool!r}; choose cls or mean")
+
+
+@torch.no_grad()
+def extract(
+    model: nn.Module, dataset: VideoClipDataset, pool: str = "mean", average: bool = False, batch_size: int = 2,
+    num_workers: int = 0, device: str = "cpu", precision: str = "fp32", progress: bool = True,
+) -> tuple[np.ndarray, list[dict[str, Any]], list[str]]:
+    """Features of every clip (or clip-averaged per video) of a test-mode dataset.
+
+    Returns:
+        features (N, D) float32, one index row per feature (path, label, clip or -1), failed videos.
+    """
+    from tqdm.auto import tqdm
+
+    model.to(device)
+    loader = DataLoader(GuardedVideos(dataset, list(range(len(dataset)))), batch_size=batch_size,
+                        num_workers=num_workers, collate_fn=collate_guarded)
+    feats, rows, failed = [], [], []
+    for batch in tqdm(loader, desc="extract", unit="batch", disable=not progress):
+        failed += batch["failed"]
+        if "video" not in batch:
+            continue
+        with autocast(device, precision):
+            tokens = model.forward_features(batch["video"].to(device))
+        f = pool_tokens(tokens.float(), pool, model.cls_embed).cpu()
+        index, view = batch["index"], batch["view"]
+        for v in dict.fromkeys(index.tolist()):
+            sel = index == v
+            path, label = dataset.items[v]
+            if average:
+                feats.append(f[sel].mean(0))
+                rows.append({"path": path, "label": label, "clip": -1})
+            else:
+                for fv, clip in zip(f[sel], view[sel].tolist(), strict=True):
+                    feats.append(fv)
+                    rows.append({"path": path, "label": label, "clip": clip})
+    dim = model.embed_dim
+    array = torch.stack(feats).numpy().astype(np.float32) if feats else np.zeros((0, dim), np.float32)
+    return array, rows, failed
+
+
+def write_features(features: np.ndarray, rows: list[dict[str, Any]], failed: list[str], out_dir: str | Path,
+                   fmt: str = "npy") -> dict[str, str]:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files = {}
+    if fmt == "npy":
+        np.save(out / "features.npy", features)
+        with open(out / "index.csv", "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=["row", "path", "label", "clip"])
+            w.writeheader()
+            for i, r in enumerate(rows):
+                w.writerow({"row": i, **r})
+        files = {"features": str(out / "features.npy"), "index": str(out / "index.csv")}
+    elif fmt == "parquet":
+        try:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+        except ImportError:
+            raise RuntimeError("--format parquet needs pyarrow (pip install pyarrow); or use --format npy") from None
+        table = pa.table({"path": [r["path"] for r in rows], "label": [r["label"] for r in rows],
+                          "clip": [r["clip"] for r in rows], "feature": list(features)})
+        pq.write_table(table, out / "features.parquet")
+        files = {"features": str(out / "features.parquet")}
+    else:
+        raise ValueError(f"unknown format {fmt!r}; choose npy or parquet")
+    (out / "failed.txt").write_text("".join(f"{f}\n" for f in failed))
+    files["failed"] = str(out / "failed.txt")
+    return files
+
+
+def dataset_for(model: nn.Module, source: str, clips: int, sampling: dict[str, Any]) -> VideoClipDataset:
+    pe = model.patch_embed
+    spec = dict(mode="test", num_frames=pe.num_frames, crop_size=pe.img_size, test_clips=clips, test_crops=1,
+                sampling_rate=sampling["sampling_rate"], backend=sampling["backend"])
+    p = Path(source)
+    if p.is_file() and p.suffix.lower() in (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v"):
+        return VideoClipDataset([(str(p), -1)], ClipSpec(**spec))
+    return dataset_from_source(source, **spec)
