@@ -15,6 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("maest.commands.demo", "make a small offline video set, pre-train a small model, show reconstructions"),
     "pretrain": ("maest.commands.pretrain", "MAE-ST pre-training on a video folder or CSV list"),
     "reconstruct": ("maest.commands.reconstruct", "figures of a video, its masked input and the MAE reconstruction"),
+    "convert": ("maest.commands.convert", "import official MAE-ST, VideoMAE and Hugging Face VideoMAE checkpoints"),
     "extract": ("maest.commands.extract", "encoder features of videos to .npy + index.csv or Parquet"),
     "bench": ("maest.commands.bench", "training-step speed, FLOP/s and memory; side by side with the reference math"),
     "bench-data": ("maest.commands.bench_data", "video loader throughput on generated H.264 files"),

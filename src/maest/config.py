@@ -32,6 +32,11 @@ class ModelConfig:
     pos_embed_type: str | None = None
     cls_embed: bool | None = None
     mask_strategy: str | None = None
+    mlp_ratio: float | None = None
+    qkv_bias: bool | None = None
+    norm_eps: float | None = None
+    final_norm_eps: float | None = None
+    decoder_norm_eps: float | None = None
     grad_checkpointing: bool = False
 
     def overrides(self) -> dict[str, Any]:

@@ -76,7 +76,9 @@ def extract(
             continue
         with autocast(device, precision):
             tokens = model.forward_features(batch["video"].to(device))
-        f = pool_tokens(tokens.float(), pool, model.cls_embed).cpu()
+        native = getattr(model, "global_pool", None) == ("token" if pool == "cls" else "avg")
+        # a classifier's own pooling applies its post-pool norm (its tokens come un-normalised)
+        f = (model.pool(tokens) if native else pool_tokens(tokens, pool, model.cls_embed)).float().cpu()
         index, view = batch["index"], batch["view"]
         for v in dict.fromkeys(index.tolist()):
             sel = index == v

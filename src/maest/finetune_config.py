@@ -37,6 +37,10 @@ class ClassifierConfig:
     num_heads: int | None = None
     pos_embed_type: str | None = None
     cls_embed: bool | None = True  # the released checkpoints use a class token
+    mlp_ratio: float | None = None
+    qkv_bias: bool | None = None
+    norm_eps: float | None = None
+    final_norm_eps: float | None = None
     grad_checkpointing: bool = False
 
     def overrides(self) -> dict[str, Any]:

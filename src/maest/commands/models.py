@@ -10,9 +10,11 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from maest.finetune_config import list_finetune_presets
     from maest.models import list_models
     from maest.presets import list_presets
 
     print("models:  " + " ".join(list_models(args.pattern)))
     print("presets: " + " ".join(list_presets()))
+    print("fine-tuning presets: " + " ".join(list_finetune_presets()))
     return 0

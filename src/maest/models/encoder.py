@@ -59,6 +59,7 @@ class VideoEncoder(nn.Module):
         cls_embed: prepend a learned class token.
         qkv_bias: bias on q, k, v.
         norm_eps: LayerNorm epsilon.
+        final_norm_eps: epsilon of the final ``norm`` if it differs (Hugging Face's ``fc_norm``: 1e-5).
         drop_path_rate: stochastic depth, rising linearly over depth.
         drop_rate: dropout in the blocks.
     """
@@ -78,6 +79,7 @@ class VideoEncoder(nn.Module):
         cls_embed: bool = True,
         qkv_bias: bool = True,
         norm_eps: float = 1e-6,
+        final_norm_eps: float | None = None,
         drop_path_rate: float = 0.0,
         drop_rate: float = 0.0,
     ) -> None:
@@ -97,7 +99,7 @@ class VideoEncoder(nn.Module):
                   norm_eps=norm_eps)
             for i in range(depth)
         )
-        self.norm = nn.LayerNorm(embed_dim, eps=norm_eps)
+        self.norm = nn.LayerNorm(embed_dim, eps=norm_eps if final_norm_eps is None else final_norm_eps)
         self.grad_checkpointing = False
 
     # -- positional embeddings -------------------------------------------------------------------

@@ -45,6 +45,7 @@ class MaskedAutoencoderViT(VideoEncoder):
         pred_t_dim: number of target frames (default: num_frames // t_patch_size, as the reference's
             8 of 16); each token predicts ``t_patch_size * pred_t_dim // num_frames`` of them.
         mask_strategy: "random" (spacetime-agnostic, default), "tube" or "frame".
+        decoder_norm_eps: epsilon of ``decoder_norm`` (default: the blocks' ``norm_eps``).
         trunc_init: the reference's alternative initialisation.
         **encoder_kwargs: see :class:`~maest.models.encoder.VideoEncoder`.
     """
@@ -57,6 +58,7 @@ class MaskedAutoencoderViT(VideoEncoder):
         decoder_num_heads: int = 16,
         pred_t_dim: int | None = None,
         mask_strategy: str = "random",
+        decoder_norm_eps: float | None = None,
         trunc_init: bool = False,
         **encoder_kwargs,
     ) -> None:
@@ -75,7 +77,7 @@ class MaskedAutoencoderViT(VideoEncoder):
         self.mask_strategy = mask_strategy
         p = self.patch_embed.patch_size
         mlp_ratio = self.blocks[0].mlp.fc1.out_features / self.embed_dim if len(self.blocks) else 4.0
-        norm_eps = self.norm.eps
+        norm_eps = self.blocks[0].norm1.eps if len(self.blocks) else self.norm.eps
         qkv_bias = self.blocks[0].attn.q.bias is not None if len(self.blocks) else True
 
         self.decoder_embed = nn.Linear(self.embed_dim, decoder_embed_dim)
@@ -88,7 +90,8 @@ class MaskedAutoencoderViT(VideoEncoder):
             Block(decoder_embed_dim, decoder_num_heads, mlp_ratio, qkv_bias=qkv_bias, norm_eps=norm_eps)
             for _ in range(decoder_depth)
         )
-        self.decoder_norm = nn.LayerNorm(decoder_embed_dim, eps=norm_eps)
+        dec_eps = norm_eps if decoder_norm_eps is None else decoder_norm_eps
+        self.decoder_norm = nn.LayerNorm(decoder_embed_dim, eps=dec_eps)
         self.decoder_pred = nn.Linear(decoder_embed_dim, self.t_pred_patch_size * p * p * self.in_chans)
         self._init_weights(trunc_init)
 
