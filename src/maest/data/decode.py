@@ -5,6 +5,11 @@ torchcodec 0.13 with ``seek_mode="exact"`` and all of a video's clip indices in 
 sampling, MAE-ST §4); PyAV, which bundles its own FFmpeg, is the fallback and decodes once over the
 union of the requested indices. Both give RGB uint8 frames (N, C, H, W) and one thread per decoder,
 since DataLoader workers supply the parallelism.
+
+Container frame counts can overstate what is decodable (a cut-off last GOP, a wrong ``nb_frames``).
+When a request fails past the real end, the video's ``num_frames`` is lowered to the last frame that
+decodes and the request is clamped to it, as long as the shortfall is small (``END_SLACK``); a bigger
+gap is a truncated file and raises :class:`VideoDecodeError`.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from pathlib import Path
 import torch
 
 BACKENDS = ("auto", "torchcodec", "pyav")
+# how many frames the metadata may overstate before the file counts as truncated: max(4, 5%)
+END_SLACK = (4, 0.05)
 
 
 class VideoDecodeError(RuntimeError):
@@ -47,7 +54,47 @@ class Video:
     width: int
 
     def get_frames(self, indices: Sequence[int]) -> torch.Tensor:
+        """uint8 (N, C, H, W) RGB frames at ``indices`` (any order, repeats allowed).
+
+        Raises:
+            IndexError: an index is outside [0, num_frames).
+            VideoDecodeError: the frames cannot be decoded (see the module note on short files).
+        """
+        idx = self._check(indices)
+        try:
+            return self._decode(idx)
+        except Exception as e:
+            err = e
+        last = self._last_decodable(max(idx))
+        limit = max(END_SLACK[0], int(END_SLACK[1] * self.num_frames))
+        if last is None or last >= max(idx) or self.num_frames - 1 - last > limit:
+            # not a slightly short tail: a truncated or damaged file
+            raise VideoDecodeError(self.path, f"truncated or corrupt ({_reason(err)})") from err
+        self.num_frames = last + 1  # metadata overstated the count; later requests see the real one
+        try:
+            return self._decode([min(i, last) for i in idx])
+        except Exception as e:
+            raise VideoDecodeError(self.path, f"truncated or corrupt ({_reason(e)})") from e
+
+    def _decode(self, indices: list[int]) -> torch.Tensor:
         raise NotImplementedError
+
+    def _last_decodable(self, upper: int) -> int | None:
+        """The highest index <= ``upper`` that decodes (binary search; None if frame 0 fails)."""
+        if not self._decodes(0):
+            return None
+        lo, hi = 0, upper  # invariant: lo decodes; the answer is in [lo, hi]
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            lo, hi = (mid, hi) if self._decodes(mid) else (lo, mid - 1)
+        return lo
+
+    def _decodes(self, i: int) -> bool:
+        try:
+            self._decode([i])
+        except Exception:
+            return False
+        return True
 
     def _check(self, indices: Sequence[int]) -> list[int]:
         idx = [int(i) for i in indices]
@@ -68,8 +115,8 @@ class TorchcodecVideo(Video):
         self.fps = float(meta.average_fps or 0.0)
         self.height, self.width = int(meta.height), int(meta.width)
 
-    def get_frames(self, indices: Sequence[int]) -> torch.Tensor:
-        return self._dec.get_frames_at(indices=self._check(indices)).data
+    def _decode(self, indices: list[int]) -> torch.Tensor:
+        return self._dec.get_frames_at(indices=indices).data
 
 
 class PyAVVideo(Video):
@@ -93,8 +140,7 @@ class PyAVVideo(Video):
             self.num_frames = sum(1 for _ in self._container.decode(stream))
             self._container.seek(0)
 
-    def get_frames(self, indices: Sequence[int]) -> torch.Tensor:
-        idx = self._check(indices)
+    def _decode(self, idx: list[int]) -> torch.Tensor:
         wanted = set(idx)
         first, last = min(idx), max(idx)
         stream = self._stream
@@ -113,7 +159,7 @@ class PyAVVideo(Video):
                 break
         missing = wanted - got.keys()
         if missing:
-            raise VideoDecodeError(self.path, f"frames {sorted(missing)[:5]} could not be decoded (truncated?)")
+            raise RuntimeError(f"frames {sorted(missing)[:5]} not found in the stream")
         return torch.stack([got[i] for i in idx])
 
     def close(self) -> None:
