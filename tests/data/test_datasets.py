@@ -128,7 +128,7 @@ def test_corrupt_fifth_of_corpus_is_skipped_counted_and_reported(corrupt_corpus,
     assert seen == 3 * 10 * 2  # every item delivered (2 clips each), broken ones replaced by real videos
     # each broken file is hit at least once per epoch (a retry may land on the other one too)
     assert tally.total >= 3 * 2 and tally.unique == set(bad)
-    assert f"skipped {tally.total} unreadable video reads (2 files)" in tally.report()
+    assert f"skipped {tally.total} unreadable videos this epoch (2 files): " in tally.report()
     if workers == 0:  # one warning per broken file per process
         warnings = [r for r in caplog.records if "skipping unreadable video" in r.getMessage()]
         assert len(warnings) <= 2

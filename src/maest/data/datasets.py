@@ -8,8 +8,12 @@ sampling), 1 in "val", and clips x crops views in "test" (plus ``"view"``).
 A broken video never stops training and is never replaced by zeros: in training modes the item is
 taken from another random video (up to ``max_retries``), the broken path travels back in
 ``skipped`` so the loop can count and report it, and a warning is logged once per path and process.
-In "val"/"test" nothing is substituted: :class:`~maest.data.decode.VideoDecodeError` propagates so
-the evaluator records the video as failed.
+In "val"/"test" nothing is substituted: :class:`~maest.data.decode.VideoDecodeError` propagates, and
+evaluation wraps the dataset in :class:`~maest.data.loader.GuardedVideos`, whose items then carry
+``{"failed": "path (reason)"}`` so every broken test video is counted, never silently dropped.
+
+Build datasets with the factories: :meth:`VideoClipDataset.from_csv`, ``.from_folder_per_class``,
+``.from_unlabelled_folder`` and ``.from_ssv2_json``.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from torch.utils.data import Dataset
 
 from maest.data import transforms as T
 from maest.data.decode import VideoDecodeError, open_video, read_frames
+from maest.data.loader import mix_seed
 from maest.data.randaugment import rand_augment
 from maest.data.sampling import train_clips, uniform_clips
 
@@ -54,6 +59,7 @@ class ClipSpec:
     test_crops: int = 3
     backend: str = "auto"
     max_retries: int = 10
+    seed: int | None = None  # set: each item's randomness depends only on (seed, epoch, index)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -77,15 +83,58 @@ def _warn_once(err: VideoDecodeError) -> None:
 class VideoClipDataset(Dataset):
     """Clips from a list of ``(path, label)``; label -1 means unlabelled."""
 
-    def __init__(self, items: list[tuple[str, int]], spec: ClipSpec | None = None, classes: list[str] | None = None):
+    def __init__(self, items: list[tuple[str, int]], spec: ClipSpec | None = None,
+                 classes: list[str] | None = None, **spec_kw: Any) -> None:
+        """
+        Args:
+            items: (video path, label) pairs; label -1 = unlabelled.
+            spec: sampling/augmentation settings; or pass ClipSpec fields as keywords.
+            classes: class names by label index, when known.
+        """
+        if spec is not None and spec_kw:
+            raise TypeError("pass either spec or ClipSpec keywords, not both")
         self.items = list(items)
-        self.spec = spec or ClipSpec()
+        self.spec = spec or ClipSpec(**spec_kw)
         self.classes = classes
+        self.epoch = 0
+
+    @classmethod
+    def from_csv(cls, path: str | Path, spec: ClipSpec | None = None, **spec_kw: Any) -> VideoClipDataset:
+        """Kinetics-style list (``path label`` or ``path,label``); see :func:`read_csv_list`."""
+        return cls(read_csv_list(path), spec, **spec_kw)
+
+    @classmethod
+    def from_folder_per_class(cls, root: str | Path, spec: ClipSpec | None = None,
+                              **spec_kw: Any) -> VideoClipDataset:
+        """``root/<class>/<video>``; ``classes`` holds the sorted class names (label = position)."""
+        items, classes = read_class_folders(root)
+        return cls(items, spec, classes, **spec_kw)
+
+    @classmethod
+    def from_unlabelled_folder(cls, root: str | Path, spec: ClipSpec | None = None,
+                               **spec_kw: Any) -> VideoClipDataset:
+        """Every video under ``root`` (recursively), label -1: pre-training data."""
+        return cls(read_unlabelled_folder(root), spec, **spec_kw)
+
+    @classmethod
+    def from_ssv2_json(cls, videos_dir: str | Path, labels_json: str | Path, split_json: str | Path,
+                       spec: ClipSpec | None = None, **spec_kw: Any) -> VideoClipDataset:
+        """Something-Something v2 (``<id>.webm`` files, template labels); see :func:`read_ssv2`."""
+        labels = json.loads(Path(labels_json).read_text())
+        classes = [k for k, _ in sorted(labels.items(), key=lambda kv: int(kv[1]))]
+        return cls(read_ssv2(videos_dir, labels_json, split_json), spec, classes, **spec_kw)
+
+    def set_epoch(self, epoch: int) -> None:
+        """With ``spec.seed`` set, reseeds augmentation per epoch."""
+        self.epoch = epoch
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
+        if self.spec.seed is not None:
+            # global torch RNG: transforms draw from it; keyed per item so worker count does not matter
+            torch.manual_seed(mix_seed(self.spec.seed, self.epoch, index))
         if self.spec.mode in ("val", "test"):
             return self._load(index)
         skipped: list[str] = []

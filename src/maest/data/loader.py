@@ -1,12 +1,19 @@
 """Batching: a rank-aware, resumable sampler; collation that folds repeated clips into the batch;
-and the per-epoch tally of unreadable videos."""
+and the per-epoch tally of unreadable videos.
+
+MAE-ST's repeated sampling (arXiv:2205.09113, §4) decodes a video once and takes r clips from it,
+so everything here counts *videos*: a batch of B videos becomes B*r clips after :func:`collate_clips`,
+and sharding is by video, keeping a video's r clips on one rank.
+"""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+import random
+from collections.abc import Iterator, Sequence, Sized
 from typing import Any
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
@@ -31,6 +38,13 @@ def epoch_order(
     return order[rank::world]
 
 
+def dist_rank_world() -> tuple[int, int]:
+    """(rank, world size) of the default process group; (0, 1) when none is initialised."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
 class ShardedSampler(Sampler[int]):
     """Videos for one rank. Each video yields ``repeat`` clips, so a batch of B videos trains on
     B x repeat clips per rank; sharding is by video so repeated clips of one video stay on one rank.
@@ -49,6 +63,19 @@ class ShardedSampler(Sampler[int]):
 
     def __len__(self) -> int:
         return -(-self.num_items // self.world) - self.start
+
+
+class RepeatAwareDistributedSampler(ShardedSampler):
+    """:class:`ShardedSampler` that reads rank and world size from ``torch.distributed`` when they
+    are not given. Deterministic in (seed, epoch); call ``set_epoch`` before each epoch."""
+
+    def __init__(self, data: int | Sized, seed: int = 0, rank: int | None = None, world: int | None = None,
+                 shuffle: bool = True) -> None:
+        d_rank, d_world = dist_rank_world()
+        rank, world = d_rank if rank is None else rank, d_world if world is None else world
+        if not 0 <= rank < world:
+            raise ValueError(f"rank {rank} outside world size {world}")
+        super().__init__(data if isinstance(data, int) else len(data), seed, rank, world, shuffle)
 
 
 def collate_clips(batch: list[dict[str, Any]]) -> dict[str, Any]:
@@ -83,26 +110,59 @@ class SkipTally:
         return set(self.paths)
 
     def report(self) -> str:
+        """E.g. ``skipped 3 unreadable videos this epoch (2 files): a.mp4, b.mp4``."""
         if not self.paths:
             return "no unreadable videos this epoch"
         names = sorted(self.unique)
-        shown = ", ".join(names[:10]) + (" ..." if len(names) > 10 else "")
-        return f"skipped {self.total} unreadable video reads ({len(names)} files) this epoch: {shown}"
+        shown = ", ".join(names[:10]) + (", ..." if len(names) > 10 else "")
+        return f"skipped {self.total} unreadable videos this epoch ({len(names)} files): {shown}"
 
     def reset(self) -> None:
         self.paths = []
 
 
 def worker_init(worker_id: int) -> None:
-    torch.set_num_threads(1)  # decoding workers must not oversubscribe the trainer's cores
+    """Single-threaded torch (decoding workers must not oversubscribe the trainer's cores) and
+    Python/NumPy seeded from the worker's torch seed (the loader's generator + worker id)."""
+    torch.set_num_threads(1)
+    seed = torch.initial_seed()
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
 
 
-def build_loader(dataset: Dataset, batch_size: int, sampler: Sampler | list[int], num_workers: int = 2,
-                 drop_last: bool = True, pin_memory: bool = False) -> DataLoader:
-    """A DataLoader with clip collation and single-threaded workers."""
+def build_loader(
+    dataset: Dataset, batch_size: int, shuffle: bool | Sampler | Sequence[int] = True, num_workers: int = 2,
+    seed: int = 0, drop_last: bool = True, distributed: bool = False, *, sampler: Sampler | None = None,
+    pin_memory: bool = False,
+) -> DataLoader:
+    """A DataLoader over videos with clip collation and single-threaded, seeded workers.
+
+    Args:
+        batch_size: videos per batch; each yields r clips, so batches hold batch_size * r clips.
+        shuffle: reshuffle every epoch (order fixed by seed and epoch). A sampler passed here
+            positionally is used as ``sampler`` (the trainer's older call form).
+        seed: order and worker seeds.
+        distributed: shard videos over ``torch.distributed`` ranks (rank 0 of 1 when uninitialised).
+        sampler: use this sampler instead (e.g. a :class:`ShardedSampler` resumed mid-epoch).
+
+    Call :func:`set_epoch` on the loader before each epoch.
+    """
+    if isinstance(shuffle, (Sampler, list, tuple)):
+        sampler, shuffle = shuffle, True
+    if sampler is None:
+        rank, world = dist_rank_world() if distributed else (0, 1)
+        sampler = RepeatAwareDistributedSampler(len(dataset), seed, rank, world, bool(shuffle))
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
                       collate_fn=collate_clips, drop_last=drop_last, worker_init_fn=worker_init,
-                      pin_memory=pin_memory, persistent_workers=False)
+                      generator=torch.Generator().manual_seed(seed), pin_memory=pin_memory,
+                      persistent_workers=False)
+
+
+def set_epoch(loader: DataLoader, epoch: int) -> None:
+    """Point the loader's sampler (order) and dataset (augmentation seeds) at ``epoch``."""
+    for obj in (loader.sampler, loader.dataset):
+        if hasattr(obj, "set_epoch"):
+            obj.set_epoch(epoch)
 
 
 class GuardedVideos(Dataset):
