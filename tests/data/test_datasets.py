@@ -120,3 +120,55 @@ def test_all_broken_gives_a_clear_error(corrupt_corpus):
     ds = VideoClipDataset([(p, 0) for p in bad], ClipSpec(**_spec("pretrain", max_retries=3)))
     with pytest.raises(RuntimeError, match="4 videos in a row could not be decoded"):
         ds[0]
+
+
+def test_factories(tmp_path, digits):
+    from maest.data import VideoClipDataset
+
+    ds = VideoClipDataset.from_csv(digits["train"], mode="val", num_frames=4, crop_size=32)
+    assert len(ds) == 8 and ds.spec.crop_size == 32 and ds[0]["video"].shape == (1, 3, 4, 32, 32)
+    videos = sorted((digits["root"] / "videos").glob("*.mp4"))
+    for cls, v in (("b_walk", videos[0]), ("a_run", videos[1]), ("a_run", videos[2])):
+        (tmp_path / "tree" / cls).mkdir(parents=True, exist_ok=True)
+        (tmp_path / "tree" / cls / v.name).write_bytes(v.read_bytes())
+    tree = VideoClipDataset.from_folder_per_class(tmp_path / "tree", ClipSpec(mode="val"))
+    assert tree.classes == ["a_run", "b_walk"] and [lbl for _, lbl in tree.items] == [0, 0, 1]
+    flat = VideoClipDataset.from_unlabelled_folder(tmp_path / "tree")
+    assert len(flat) == 3 and {lbl for _, lbl in flat.items} == {-1}
+    (tmp_path / "labels.json").write_text(json.dumps({"Holding something": "1", "Pushing something left": "0"}))
+    (tmp_path / "val.json").write_text(json.dumps([
+        {"id": "5", "template": "Holding [something]", "label": "holding a pen", "placeholders": ["pen"]},
+        {"id": "9", "template": "Pushing [something] left", "label": "pushing a cup left"}]))
+    ss = VideoClipDataset.from_ssv2_json(tmp_path / "vids", tmp_path / "labels.json", tmp_path / "val.json",
+                                         mode="test")
+    assert ss.items == [(str(tmp_path / "vids" / "5.webm"), 1), (str(tmp_path / "vids" / "9.webm"), 0)]
+    assert ss.classes == ["Pushing something left", "Holding something"]
+    with pytest.raises(TypeError):
+        VideoClipDataset([], ClipSpec(), mode="val")
+
+
+def test_val_and_test_do_not_substitute_broken_videos(corrupt_corpus):
+    from maest.data import VideoDecodeError
+    from maest.data.loader import GuardedVideos, collate_guarded
+
+    _, bad = corrupt_corpus
+    for mode in ("val", "test"):
+        ds = VideoClipDataset([(bad[0], 1)], ClipSpec(mode=mode, num_frames=4, crop_size=32, test_clips=2))
+        with pytest.raises(VideoDecodeError, match="cannot decode"):
+            ds[0]
+        out = collate_guarded([GuardedVideos(ds, [0])[0]])
+        assert out["failed"] and bad[0] in out["failed"][0] and "video" not in out
+
+
+def test_seeded_items_are_reproducible(digits):
+    from maest.data import VideoClipDataset
+
+    make = lambda: VideoClipDataset.from_csv(digits["train"], mode="finetune", num_frames=4, crop_size=32,  # noqa: E731
+                                             repeat=2, rand_aug=True, erase_prob=0.5, seed=7)
+    a, b = make(), make()
+    torch.manual_seed(123)
+    x = a[2]["video"]
+    torch.manual_seed(456)
+    assert torch.equal(x, b[2]["video"])
+    b.set_epoch(1)
+    assert not torch.equal(x, b[2]["video"])

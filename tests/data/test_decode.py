@@ -74,3 +74,27 @@ def test_pyav_seeking_matches_torchcodec_late_in_the_file(tmp_path):
     a, b = open_video(path, "pyav"), open_video(path, "torchcodec")
     for idx in ([50, 52, 59, 51], [17, 18, 40], [0, 59], [33]):
         torch.testing.assert_close(a.get_frames(idx), b.get_frames(idx), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("backend", ["pyav", "torchcodec"])
+def test_overstated_frame_count_is_clamped_near_the_end(digits, backend):
+    if backend == "torchcodec" and not torchcodec_available():
+        pytest.skip("torchcodec does not load here")
+    path = _first_video(digits)
+    v = open_video(path, backend)
+    v.num_frames = 32 + 3  # as if the container claimed 3 frames that do not decode
+    frames = v.get_frames([0, 34, 33, 5])
+    assert v.num_frames == 32
+    torch.testing.assert_close(frames, open_video(path, backend).get_frames([0, 31, 31, 5]), rtol=0, atol=0)
+    v.num_frames = 32 + 20  # far more missing than a short tail: a truncated file
+    with pytest.raises(VideoDecodeError, match="truncated or corrupt"):
+        v.get_frames([50])
+
+
+def test_auto_backend_and_layout(digits):
+    v = open_video(_first_video(digits))
+    expected = "TorchcodecVideo" if torchcodec_available() else "PyAVVideo"
+    assert type(v).__name__ == expected
+    assert v.get_frames([3]).shape == (1, 3, v.height, v.width)  # (N, C, H, W)
+    with pytest.raises(IndexError):
+        v.get_frames([v.num_frames])
