@@ -15,13 +15,19 @@ def _golden():
     return torch.load(GOLDEN, weights_only=True)["tiny_sep_cls"]
 
 
-def test_matches_official_golden_tensors():
-    g = _golden()
+def _golden_model(g):
+    """Our model built with the reference constructor arguments, holding the reference weights."""
     cfg = dict(g["config"])
     cfg.pop("norm_pix_loss")
     cfg["pos_embed_type"] = "separable" if cfg.pop("sep_pos_embed") else "joint"
     model = create_model("mae_vit_base_patch16", **cfg).eval()
     model.load_state_dict(g["state_dict"], strict=True)
+    return model
+
+
+def test_matches_official_golden_tensors():
+    g = _golden()
+    model = _golden_model(g)
     with torch.no_grad():
         out = model(g["input"], g["mask_ratio"], noise=g["noise"])
         loss = reconstruction_loss(out.pred, mae_target(g["input"], *model.target_spec, norm_pix=True), out.mask)
@@ -147,11 +153,7 @@ def test_reference_attention_math_matches_golden_and_sdpa():
     from maest.models.layers import reference_attention
 
     g = _golden()
-    cfg = dict(g["config"])
-    cfg.pop("norm_pix_loss")
-    cfg["pos_embed_type"] = "separable" if cfg.pop("sep_pos_embed") else "joint"
-    model = create_model("mae_vit_base_patch16", **cfg).eval()
-    model.load_state_dict(g["state_dict"], strict=True)
+    model = _golden_model(g)
     with torch.no_grad():
         fast = model(g["input"], g["mask_ratio"], noise=g["noise"]).pred
         with reference_attention():

@@ -104,7 +104,7 @@ def train(cfg: Any, model: nn.Module, optimizer: torch.optim.Optimizer, dataset:
             seeded.epoch = epoch
             skip_micro = (step - epoch * steps_per_epoch) * t.accum_iter
             sampler.set_epoch(epoch, start=skip_micro * t.batch_size)
-            loader = build_loader(seeded, t.batch_size, sampler, cfg.data.num_workers,
+            loader = build_loader(seeded, t.batch_size, sampler=sampler, num_workers=cfg.data.num_workers,
                                   pin_memory=info.device.startswith("cuda"))
             tally = SkipTally()
             loss_sum, loss_n = torch.zeros((), device=info.device), 0

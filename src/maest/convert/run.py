@@ -23,20 +23,11 @@ def _config_for(name: str, kwargs: dict[str, Any], classifier: bool) -> dict[str
     if classifier:
         from maest.finetune_config import FinetuneConfig
 
-        cfg = FinetuneConfig()
-        fields = set(cfg.model.__dataclass_fields__)
-        kwargs = dict(kwargs)
-        kwargs.pop("dropout", None)
-        unknown = set(kwargs) - fields
-        if unknown:
-            raise ConversionError(f"classifier settings {sorted(unknown)} cannot be stored in a maest config")
-        cfg.model.name = name
-        for k, v in kwargs.items():
-            setattr(cfg.model, k, v)
-        return cfg.to_dict()
-    cfg = PretrainConfig()
-    fields = set(cfg.model.__dataclass_fields__)
-    unknown = set(kwargs) - fields
+        cfg: Any = FinetuneConfig()
+        kwargs = {k: v for k, v in kwargs.items() if k != "dropout"}
+    else:
+        cfg = PretrainConfig()
+    unknown = set(kwargs) - set(cfg.model.__dataclass_fields__)
     if unknown:
         raise ConversionError(f"model settings {sorted(unknown)} cannot be stored in a maest config")
     cfg.model.name = name
