@@ -26,14 +26,14 @@ def test_random_masking_keeps_smallest_noise_and_restores_order():
     torch.testing.assert_close(torch.gather(shuffled, 1, m.ids_restore.unsqueeze(-1)), x)
 
 
-@pytest.mark.parametrize("strategy", ["tube", "frame"])
+@pytest.mark.parametrize("strategy", ["tube", "frame", "space", "time"])
 def test_structured_strategies_keep_whole_tubes_or_frames(strategy):
     grid = (4, 3, 3)
     noise = mask_noise(5, grid, strategy, generator=torch.Generator().manual_seed(0))
     keep = num_keep(0.6, grid, strategy)
     m = random_masking(torch.zeros(5, 36, 1), keep, noise)
     mask = m.mask.view(5, 4, 9)
-    if strategy == "tube":  # the same spatial positions are removed in every time step
+    if strategy in ("tube", "space"):  # the same spatial positions are removed in every time step
         assert (mask == mask[:, :1]).all()
         assert keep == int(9 * 0.4) * 4
     else:  # whole frames are removed

@@ -12,7 +12,15 @@ from typing import NamedTuple
 
 import torch
 
-STRATEGIES = ("random", "tube", "frame")
+# the paper's Table 2a names: "space-only" masking is tube masking, "time-only" is frame masking
+ALIASES = {"space": "tube", "time": "frame", "agnostic": "random"}
+STRATEGIES = ("random", "tube", "frame", *ALIASES)
+
+
+def canonical_strategy(strategy: str) -> str:
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown mask strategy {strategy!r}; choose one of {STRATEGIES}")
+    return ALIASES.get(strategy, strategy)
 
 
 def patchify(video: torch.Tensor, patch_size: int, t_patch_size: int) -> torch.Tensor:
@@ -48,6 +56,7 @@ def num_keep(ratio: float, grid: tuple[int, int, int], strategy: str = "random")
     if not 0.0 < ratio < 1.0:
         raise ValueError(f"mask_ratio={ratio} must be strictly between 0 and 1 (e.g. 0.9 as in the paper)")
     t, h, w = grid
+    strategy = canonical_strategy(strategy)
     if strategy == "random":
         keep = int(t * h * w * (1 - ratio))
     elif strategy == "tube":
@@ -78,6 +87,7 @@ def mask_noise(
     time step, ordered so whole frames are kept together.
     """
     t, h, w = grid
+    strategy = canonical_strategy(strategy)
     if strategy == "random":
         return torch.rand(batch, t * h * w, generator=generator, device=device)
     if strategy == "tube":
