@@ -116,6 +116,51 @@ def time_step(model_name: str, mask_ratio: float, precision: str, compile: bool,
             "steps": steps, "spread": [min(times), max(times)]}
 
 
+def side_by_side(model_name: str, mask_ratio: float, rounds: int, batch: int, device: str,
+                 modes: tuple[str, ...] = ("reference", "maest-bf16", "maest-fp32")) -> dict[str, Any]:
+    """Interleaved timing in one process on the same weights: each round runs one step of every mode,
+    so load from other processes falls on all modes alike. Returns per-mode medians and the median
+    of the per-round speedups against the reference."""
+    from maest.engine import autocast, mae_loss
+    from maest.models import create_model
+    from maest.models.layers import reference_attention
+
+    torch.manual_seed(0)
+    model = create_model(model_name).to(device)
+    pe = model.patch_embed
+    video = torch.randn(batch, pe.proj.in_channels, pe.num_frames, pe.img_size, pe.img_size, device=device)
+    fast_opt = {"fused": True} if device.startswith("cuda") else {"foreach": True}
+    opts = {m: torch.optim.AdamW(model.parameters(), lr=1e-5, betas=(0.9, 0.95),
+                                 **({"foreach": False} if m == "reference" else fast_opt)) for m in modes}
+
+    def step(mode: str) -> float:
+        ctx = reference_attention() if mode == "reference" else _null()
+        precision = "bf16" if mode.endswith("bf16") else "fp32"
+        _sync(device)
+        t0 = time.perf_counter()
+        with ctx, autocast(device, precision):
+            loss = mae_loss(model, video, mask_ratio, None, True)
+        loss.backward()
+        opts[mode].step()
+        opts[mode].zero_grad(set_to_none=True)
+        _sync(device)
+        return time.perf_counter() - t0
+
+    for m in modes:  # warm-up
+        step(m)
+    times: dict[str, list[float]] = {m: [] for m in modes}
+    for _ in range(rounds):
+        for m in modes:
+            times[m].append(step(m))
+    out = {"model": model_name, "mask_ratio": mask_ratio, "batch": batch, "rounds": rounds,
+           "s_per_step": {m: statistics.median(v) for m, v in times.items()}, "times": times}
+    if "reference" in modes:
+        out["speedup_vs_reference"] = {
+            m: statistics.median(r / t for r, t in zip(times["reference"], times[m], strict=True))
+            for m in modes if m != "reference"}
+    return out
+
+
 class _null:
     def __enter__(self):
         return self
@@ -162,6 +207,9 @@ def run(argv: list[str] | None = None) -> list[dict[str, Any]]:
     p.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--grad-checkpointing", action="store_true")
+    p.add_argument("--side-by-side", type=int, default=0, metavar="ROUNDS",
+                   help="instead of the table: interleave reference / maest-bf16 / maest-fp32 steps of the "
+                        "--reference models in one process for ROUNDS rounds (fair under shared load)")
     p.add_argument("--json", help="write {meta, peaks, results} here")
     p.add_argument("--_child", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -169,6 +217,8 @@ def run(argv: list[str] | None = None) -> list[dict[str, Any]]:
         _child(json.loads(args._child))
         return []
     torch.set_num_threads(args.threads)
+    if args.side_by_side:
+        return _run_side_by_side(args)
     peaks = {"fp32": matmul_peak(torch.float32, args.device), "bf16": matmul_peak(torch.bfloat16, args.device)}
     print(f"matmul peak ({args.threads} threads, {args.device}): fp32 {peaks['fp32']:.0f} GFLOP/s, "
           f"bf16 {peaks['bf16']:.0f} GFLOP/s", flush=True)
@@ -205,6 +255,27 @@ def run(argv: list[str] | None = None) -> list[dict[str, Any]]:
         report = {"meta": meta, "peaks_gflops": peaks, "results": rows, "summary": summarize(rows)}
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
     return rows
+
+
+def _run_side_by_side(args: argparse.Namespace) -> list[dict[str, Any]]:
+    results = []
+    for name in args.reference:
+        for mask in args.masks:
+            r = side_by_side(name, _effective_ratio(mask, name), args.side_by_side, args.batch, args.device)
+            r["mask"] = mask
+            results.append(r)
+            speed = ", ".join(f"{m} {t:.2f}" for m, t in r["s_per_step"].items())
+            ups = ", ".join(f"{m} {x:.2f}x" for m, x in r.get("speedup_vs_reference", {}).items())
+            print(f"{name} mask {mask}: s/step {speed}; speedup vs reference (median of paired rounds): {ups}",
+                  flush=True)
+    by_mask = {r["mask"]: r for r in results if r["model"] == args.reference[0]}
+    if 0.9 in by_mask and 0.0 in by_mask:
+        for m, t in by_mask[0.9]["s_per_step"].items():
+            print(f"{args.reference[0]} {m}: masking speedup 0.9 vs 0.0 = {by_mask[0.0]['s_per_step'][m] / t:.1f}x")
+    if args.json:
+        meta = {"torch": torch.__version__, "device": args.device, "threads": args.threads, "mode": "side-by-side"}
+        Path(args.json).write_text(json.dumps({"meta": meta, "results": results}, indent=2) + "\n")
+    return results
 
 
 def summarize(rows: list[dict[str, Any]]) -> list[str]:
