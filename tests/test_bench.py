@@ -37,3 +37,12 @@ def test_summary_speedups():
     text = "\n".join(summarize(rows))
     assert "b mask 0.9: maest (bf16) 2.00 s/step vs reference 6.00 s/step: 3.0x" in text
     assert "b maest bf16: masking speedup 0.9 vs 0.0 = 6.0x" in text
+
+
+def test_side_by_side_pairs_every_mode(tmp_path):
+    from maest.bench import side_by_side
+
+    r = side_by_side("tiny", 0.75, rounds=2, batch=1, device="cpu")
+    assert set(r["s_per_step"]) == {"reference", "maest-bf16", "maest-fp32"}
+    assert all(len(v) == 2 and min(v) > 0 for v in r["times"].values())
+    assert set(r["speedup_vs_reference"]) == {"maest-bf16", "maest-fp32"}
