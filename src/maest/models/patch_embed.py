@@ -1,9 +1,18 @@
-"""Spacetime patch embedding: non-overlapping u x p x p tubes projected by one Conv3d (MAE-ST §3)."""
+"""Spacetime patch embedding: non-overlapping u x p x p tubes projected by one Conv3d (MAE-ST §3).
+
+The weight is the reference's Conv3d (``patch_embed.proj``), but since the kernel equals the stride the
+projection is computed as one GEMM over patchified pixels, which on CPU is ~3x faster than the
+Conv3d forward + weight gradient in bf16. Inside :func:`maest.models.layers.reference_attention`
+the Conv3d itself runs, as in the official code.
+"""
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+from maest.models import layers
 
 
 class PatchEmbed(nn.Module):
@@ -61,5 +70,14 @@ class PatchEmbed(nn.Module):
                 f"{self.num_frames}x{self.img_size}x{self.img_size}; resize the clip or build the model "
                 f"with num_frames={T}, img_size={H}"
             )
-        x = self.proj(x)  # (B, D, t, h, w)
-        return x.flatten(3).permute(0, 2, 3, 1)  # (B, t, h*w, D)
+        if layers.reference_math_enabled():
+            x = self.proj(x)  # (B, D, t, h, w)
+            return x.flatten(3).permute(0, 2, 3, 1)  # (B, t, h*w, D)
+        u, p = self.t_patch_size, self.patch_size
+        t, g = self.t_grid_size, self.grid_size
+        dev = x.device.type
+        if torch.is_autocast_enabled(dev):
+            x = x.to(torch.get_autocast_dtype(dev))  # halves the bytes the patchify copy moves
+        # (B, C, t, u, h, p, w, p) -> (B, t, h, w, C, u, p, p): the Conv3d weight's (C, u, p, p) order
+        x = x.reshape(B, C, t, u, g, p, g, p).permute(0, 2, 4, 6, 1, 3, 5, 7).reshape(B, t, g * g, C * u * p * p)
+        return F.linear(x, self.proj.weight.flatten(1), self.proj.bias)
