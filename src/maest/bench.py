@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from maest.models.masking import num_keep
+from maest.optim import build_adamw
 
 
 def forward_flops(model: torch.nn.Module, mask_ratio: float) -> float:
@@ -87,8 +88,7 @@ def time_step(model_name: str, mask_ratio: float, precision: str, compile: bool,
         opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), foreach=False)
         math_ctx = reference_attention
     else:
-        fused = {"fused": True} if device.startswith("cuda") else {"foreach": True}
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), **fused)
+        opt = build_adamw([{"params": list(model.parameters())}], 1e-4, (0.9, 0.95), "auto", device)
         math_ctx = _null
     run_model = torch.compile(model) if compile else model
     times = []
@@ -129,9 +129,8 @@ def side_by_side(model_name: str, mask_ratio: float, rounds: int, batch: int, de
     model = create_model(model_name).to(device)
     pe = model.patch_embed
     video = torch.randn(batch, pe.proj.in_channels, pe.num_frames, pe.img_size, pe.img_size, device=device)
-    fast_opt = {"fused": True} if device.startswith("cuda") else {"foreach": True}
-    opts = {m: torch.optim.AdamW(model.parameters(), lr=1e-5, betas=(0.9, 0.95),
-                                 **({"foreach": False} if m == "reference" else fast_opt)) for m in modes}
+    opts = {m: torch.optim.AdamW(model.parameters(), lr=1e-5, betas=(0.9, 0.95), foreach=False) if m == "reference"
+            else build_adamw([{"params": list(model.parameters())}], 1e-5, (0.9, 0.95), "auto", device) for m in modes}
 
     def step(mode: str) -> float:
         ctx = reference_attention() if mode == "reference" else _null()

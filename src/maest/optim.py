@@ -23,8 +23,14 @@ def param_groups_weight_decay(model: nn.Module, weight_decay: float) -> list[dic
 def build_adamw(
     groups: list[dict], lr: float, betas: tuple[float, float], fused: str = "auto", device: str = "cpu"
 ) -> torch.optim.AdamW:
-    """AdamW, fused where the device supports it (``fused``: auto | on | off)."""
-    use_fused = fused == "on" or (fused == "auto" and device.startswith("cuda"))
+    """AdamW, fused where possible (``fused``: auto | on | off).
+
+    The fused kernel runs on CUDA and on CPU (about 4x faster than foreach for ViT-B's 100M
+    parameters on 2 CPU cores); FSDP2's sharded DTensor parameters use foreach.
+    """
+    params = [p for g in groups for p in g["params"]]
+    sharded = any(type(p).__name__ == "DTensor" for p in params)
+    use_fused = fused == "on" or (fused == "auto" and not sharded and device.split(":")[0] in ("cuda", "cpu"))
     kwargs = {"fused": True} if use_fused else {"foreach": True}
     return torch.optim.AdamW(groups, lr=lr, betas=betas, **kwargs)
 
