@@ -160,3 +160,27 @@ def test_reference_attention_math_matches_golden_and_sdpa():
             ref = model(g["input"], g["mask_ratio"], noise=g["noise"]).pred
     torch.testing.assert_close(ref, g["pred"])
     torch.testing.assert_close(fast, ref)
+
+
+@pytest.mark.parametrize("bf16", [False, True])
+def test_fast_paths_match_reference_math(video, monkeypatch, bf16):
+    # the GEMM patch projection vs the reference's Conv3d, and CPU short-sequence explicit attention
+    # vs SDPA: same weights, fp32 to rounding, bf16 autocast to bf16 rounding
+    from maest.models import layers
+
+    model = create_model("tiny").eval()
+    noise = model.make_noise(video.shape[0], generator=torch.Generator().manual_seed(0))
+    tol = dict(rtol=5e-2, atol=5e-2) if bf16 else dict(rtol=1e-5, atol=1e-5)
+
+    def run():
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            return model.patch_embed(video).float(), model(video, 0.75, noise).pred.float()
+
+    embed_fast, pred_fast = run()
+    with layers.reference_attention():
+        embed_conv, pred_ref = run()
+    monkeypatch.setattr(layers, "_CPU_SDPA_MIN_TOKENS", 0)  # force SDPA everywhere
+    _, pred_sdpa = run()
+    torch.testing.assert_close(embed_fast, embed_conv, **tol)
+    torch.testing.assert_close(pred_fast, pred_ref, **tol)
+    torch.testing.assert_close(pred_fast, pred_sdpa, **tol)
