@@ -8,11 +8,11 @@ Overrides (``--set``), JSON round-trip and validation messages work as for pre-t
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from maest.config import DataConfig, OptimConfig, TrainConfig, _choice, _positive
+from maest.presets import PresetRegistry
 
 PROBES = ("none", "linear", "attentive")
 
@@ -118,22 +118,9 @@ class FinetuneConfig:
         return self
 
 
-_PRESETS: dict[str, Callable[[], FinetuneConfig]] = {}
-
-
-def preset(fn: Callable[[], FinetuneConfig]) -> Callable[[], FinetuneConfig]:
-    _PRESETS[fn.__name__] = fn
-    return fn
-
-
-def get_finetune_preset(name: str) -> FinetuneConfig:
-    if name not in _PRESETS:
-        raise ValueError(f"unknown fine-tuning preset {name!r}; available: {', '.join(sorted(_PRESETS))}")
-    return _PRESETS[name]()
-
-
-def list_finetune_presets() -> list[str]:
-    return sorted(_PRESETS)
+preset: PresetRegistry[FinetuneConfig] = PresetRegistry("fine-tuning preset")
+get_finetune_preset = preset.get
+list_finetune_presets = preset.names
 
 
 @preset

@@ -3,25 +3,36 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Generic, TypeVar
 
 from maest.config import PretrainConfig
 
-_PRESETS: dict[str, Callable[[], PretrainConfig]] = {}
+C = TypeVar("C")
 
 
-def preset(fn: Callable[[], PretrainConfig]) -> Callable[[], PretrainConfig]:
-    _PRESETS[fn.__name__] = fn
-    return fn
+class PresetRegistry(Generic[C]):
+    """Recipes of one kind, registered by decorating a function named after the recipe."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._fns: dict[str, Callable[[], C]] = {}
+
+    def __call__(self, fn: Callable[[], C]) -> Callable[[], C]:
+        self._fns[fn.__name__] = fn
+        return fn
+
+    def get(self, name: str) -> C:
+        if name not in self._fns:
+            raise ValueError(f"unknown {self.kind} {name!r}; available: {', '.join(self.names())}")
+        return self._fns[name]()
+
+    def names(self) -> list[str]:
+        return sorted(self._fns)
 
 
-def get_preset(name: str) -> PretrainConfig:
-    if name not in _PRESETS:
-        raise ValueError(f"unknown preset {name!r}; available: {', '.join(sorted(_PRESETS))}")
-    return _PRESETS[name]()
-
-
-def list_presets() -> list[str]:
-    return sorted(_PRESETS)
+preset: PresetRegistry[PretrainConfig] = PresetRegistry("preset")
+get_preset = preset.get
+list_presets = preset.names
 
 
 @preset

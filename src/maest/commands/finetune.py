@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from maest.config import apply_overrides, load_json
-from maest.finetune_config import FinetuneConfig, get_finetune_preset, list_finetune_presets
+from maest.commands.common import add_config_args, resolve_config
+from maest.finetune_config import FinetuneConfig, preset
 
 
 def add_run_args(p: argparse.ArgumentParser, default_preset: str) -> None:
@@ -17,16 +17,11 @@ def add_run_args(p: argparse.ArgumentParser, default_preset: str) -> None:
     p.add_argument("--output-dir", help="run folder (checkpoints, metrics.jsonl, tensorboard)")
     p.add_argument("--resume", nargs="?", const="auto",
                    help="resume from a checkpoint (no value: newest in the run folder)")
-    p.add_argument("--preset", default=default_preset,
-                   help=f"named recipe (default {default_preset}); one of: {', '.join(list_finetune_presets())}")
-    p.add_argument("--config", help="a config.json (e.g. from a previous run) instead of a preset")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set model.num_classes=174 (repeatable)")
+    add_config_args(p, preset, default_preset, "model.num_classes=174")
 
 
 def resolve_run_config(args: argparse.Namespace) -> FinetuneConfig:
-    cfg = load_json(FinetuneConfig, args.config) if args.config else get_finetune_preset(args.preset)
-    cfg = apply_overrides(cfg, args.overrides)
+    cfg: FinetuneConfig = resolve_config(args, FinetuneConfig, preset)
     for value, section, key in ((args.data, cfg.data, "source"), (args.val, cfg.data, "val_source"),
                                 (args.init, cfg, "init"), (args.output_dir, cfg.train, "output_dir"),
                                 (args.resume, cfg.train, "resume")):

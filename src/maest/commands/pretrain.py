@@ -7,6 +7,8 @@ import json
 import os
 
 from maest.commands.common import add_config_args, resolve_config
+from maest.config import PretrainConfig
+from maest.presets import preset
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -14,13 +16,13 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output-dir", help="run folder (checkpoints, metrics.jsonl, tensorboard)")
     p.add_argument("--resume", nargs="?", const="auto",
                    help="resume from a checkpoint (no value: newest in the run folder)")
-    add_config_args(p, "vit_b_k400_pretrain")
+    add_config_args(p, preset, "vit_b_k400_pretrain", "train.epochs=10")
 
 
 def main(args: argparse.Namespace) -> int:
     from maest.pretrain import run
 
-    cfg = resolve_config(args)
+    cfg = resolve_config(args, PretrainConfig, preset)
     if args.data:
         cfg.data.source = args.data
     if args.output_dir:
