@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader
 
 from maest import checkpoint as ckpt
 from maest.data import ClipSpec, VideoClipDataset, dataset_from_source
+from maest.data.datasets import VIDEO_EXTENSIONS
 from maest.data.loader import GuardedVideos, collate_guarded
 from maest.engine import autocast
 
@@ -130,6 +131,6 @@ def dataset_for(model: nn.Module, source: str, clips: int, sampling: dict[str, A
     spec = dict(mode="test", num_frames=pe.num_frames, crop_size=pe.img_size, test_clips=clips, test_crops=1,
                 sampling_rate=sampling["sampling_rate"], backend=sampling["backend"])
     p = Path(source)
-    if p.is_file() and p.suffix.lower() in (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v"):
+    if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS:
         return VideoClipDataset([(str(p), -1)], ClipSpec(**spec))
     return dataset_from_source(source, **spec)
