@@ -1,15 +1,16 @@
 """Does MAE-ST pre-training help? A CPU-sized transfer experiment on moving digits.
 
-Writes a moving-digits set (label = digit x direction, 10 classes), pre-trains a small MAE-ST on all
-training videos (labels unused), then fine-tunes the same classifier twice with an identical budget on
-the first ``--labelled`` training videos, once from the MAE weights and once from random
-initialisation, and tests both on the held-out quarter with clips x crops views.
-Prints and writes ``results.json``.
+Writes a moving-digits set (label = digit x direction, 10 classes) and holds out ``--test-fraction``
+of it. Per seed: pre-trains a small MAE-ST on every training video (labels unused), then fine-tunes
+the same classifier twice with an identical budget on the first ``--labelled`` training videos, once
+from the MAE weights (``mae``) and once from random initialisation (``scratch``), and tests both on
+the held-out videos with clips x crops views. Seeds run in parallel processes (``--jobs``), one torch
+thread each. Prints per-seed results and the paired difference, and writes ``results.json``.
 
 The MAE reconstructs raw pixels (``norm_pix_loss=false``): on these low-contrast digits over smooth
 backgrounds, per-patch normalised targets gave features that probed worse than a random encoder.
 
-    python benchmarks/digits_transfer.py --out /tmp/digits_transfer --seeds 0 1 2
+    python benchmarks/digits_transfer.py --out runs/digits_transfer --seeds 0 1 2 --jobs 3
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import multiprocessing as mp
 import statistics
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -36,12 +39,12 @@ GEOMETRY = ["img_size=48", "patch_size=8", "num_frames=8", "embed_dim=96", "dept
 QUIET = ["train.progress=false", "train.tensorboard=false", "data.num_workers=0", "train.precision=fp32"]
 
 
-def pretrain_cfg(data: Path, out: Path, epochs: int, seed: int):
+def pretrain_cfg(data: Path, out: Path, epochs: int, seed: int, mask_ratio: float = 0.75):
     cfg = get_preset("demo")
     return apply_overrides(cfg, [
         f"data.source={data}", f"train.output_dir={out}", f"train.epochs={epochs}", f"train.seed={seed}",
-        *(f"model.{g}" for g in GEOMETRY), "data.repeat_aug=2", "train.batch_size=8", "train.mask_ratio=0.9",
-        "train.norm_pix_loss=false",
+        *(f"model.{g}" for g in GEOMETRY), "data.repeat_aug=2", "train.batch_size=8",
+        f"train.mask_ratio={mask_ratio}", "train.norm_pix_loss=false",
         "optim.blr=1e-2", "optim.warmup_epochs=2", "train.keep_checkpoints=1", *QUIET,
     ])
 
@@ -55,46 +58,79 @@ def finetune_cfg(data: Path, val: Path, out: Path, epochs: int, seed: int, init:
     ])
 
 
+def run_seed(seed: int, args: dict[str, Any], paths: dict[str, Path]) -> dict[str, Any]:
+    """Pre-train, then fine-tune and test both arms, for one seed (in its own process)."""
+    torch.set_num_threads(args["threads"])
+    logging.basicConfig(level=logging.WARNING)
+    out, t0 = Path(args["out"]), time.perf_counter()
+    pre = pretrain(pretrain_cfg(paths["train"], out / f"s{seed}/pretrain", args["pretrain_epochs"], seed,
+                                args["mask_ratio"]))
+    row: dict[str, Any] = {"seed": seed, "pretrain_loss": pre["loss"],
+                           "pretrain_seconds": round(time.perf_counter() - t0, 1)}
+    for arm, init in (("mae", pre["checkpoint"]), ("scratch", "")):
+        run_dir = out / f"s{seed}/{arm}"
+        ft = finetune(finetune_cfg(paths["labelled"], paths["val"], run_dir, args["finetune_epochs"], seed, init))
+        res = run_test(ft["checkpoint"], str(paths["val"]), run_dir / "test", clips=args["clips"],
+                       crops=args["crops"], num_workers=0, precision="fp32", device="cpu")
+        row[arm] = {"top1": res["top1"], "top5": res["top5"], "final_loss": ft["loss"],
+                    "val_top1_per_epoch": [v["val_top1"] for v in ft["val"]]}
+        print(f"seed {seed} {arm:8s} test top-1 {res['top1']:.1f}%  top-5 {res['top5']:.1f}%", flush=True)
+    row["seconds"] = round(time.perf_counter() - t0, 1)
+    return row
+
+
+def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Means, standard deviations and the paired (mae - scratch) differences over seeds."""
+    out: dict[str, Any] = {}
+    for metric in ("top1", "top5"):
+        for arm in ("mae", "scratch"):
+            vals = [r[arm][metric] for r in runs]
+            out[f"{arm}_{metric}_mean"] = statistics.mean(vals)
+            out[f"{arm}_{metric}_std"] = statistics.stdev(vals) if len(vals) > 1 else 0.0
+        diffs = [r["mae"][metric] - r["scratch"][metric] for r in runs]
+        out[f"{metric}_diff_mean"] = statistics.mean(diffs)
+        out[f"{metric}_diff_min"] = min(diffs)
+        out[f"{metric}_mae_wins"] = f"{sum(d > 0 for d in diffs)}/{len(diffs)}"
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default="runs/digits_transfer")
-    p.add_argument("--videos", type=int, default=600, help="videos in all (a quarter is the test split)")
+    p.add_argument("--videos", type=int, default=2400, help="videos in all, test split included")
+    p.add_argument("--test-fraction", type=float, default=0.125, help="held-out share of the videos")
     p.add_argument("--labelled", type=int, default=120, help="training videos whose labels fine-tuning uses")
-    p.add_argument("--pretrain-epochs", type=int, default=30)
+    p.add_argument("--pretrain-epochs", type=int, default=40)
+    p.add_argument("--mask-ratio", type=float, default=0.75)
     p.add_argument("--finetune-epochs", type=int, default=30)
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--jobs", type=int, default=1, help="seeds run in this many parallel processes")
     p.add_argument("--clips", type=int, default=2)
     p.add_argument("--crops", type=int, default=3)
     p.add_argument("--threads", type=int, default=1,
-                   help="torch threads (1 avoids OpenMP spin-wait collapse when the CPU is shared)")
+                   help="torch threads per process (1 avoids OpenMP spin-wait collapse when the CPU is shared)")
     args = p.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    torch.set_num_threads(args.threads)
     out = Path(args.out)
     t0 = time.perf_counter()
-    paths = write_moving_digits(out / "data", num_videos=args.videos, num_frames=16, size=48, digit_scale=3)
-    labelled = out / "data" / "train_labelled.csv"
-    labelled.write_text("".join(paths["train"].read_text().splitlines(keepends=True)[: args.labelled]))
-    results = {"args": vars(args), "runs": []}
-    for seed in args.seeds:
-        pre = pretrain(pretrain_cfg(paths["train"], out / f"s{seed}/pretrain", args.pretrain_epochs, seed))
-        row = {"seed": seed, "pretrain_loss": pre["loss"]}
-        for arm, init in (("mae", pre["checkpoint"]), ("scratch", "")):
-            run_dir = out / f"s{seed}/{arm}"
-            ft = finetune(finetune_cfg(labelled, paths["val"], run_dir, args.finetune_epochs, seed, init))
-            res = run_test(ft["checkpoint"], str(paths["val"]), run_dir / "test", clips=args.clips,
-                           crops=args.crops, num_workers=0, precision="fp32", device="cpu")
-            row[arm] = {"top1": res["top1"], "top5": res["top5"], "final_loss": ft["loss"],
-                        "val_top1_per_epoch": [v["val_top1"] for v in ft["val"]]}
-            print(f"seed {seed} {arm:8s} test top-1 {res['top1']:.1f}%  top-5 {res['top5']:.1f}%", flush=True)
-        results["runs"].append(row)
-    for arm in ("mae", "scratch"):
-        for metric in ("top1", "top5"):
-            results[f"{arm}_{metric}_mean"] = statistics.mean(r[arm][metric] for r in results["runs"])
-    results["seconds"] = round(time.perf_counter() - t0, 1)
+    paths = write_moving_digits(out / "data", num_videos=args.videos, num_frames=16, size=48, digit_scale=3,
+                                val_fraction=args.test_fraction)
+    paths["labelled"] = out / "data" / "train_labelled.csv"
+    paths["labelled"].write_text("".join(paths["train"].read_text().splitlines(keepends=True)[: args.labelled]))
+    print(f"data: {args.videos} videos ({len(paths['train'].read_text().splitlines())} for pre-training, "
+          f"{args.labelled} of them labelled for fine-tuning, "
+          f"{len(paths['val'].read_text().splitlines())} held out) in {time.perf_counter() - t0:.0f}s", flush=True)
+    jobs = [(seed, vars(args), paths) for seed in args.seeds]
+    if args.jobs > 1:
+        with mp.get_context("spawn").Pool(min(args.jobs, len(jobs))) as pool:
+            runs = pool.starmap(run_seed, jobs)
+    else:
+        runs = [run_seed(*job) for job in jobs]
+    results = {"args": vars(args), "runs": runs, **summarise(runs), "seconds": round(time.perf_counter() - t0, 1)}
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps({k: v for k, v in results.items() if k != "runs"} | {
-        "per_seed": [(r["seed"], r["mae"]["top1"], r["scratch"]["top1"]) for r in results["runs"]]}))
+    for r in runs:
+        print(f"seed {r['seed']}: top-1 mae {r['mae']['top1']:.1f} vs scratch {r['scratch']['top1']:.1f}; "
+              f"top-5 mae {r['mae']['top5']:.1f} vs scratch {r['scratch']['top5']:.1f}")
+    print(json.dumps({k: v for k, v in results.items() if k not in ("runs", "args")}, indent=1))
 
 
 if __name__ == "__main__":

@@ -13,6 +13,9 @@ def test_flop_count_matches_hand_count_for_base():
     model = create_model("base")
     assert forward_flops(model, 0.9) / 1e9 == pytest.approx(92.3, rel=0.01)
     assert forward_flops(model, 0.5 / model.num_patches) / 1e9 == pytest.approx(423.1, rel=0.01)
+    # maest projects only the 156 visible patches: 2 * (1568 - 156) * 768 * 1536 fewer FLOPs
+    saved = forward_flops(model, 0.9) - forward_flops(model, 0.9, embed_all=False)
+    assert saved == 2 * (1568 - 156) * 768 * 1536
 
 
 def test_bench_command_writes_table_and_json(tmp_path, capsys):

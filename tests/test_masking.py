@@ -1,8 +1,10 @@
+import contextlib
+
 import pytest
 import torch
 
 from maest.losses import mae_target, target_frame_indices
-from maest.models.masking import mask_noise, num_keep, patchify, random_masking, unpatchify
+from maest.models.masking import mask_indices, mask_noise, num_keep, patchify, random_masking, unpatchify
 
 
 def test_unpatchify_inverts_patchify():
@@ -52,3 +54,26 @@ def test_norm_pix_target_is_standardised_per_patch():
     torch.testing.assert_close(t.var(-1), torch.ones(t.shape[:2]), atol=1e-3, rtol=0)
     raw = mae_target(video, 8, 1, 2, norm_pix=False)
     assert raw.mean() > 3
+
+
+@pytest.mark.parametrize("reference", [False, True])
+def test_embedding_only_visible_patches_equals_embedding_all_then_gathering(reference):
+    from maest.models.layers import reference_attention
+    from maest.models.patch_embed import PatchEmbed
+
+    torch.manual_seed(0)
+    pe = PatchEmbed(img_size=32, patch_size=8, num_frames=4, t_patch_size=2, embed_dim=16)
+    video = torch.randn(3, 3, 4, 32, 32)
+    keep = mask_indices(torch.rand(3, pe.num_patches), 5).ids_keep
+    with reference_attention() if reference else contextlib.nullcontext():
+        full = pe(video).flatten(1, 2)  # (B, L, D)
+        visible = pe(video, keep)
+    assert visible.shape == (3, 5, 16)
+    torch.testing.assert_close(visible, torch.gather(full, 1, keep.unsqueeze(-1).expand(-1, -1, 16)))
+
+
+def test_mask_indices_agree_with_random_masking():
+    noise = torch.rand(4, 36)
+    idx, m = mask_indices(noise, 9), random_masking(torch.zeros(4, 36, 2), 9, noise)
+    for a, b in zip(idx, (m.mask, m.ids_restore, m.ids_keep), strict=True):
+        assert torch.equal(a, b)

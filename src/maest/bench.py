@@ -28,9 +28,10 @@ from maest.models.masking import num_keep
 from maest.optim import build_adamw
 
 
-def forward_flops(model: torch.nn.Module, mask_ratio: float) -> float:
+def forward_flops(model: torch.nn.Module, mask_ratio: float, embed_all: bool = True) -> float:
     """Multiply-adds x 2 of one clip's forward pass through the MAE (encoder on visible tokens,
-    decoder on all tokens)."""
+    decoder on all tokens). ``embed_all``: the patch projection runs on every patch, as in the
+    reference; maest projects only the visible ones (``embed_all=False``)."""
     pe = model.patch_embed
     L, D = pe.num_patches, model.embed_dim
     C = pe.proj.in_channels
@@ -44,7 +45,7 @@ def forward_flops(model: torch.nn.Module, mask_ratio: float) -> float:
     def block(n: int, d: int, h: int) -> float:
         return 2 * n * d * d * 4 + 2 * 2 * n * d * h + 4 * n * n * d  # qkv+proj, mlp, QK^T and AV
 
-    flops = 2 * L * D * C * pe.t_patch_size * pe.patch_size**2
+    flops = 2 * (L if embed_all else keep) * D * C * pe.t_patch_size * pe.patch_size**2
     flops += len(model.blocks) * block(keep + cls, D, hidden)
     flops += 2 * keep * D * Dd
     flops += len(model.decoder_blocks) * block(L + cls, Dd, dhidden)
@@ -105,7 +106,8 @@ def time_step(model_name: str, mask_ratio: float, precision: str, compile: bool,
             if i >= warmup:
                 times.append(time.perf_counter() - t0)
     step = statistics.median(times)
-    flops = 3 * forward_flops(model, mask_ratio) * batch  # backward ~ 2x forward
+    # backward ~ 2x forward
+    flops = 3 * forward_flops(model, mask_ratio, embed_all=mode == "reference") * batch
     if device.startswith("cuda"):
         peak_mem = torch.cuda.max_memory_allocated() / 2**30
     else:

@@ -123,11 +123,11 @@ class VideoEncoder(nn.Module):
         return getattr(self, f"{prefix}_fixed"), None
 
     # -- encoder ---------------------------------------------------------------------------------
-    def embed_tokens(self, video: torch.Tensor) -> torch.Tensor:
-        """(B, C, T, H, W) -> (B, L, D) patch tokens, t-major, without positional terms."""
-        x = self.patch_embed(video)
-        B, t, hw, D = x.shape
-        return x.reshape(B, t * hw, D)
+    def embed_tokens(self, video: torch.Tensor, ids_keep: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, C, T, H, W) -> (B, L, D) patch tokens, t-major, without positional terms; with
+        ``ids_keep`` (B, N), only those tokens: (B, N, D)."""
+        x = self.patch_embed(video, ids_keep)
+        return x if ids_keep is not None else x.flatten(1, 2)
 
     def run_blocks(self, x: torch.Tensor) -> torch.Tensor:
         for blk in self.blocks:

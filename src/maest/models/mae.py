@@ -15,7 +15,7 @@ from torch import nn
 
 from maest.models.encoder import VideoEncoder, trunc_normal_
 from maest.models.layers import Block
-from maest.models.masking import STRATEGIES, mask_noise, num_keep, random_masking
+from maest.models.masking import STRATEGIES, mask_indices, mask_noise, num_keep
 
 
 class MAEOutput(NamedTuple):
@@ -127,12 +127,16 @@ class MaskedAutoencoderViT(VideoEncoder):
         Returns:
             latent (B, len_keep, D) without the class token, mask (B, L), ids_restore (B, L).
         """
-        x = self.embed_tokens(video)
+        B, L = video.shape[0], self.num_patches
         if noise is None:
-            noise = self.make_noise(x.shape[0], device=x.device)
+            noise = self.make_noise(B, device=video.device)
+        if noise.shape != (B, L):
+            raise ValueError(f"noise has shape {tuple(noise.shape)}, expected {(B, L)} (batch, tokens)")
         keep = num_keep(mask_ratio, self.grid, self.mask_strategy)
-        m = random_masking(x, keep, noise.to(x.device))
-        latent = self.encode(m.visible, m.ids_keep)
+        # masking decides on indices first, so only the visible patches are embedded (the reference
+        # embeds all and then gathers: the same numbers, ten times the projection work at 90%)
+        m = mask_indices(noise.to(video.device), keep, video.dtype)
+        latent = self.encode(self.embed_tokens(video, m.ids_keep), m.ids_keep)
         # the decoder brings its own class token, so the encoder's is dropped here as in the reference
         return (latent[:, 1:] if self.cls_embed else latent), m.mask, m.ids_restore
 

@@ -118,6 +118,35 @@ class Masking(NamedTuple):
     ids_keep: torch.Tensor
 
 
+class MaskIndices(NamedTuple):
+    """Token bookkeeping of one masking draw (see :func:`mask_indices`)."""
+
+    mask: torch.Tensor
+    ids_restore: torch.Tensor
+    ids_keep: torch.Tensor
+
+
+def mask_indices(noise: torch.Tensor, len_keep: int, dtype: torch.dtype = torch.float32) -> MaskIndices:
+    """Which tokens a noise draw keeps, without touching the tokens themselves.
+
+    Args:
+        noise: (B, L); ascending order decides: small is keep, large is remove.
+        len_keep: number of tokens to keep.
+        dtype: dtype of the returned mask.
+
+    Returns:
+        mask (B, L) with 1 = removed in token order, ids_restore (B, L) that un-shuffles
+        [kept, removed] back to token order, ids_keep (B, len_keep) the kept tokens' indices.
+    """
+    B, L = noise.shape
+    ids_shuffle = torch.argsort(noise, dim=1)
+    ids_restore = torch.argsort(ids_shuffle, dim=1)
+    mask = torch.ones(B, L, device=noise.device, dtype=dtype)
+    mask[:, :len_keep] = 0
+    mask = torch.gather(mask, 1, ids_restore)
+    return MaskIndices(mask, ids_restore, ids_shuffle[:, :len_keep])
+
+
 def random_masking(x: torch.Tensor, len_keep: int, noise: torch.Tensor) -> Masking:
     """Keep the ``len_keep`` tokens with the smallest noise.
 
@@ -129,11 +158,6 @@ def random_masking(x: torch.Tensor, len_keep: int, noise: torch.Tensor) -> Maski
     B, L, D = x.shape
     if noise.shape != (B, L):
         raise ValueError(f"noise has shape {tuple(noise.shape)}, expected {(B, L)}")
-    ids_shuffle = torch.argsort(noise, dim=1)
-    ids_restore = torch.argsort(ids_shuffle, dim=1)
-    ids_keep = ids_shuffle[:, :len_keep]
-    visible = torch.gather(x, 1, ids_keep.unsqueeze(-1).expand(-1, -1, D))
-    mask = torch.ones(B, L, device=x.device, dtype=x.dtype)
-    mask[:, :len_keep] = 0
-    mask = torch.gather(mask, 1, ids_restore)
-    return Masking(visible, mask, ids_restore, ids_keep)
+    idx = mask_indices(noise, len_keep, x.dtype)
+    visible = torch.gather(x, 1, idx.ids_keep.unsqueeze(-1).expand(-1, -1, D))
+    return Masking(visible, idx.mask, idx.ids_restore, idx.ids_keep)

@@ -62,7 +62,10 @@ class PatchEmbed(nn.Module):
     def num_patches(self) -> int:
         return self.t_grid_size * self.grid_size * self.grid_size
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, ids_keep: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, C, T, H, W) -> (B, t, h*w, D); with ``ids_keep`` (B, N) token indices (t-major), only
+        those tokens are projected and (B, N, D) comes back: at 90% masking this skips 90% of the
+        projection and of its weight gradient."""
         B, C, T, H, W = x.shape
         if (T, H, W) != (self.num_frames, self.img_size, self.img_size):
             raise ValueError(
@@ -71,13 +74,21 @@ class PatchEmbed(nn.Module):
                 f"with num_frames={T}, img_size={H}"
             )
         if layers.reference_math_enabled():
-            x = self.proj(x)  # (B, D, t, h, w)
-            return x.flatten(3).permute(0, 2, 3, 1)  # (B, t, h*w, D)
+            x = self.proj(x).flatten(2).transpose(1, 2)  # (B, L, D), the official Conv3d over every patch
+            if ids_keep is None:
+                return x.reshape(B, self.t_grid_size, -1, x.shape[-1])
+            return torch.gather(x, 1, ids_keep.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
         u, p = self.t_patch_size, self.patch_size
         t, g = self.t_grid_size, self.grid_size
         dev = x.device.type
         if torch.is_autocast_enabled(dev):
             x = x.to(torch.get_autocast_dtype(dev))  # halves the bytes the patchify copy moves
         # (B, C, t, u, h, p, w, p) -> (B, t, h, w, C, u, p, p): the Conv3d weight's (C, u, p, p) order
-        x = x.reshape(B, C, t, u, g, p, g, p).permute(0, 2, 4, 6, 1, 3, 5, 7).reshape(B, t, g * g, C * u * p * p)
+        x = x.reshape(B, C, t, u, g, p, g, p).permute(0, 2, 4, 6, 1, 3, 5, 7)
+        if ids_keep is None:
+            x = x.reshape(B, t, g * g, C * u * p * p)
+        else:
+            # index the strided view directly: only the kept patches are copied
+            b = torch.arange(B, device=x.device).unsqueeze(1)
+            x = x[b, ids_keep // (g * g), (ids_keep // g) % g, ids_keep % g].reshape(B, -1, C * u * p * p)
         return F.linear(x, self.proj.weight.flatten(1), self.proj.bias)
