@@ -107,6 +107,8 @@ def test_config_round_trip_and_validation():
     assert from_dict(FinetuneConfig, json.loads(json.dumps(cfg.to_dict()))) == cfg
     with pytest.raises(ValueError, match="optim.layer_decay=1.5"):
         apply_overrides(cfg, ["optim.layer_decay=1.5"]).validate()
+    with pytest.raises(ValueError, match="train.parallel=fsdp is for pre-training only"):
+        apply_overrides(cfg, ["train.parallel=fsdp"]).validate()
 
 
 def test_resume_continues_exactly(tmp_path):
