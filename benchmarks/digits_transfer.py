@@ -100,7 +100,7 @@ def main() -> None:
     p.add_argument("--videos", type=int, default=2400, help="videos in all, test split included")
     p.add_argument("--test-fraction", type=float, default=0.125, help="held-out share of the videos")
     p.add_argument("--labelled", type=int, default=120, help="training videos whose labels fine-tuning uses")
-    p.add_argument("--pretrain-epochs", type=int, default=40)
+    p.add_argument("--pretrain-epochs", type=int, default=50)
     p.add_argument("--mask-ratio", type=float, default=0.75)
     p.add_argument("--finetune-epochs", type=int, default=30)
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
