@@ -113,7 +113,8 @@ class FinetuneConfig:
             # multi-view validation runs a different number of batches per rank, which FSDP's
             # per-block all-gathers cannot do; until it pads them, say so rather than fall back silently
             raise ValueError(f"train.parallel={t.parallel} is for pre-training only; fine-tuning and probing "
-                             "run DDP under torchrun (drop the setting, or set model.grad_checkpointing=true to save memory)")
+                             "run DDP under torchrun (drop the setting, or set model.grad_checkpointing=true "
+                             "to save memory)")
         if not 0.0 < o.layer_decay <= 1.0:
             raise ValueError(f"optim.layer_decay={o.layer_decay} must be in (0, 1] (official: 0.75)")
         if not 0.0 <= self.mix.smoothing < 1.0:
