@@ -66,9 +66,9 @@ def test_embedding_only_visible_patches_equals_embedding_all_then_gathering(refe
     video = torch.randn(3, 3, 4, 32, 32)
     keep = mask_indices(torch.rand(3, pe.num_patches), 5).ids_keep
     with reference_attention() if reference else contextlib.nullcontext():
-        full = pe(video).flatten(1, 2)  # (B, L, D)
+        full = pe(video)  # (B, L, D)
         visible = pe(video, keep)
-    assert visible.shape == (3, 5, 16)
+    assert full.shape == (3, pe.num_patches, 16) and visible.shape == (3, 5, 16)
     torch.testing.assert_close(visible, torch.gather(full, 1, keep.unsqueeze(-1).expand(-1, -1, 16)))
 
 

@@ -126,8 +126,7 @@ class VideoEncoder(nn.Module):
     def embed_tokens(self, video: torch.Tensor, ids_keep: torch.Tensor | None = None) -> torch.Tensor:
         """(B, C, T, H, W) -> (B, L, D) patch tokens, t-major, without positional terms; with
         ``ids_keep`` (B, N), only those tokens: (B, N, D)."""
-        x = self.patch_embed(video, ids_keep)
-        return x if ids_keep is not None else x.flatten(1, 2)
+        return self.patch_embed(video, ids_keep)
 
     def run_blocks(self, x: torch.Tensor) -> torch.Tensor:
         for blk in self.blocks:

@@ -16,7 +16,7 @@ from maest.models import layers
 
 
 class PatchEmbed(nn.Module):
-    """(B, C, T, H, W) video -> (B, t, h*w, D) tokens with t = T/u, h = H/p, w = W/p.
+    """(B, C, T, H, W) video -> (B, L, D) tokens, t-major, with L = t*h*w, t = T/u, h = H/p, w = W/p.
 
     Args:
         img_size: input height = width in pixels.
@@ -63,9 +63,9 @@ class PatchEmbed(nn.Module):
         return self.t_grid_size * self.grid_size * self.grid_size
 
     def forward(self, x: torch.Tensor, ids_keep: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, C, T, H, W) -> (B, t, h*w, D); with ``ids_keep`` (B, N) token indices (t-major), only
-        those tokens are projected and (B, N, D) comes back: at 90% masking this skips 90% of the
-        projection and of its weight gradient."""
+        """(B, C, T, H, W) -> (B, L, D); with ``ids_keep`` (B, N) token indices, only those tokens are
+        projected, in that order, (B, N, D): at 90% masking this skips 90% of the projection and of
+        its weight gradient."""
         B, C, T, H, W = x.shape
         if (T, H, W) != (self.num_frames, self.img_size, self.img_size):
             raise ValueError(
@@ -76,7 +76,7 @@ class PatchEmbed(nn.Module):
         if layers.reference_math_enabled():
             x = self.proj(x).flatten(2).transpose(1, 2)  # (B, L, D), the official Conv3d over every patch
             if ids_keep is None:
-                return x.reshape(B, self.t_grid_size, -1, x.shape[-1])
+                return x
             return torch.gather(x, 1, ids_keep.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
         u, p = self.t_patch_size, self.patch_size
         t, g = self.t_grid_size, self.grid_size
@@ -86,7 +86,7 @@ class PatchEmbed(nn.Module):
         # (B, C, t, u, h, p, w, p) -> (B, t, h, w, C, u, p, p): the Conv3d weight's (C, u, p, p) order
         x = x.reshape(B, C, t, u, g, p, g, p).permute(0, 2, 4, 6, 1, 3, 5, 7)
         if ids_keep is None:
-            x = x.reshape(B, t, g * g, C * u * p * p)
+            x = x.reshape(B, t * g * g, C * u * p * p)
         else:
             # index the strided view directly: only the kept patches are copied
             b = torch.arange(B, device=x.device).unsqueeze(1)
