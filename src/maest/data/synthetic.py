@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 DIRECTIONS = {"left": (0, -1), "right": (0, 1), "up": (-1, 0), "down": (1, 0)}
+BACKGROUNDS = ("blobs", "plain")
 
 
 def encode_mp4(frames: np.ndarray, path: str | Path, fps: int = 15, gop: int = 30, crf: int = 18,
@@ -47,8 +48,11 @@ def _digit_sprites(scale: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def render_moving_digit(sprite: np.ndarray, direction: str, num_frames: int, size: int,
-                        rng: np.random.Generator) -> np.ndarray:
-    """(num_frames, size, size, 3) uint8: a coloured digit crossing a textured background."""
+                        rng: np.random.Generator, background: str = "blobs") -> np.ndarray:
+    """(num_frames, size, size, 3) uint8: a coloured digit crossing a background, either a textured
+    scene (``"blobs"``) or one flat dark colour per video (``"plain"``, as in Moving MNIST)."""
+    if background not in BACKGROUNDS:
+        raise ValueError(f"unknown background {background!r}; choose from {list(BACKGROUNDS)}")
     s = sprite.shape[0]
     dy, dx = DIRECTIONS[direction]
     travel = size - s
@@ -56,17 +60,27 @@ def render_moving_digit(sprite: np.ndarray, direction: str, num_frames: int, siz
     y0 = rng.integers(0, travel + 1) if dy == 0 else (0 if dy > 0 else travel)
     x0 = rng.integers(0, travel + 1) if dx == 0 else (0 if dx > 0 else travel)
     colour = rng.uniform(0.6, 1.0, 3)
+    if background == "plain":
+        scene = np.broadcast_to(rng.uniform(0.0, 0.3, 3), (size, size, 3))
+        return _composite(scene, sprite, colour, y0, x0, dy, dx, speed, num_frames)
     # a smooth random scene (a few soft blobs): structured at patch scale, so per-patch normalised
     # targets stay predictable instead of amplifying noise on flat regions
     yy, xx = np.mgrid[0:size, 0:size] / size
-    background = np.full((size, size, 3), 0.2)
+    scene = np.full((size, size, 3), 0.2)
     for _ in range(4):
         cy, cx, r = rng.uniform(0, 1), rng.uniform(0, 1), rng.uniform(0.15, 0.4)
         blob = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * r**2))
-        background += blob[..., None] * rng.uniform(-0.15, 0.35, 3)
+        scene += blob[..., None] * rng.uniform(-0.15, 0.35, 3)
+    return _composite(scene, sprite, colour, y0, x0, dy, dx, speed, num_frames)
+
+
+def _composite(scene: np.ndarray, sprite: np.ndarray, colour: np.ndarray, y0: int, x0: int, dy: int, dx: int,
+               speed: float, num_frames: int) -> np.ndarray:
+    """Frames of ``sprite`` (alpha in [0, 1]) in ``colour`` over ``scene``, moving ``speed`` px per frame."""
+    s, size = sprite.shape[0], scene.shape[0]
     frames = np.empty((num_frames, size, size, 3), np.uint8)
     for t in range(num_frames):
-        img = background.copy()
+        img = scene.copy()
         y = int(round(y0 + dy * speed * t))
         x = int(round(x0 + dx * speed * t))
         alpha = sprite[..., None]
@@ -78,16 +92,19 @@ def render_moving_digit(sprite: np.ndarray, direction: str, num_frames: int, siz
 def write_moving_digits(
     out_dir: str | Path, num_videos: int = 64, num_frames: int = 32, size: int = 64, fps: int = 15,
     digits: Sequence[int] = (0, 1, 2, 3, 4), directions: Sequence[str] = ("left", "right"),
-    seed: int = 0, val_fraction: float = 0.25, digit_scale: int = 4,
+    seed: int = 0, val_fraction: float = 0.25, digit_scale: int = 4, background: str = "blobs",
 ) -> dict[str, Path]:
     """Write moving-digit MP4s and Kinetics-style lists.
 
-    Label = digit_index * len(directions) + direction_index, balanced over videos. Writes
+    Label = digit_index * len(directions) + direction_index, balanced over videos. ``background`` is
+    ``"blobs"`` (a smooth random scene per video) or ``"plain"`` (one flat dark colour per video). Writes
     ``videos/*.mp4``, ``train.csv``, ``val.csv`` (``relative/path label``) and ``classes.txt``.
 
     Returns:
         {"root", "train", "val", "classes"} paths.
     """
+    if background not in BACKGROUNDS:
+        raise ValueError(f"unknown background {background!r}; choose from {list(BACKGROUNDS)}")
     for d in directions:
         if d not in DIRECTIONS:
             raise ValueError(f"unknown direction {d!r}; choose from {list(DIRECTIONS)}")
@@ -103,7 +120,7 @@ def write_moving_digits(
         digit, direction = digits[label // len(directions)], directions[label % len(directions)]
         sprite = sprites[rng.choice(np.flatnonzero(targets == digit))]
         rel = Path("videos") / f"{i:04d}_{classes[label]}.mp4"
-        encode_mp4(render_moving_digit(sprite, direction, num_frames, size, rng), out / rel, fps=fps)
+        encode_mp4(render_moving_digit(sprite, direction, num_frames, size, rng, background), out / rel, fps=fps)
         rows.append((rel.as_posix(), label))
     order = rng.permutation(len(rows))
     n_val = int(round(len(rows) * val_fraction))
