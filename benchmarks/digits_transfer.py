@@ -40,6 +40,16 @@ GEOMETRY = ["img_size=48", "patch_size=8", "num_frames=8", "embed_dim=96", "dept
 QUIET = ["train.progress=false", "train.tensorboard=false", "data.num_workers=0", "train.precision=fp32"]
 
 
+def write_data(root: Path, videos: int, test_fraction: float, background: str, labelled: int) -> dict[str, Path]:
+    """The moving-digits set (16 frames, 48 px, 24 px digits) with ``train.csv`` (the pre-training pool),
+    ``val.csv`` (held out) and ``train_labelled.csv`` (the first ``labelled`` lines of ``train.csv``)."""
+    paths = write_moving_digits(root, num_videos=videos, num_frames=16, size=48, digit_scale=3,
+                                val_fraction=test_fraction, background=background)
+    paths["labelled"] = root / "train_labelled.csv"
+    paths["labelled"].write_text("".join(paths["train"].read_text().splitlines(keepends=True)[:labelled]))
+    return paths
+
+
 def pretrain_cfg(data: Path, out: Path, epochs: int, seed: int, mask_ratio: float = 0.75, blr: float = 1e-2):
     cfg = get_preset("demo")
     return apply_overrides(cfg, [
@@ -131,10 +141,7 @@ def main() -> None:
     args = p.parse_args()
     out = Path(args.out)
     t0 = time.perf_counter()
-    paths = write_moving_digits(out / "data", num_videos=args.videos, num_frames=16, size=48, digit_scale=3,
-                                val_fraction=args.test_fraction, background=args.background)
-    paths["labelled"] = out / "data" / "train_labelled.csv"
-    paths["labelled"].write_text("".join(paths["train"].read_text().splitlines(keepends=True)[: args.labelled]))
+    paths = write_data(out / "data", args.videos, args.test_fraction, args.background, args.labelled)
     print(f"data: {args.videos} videos ({len(paths['train'].read_text().splitlines())} for pre-training, "
           f"{args.labelled} of them labelled for fine-tuning, "
           f"{len(paths['val'].read_text().splitlines())} held out) in {time.perf_counter() - t0:.0f}s", flush=True)
