@@ -78,8 +78,8 @@ def set_lrs(optimizer: torch.optim.Optimizer, lr: float) -> None:
         g["lr"] = lr * g.get("lr_scale", 1.0)
 
 
-def new_mae() -> torch.nn.Module:
-    return create_model("mae_vit_tiny_test", **GEO, **DECODER)
+def new_mae(**decoder: int) -> torch.nn.Module:
+    return create_model("mae_vit_tiny_test", **GEO, **{**DECODER, **decoder})
 
 
 def classifier(init: str | None, drop_path: float = 0.1) -> torch.nn.Module:
@@ -92,7 +92,7 @@ def classifier(init: str | None, drop_path: float = 0.1) -> torch.nn.Module:
 def pretrain(args: argparse.Namespace) -> None:
     x, _ = load_split(args.root, "train")
     torch.manual_seed(args.seed)
-    model = new_mae()
+    model = new_mae(decoder_embed_dim=args.decoder_dim, decoder_depth=args.decoder_depth)
     opt = torch.optim.AdamW(param_groups_weight_decay(model, args.weight_decay), lr=args.lr, betas=(0.9, 0.95))
     steps = len(x) // args.batch_size
     t0 = time.perf_counter()
@@ -218,6 +218,8 @@ def main() -> None:
     pre.add_argument("--warmup-epochs", type=float, default=5.0)
     pre.add_argument("--batch-size", type=int, default=16)
     pre.add_argument("--save-every", type=int, default=25)
+    pre.add_argument("--decoder-dim", type=int, default=DECODER["decoder_embed_dim"])
+    pre.add_argument("--decoder-depth", type=int, default=DECODER["decoder_depth"])
     pre.add_argument("--tag", default="mae")
     for name in ("finetune", "probe", "stats"):
         cmds[name].add_argument("--init", default="", help="a pre-training state dict; empty: random init")

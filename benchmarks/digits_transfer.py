@@ -126,8 +126,8 @@ def main() -> None:
     p.add_argument("--labelled", type=int, default=120, help="training videos whose labels fine-tuning uses")
     p.add_argument("--pretrain-epochs", type=int, default=50)
     p.add_argument("--mask-ratio", type=float, default=0.75)
-    # 4e-2 (the demo preset's) grows the encoder's activations to 3-6x a random init's, and that encoder
-    # then fine-tunes worse than one pre-trained at 1e-2 (benchmarks/README_transfer.md)
+    # in digits_sweep.py an lr of 1.5e-3 (4e-2, the demo preset's, gives 1.25e-3) grew the encoder's
+    # activations to 2.5-6x a random init's and fine-tuned far worse than 3e-4 (benchmarks/README_transfer.md)
     p.add_argument("--pretrain-blr", type=float, default=1e-2, help="pre-training base lr (lr = blr * 8 / 256)")
     p.add_argument("--finetune-epochs", type=int, default=30)
     p.add_argument("--finetune-blr", type=float, default=None,
