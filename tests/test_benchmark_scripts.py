@@ -18,7 +18,9 @@ def scripts(monkeypatch):
     import digits_sweep
     import digits_transfer
 
-    return digits_transfer, digits_sweep
+    threads = torch.get_num_threads()
+    yield digits_transfer, digits_sweep
+    torch.set_num_threads(threads)  # both scripts set their own thread count
 
 
 def _run(module, monkeypatch, *argv: str) -> None:
@@ -29,7 +31,6 @@ def _run(module, monkeypatch, *argv: str) -> None:
 @pytest.mark.slow
 def test_digits_transfer_runs_and_reuses_pretraining(scripts, monkeypatch, tmp_path, capsys):
     transfer, _ = scripts
-    threads = torch.get_num_threads()
     args = ["--out", str(tmp_path), "--videos", "30", "--labelled", "10", "--pretrain-epochs", "1",
             "--finetune-epochs", "1", "--clips", "1", "--crops", "1", "--finetune-blr", "0.05"]
     _run(transfer, monkeypatch, *args)
@@ -43,13 +44,11 @@ def test_digits_transfer_runs_and_reuses_pretraining(scripts, monkeypatch, tmp_p
     second = json.loads((tmp_path / "results.json").read_text())
     assert second["runs"][0]["pretrain_loss"] == pytest.approx(run["pretrain_loss"])
     assert "test top-1" in capsys.readouterr().out
-    torch.set_num_threads(threads)
 
 
 @pytest.mark.slow
 def test_digits_sweep_subcommands(scripts, monkeypatch, tmp_path, capsys):
     _, sweep = scripts
-    threads = torch.get_num_threads()
     root = ["--root", str(tmp_path)]
     _run(sweep, monkeypatch, "data", *root, "--videos", "24")
     assert (tmp_path / "train.decoded.pt").exists()
@@ -62,4 +61,3 @@ def test_digits_sweep_subcommands(scripts, monkeypatch, tmp_path, capsys):
     assert "train (21, 16, 3, 48, 48)" in out and "val (3, 16, 3, 48, 48)" in out and "epoch 1: loss" in out
     assert "held-out top-1 every 5 epochs [" in out and "linear probe on 18 labelled videos" in out
     assert out.count("attention entropy") == 2
-    torch.set_num_threads(threads)
