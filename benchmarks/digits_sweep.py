@@ -73,17 +73,22 @@ def centre_clips(videos: torch.Tensor) -> torch.Tensor:
     return torch.stack([normalize(v[0:STRIDE * FRAMES:STRIDE]) for v in videos])
 
 
+def width(args: argparse.Namespace) -> dict[str, int]:
+    return {"embed_dim": args.embed_dim, "num_heads": args.num_heads}
+
+
 def set_lrs(optimizer: torch.optim.Optimizer, lr: float) -> None:
     for g in optimizer.param_groups:
         g["lr"] = lr * g.get("lr_scale", 1.0)
 
 
-def new_mae(**decoder: int) -> torch.nn.Module:
-    return create_model("mae_vit_tiny_test", **GEO, **{**DECODER, **decoder})
+def new_mae(**overrides: int) -> torch.nn.Module:
+    return create_model("mae_vit_tiny_test", **{**GEO, **DECODER, **overrides})
 
 
-def classifier(init: str | None, drop_path: float = 0.1) -> torch.nn.Module:
-    model = create_model("vit_tiny_test", **GEO, num_classes=NUM_CLASSES, drop_path_rate=drop_path, dropout=0.0)
+def classifier(init: str | None, drop_path: float = 0.1, **overrides: int) -> torch.nn.Module:
+    model = create_model("vit_tiny_test", **{**GEO, **overrides}, num_classes=NUM_CLASSES, drop_path_rate=drop_path,
+                         dropout=0.0)
     if init:
         load_pretrained(model, torch.load(init, weights_only=True))
     return model
@@ -92,7 +97,7 @@ def classifier(init: str | None, drop_path: float = 0.1) -> torch.nn.Module:
 def pretrain(args: argparse.Namespace) -> None:
     x, _ = load_split(args.root, "train")
     torch.manual_seed(args.seed)
-    model = new_mae(decoder_embed_dim=args.decoder_dim, decoder_depth=args.decoder_depth)
+    model = new_mae(**width(args), decoder_embed_dim=args.decoder_dim, decoder_depth=args.decoder_depth)
     opt = torch.optim.AdamW(param_groups_weight_decay(model, args.weight_decay), lr=args.lr, betas=(0.9, 0.95))
     steps = len(x) // args.batch_size
     t0 = time.perf_counter()
@@ -127,7 +132,7 @@ def finetune(args: argparse.Namespace) -> None:
     xt, yt = load_split(args.root, "val")
     x, y = x[:args.labelled], y[:args.labelled]
     torch.manual_seed(args.seed)
-    model = classifier(args.init)
+    model = classifier(args.init, **width(args))
     opt = torch.optim.AdamW(param_groups_layer_decay(model, 0.05, args.layer_decay), lr=args.lr, betas=(0.9, 0.999))
     steps, curve = max(1, len(x) // args.batch_size), []
     for epoch in range(args.epochs):
@@ -164,7 +169,7 @@ def probe(args: argparse.Namespace) -> None:
     x, y = load_split(args.root, "train")
     xt, yt = load_split(args.root, "val")
     torch.manual_seed(args.seed)
-    model = classifier(args.init, drop_path=0.0)
+    model = classifier(args.init, drop_path=0.0, **width(args))
     for n in args.labelled_counts:
         f, ft = features(model, x[:n]), features(model, xt)
         scaler = StandardScaler().fit(f)
@@ -179,7 +184,8 @@ def stats(args: argparse.Namespace) -> None:
     xt, _ = load_split(args.root, "val")
     clips = centre_clips(xt[:20])
     torch.manual_seed(args.seed)
-    for name, model in (("init", classifier(args.init, 0.0)), ("random", classifier(None, 0.0))):
+    for name, init in (("init", args.init), ("random", None)):
+        model = classifier(init, 0.0, **width(args))
         model.eval()
         patches = model.embed_tokens(clips)
         pos, pos_cls = model._pos_tables("pos_embed")
@@ -205,6 +211,8 @@ def main() -> None:
         c.add_argument("--root", type=Path, default=Path("runs/sweep"), help="data folder (and checkpoints)")
         c.add_argument("--seed", type=int, default=0)
         c.add_argument("--threads", type=int, default=1)
+        c.add_argument("--embed-dim", type=int, default=GEO["embed_dim"], help="encoder width, both models")
+        c.add_argument("--num-heads", type=int, default=GEO["num_heads"])
     d = cmds["data"]
     d.add_argument("--videos", type=int, default=2400)
     d.add_argument("--test-fraction", type=float, default=0.125)
