@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import math
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -170,12 +171,22 @@ def probe(args: argparse.Namespace) -> None:
     xt, yt = load_split(args.root, "val")
     torch.manual_seed(args.seed)
     model = classifier(args.init, drop_path=0.0, **width(args))
+    pool, ft = features(model, x[:max(args.labelled_counts)]), features(model, xt)
     for n in args.labelled_counts:
-        f, ft = features(model, x[:n]), features(model, xt)
+        f = pool[:n]
         scaler = StandardScaler().fit(f)
         clf = LogisticRegression(max_iter=3000, C=0.1).fit(scaler.transform(f), y[:n].numpy())
         print(f"init {args.init or 'random'}: linear probe on {n} labelled videos, held-out top-1 "
               f"{100 * clf.score(scaler.transform(ft), yt.numpy()):.1f}")
+
+
+def _block_stats(rows: list[str], blk: torch.nn.Module, inputs: tuple[torch.Tensor], output: torch.Tensor) -> None:
+    """Forward hook: appends "residual norm after the block / attention entropy" to ``rows``."""
+    h, a = blk.norm1(inputs[0]), blk.attn
+    q, k = (proj(h).unflatten(-1, (a.num_heads, a.head_dim)).transpose(1, 2) for proj in (a.q, a.k))
+    attn = (q @ k.transpose(-2, -1) * a.head_dim**-0.5).softmax(-1)
+    entropy = -(attn * attn.clamp_min(1e-12).log()).sum(-1).mean().item()
+    rows.append(f"{output.norm(dim=-1).mean().item():.1f}/{entropy:.2f}")
 
 
 @torch.no_grad()
@@ -187,17 +198,12 @@ def stats(args: argparse.Namespace) -> None:
     for name, init in (("init", args.init), ("random", None)):
         model = classifier(init, 0.0, **width(args))
         model.eval()
-        patches = model.embed_tokens(clips)
-        pos, pos_cls = model._pos_tables("pos_embed")
-        tokens = torch.cat([(model.cls_token + pos_cls).expand(len(clips), -1, -1), patches + pos], 1)
-        rows = []
-        for blk in model.blocks:
-            h, a = blk.norm1(tokens), blk.attn
-            q, k = (proj(h).unflatten(-1, (a.num_heads, a.head_dim)).transpose(1, 2) for proj in (a.q, a.k))
-            attn = (q @ k.transpose(-2, -1) * a.head_dim**-0.5).softmax(-1)
-            entropy = -(attn * attn.clamp_min(1e-12).log()).sum(-1).mean().item()
-            tokens = blk(tokens)
-            rows.append(f"{tokens.norm(dim=-1).mean().item():.1f}/{entropy:.2f}")
+        rows: list[str] = []
+        hooks = [blk.register_forward_hook(partial(_block_stats, rows)) for blk in model.blocks]
+        tokens = model.forward_features(clips)  # the encoder's own positions, class token and blocks
+        for h in hooks:
+            h.remove()
+        patches, (pos, _) = model.embed_tokens(clips), model._pos_tables("pos_embed")
         print(f"{name}: patch-token norm {patches.norm(dim=-1).mean().item():.1f}, positional norm "
               f"{pos.norm(dim=-1).mean().item():.2f}; per block residual norm / attention entropy "
               f"(max {math.log(tokens.shape[1]):.2f}): {', '.join(rows)}")

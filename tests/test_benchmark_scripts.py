@@ -40,7 +40,10 @@ def test_digits_transfer_runs_and_reuses_pretraining(scripts, monkeypatch, tmp_p
     run = first["runs"][0]
     assert set(run) >= {"mae", "scratch", "pretrain_loss"} and len(run["mae"]["val_top1_per_epoch"]) == 1
     # a second call finds the finished pre-training and reports its logged loss instead of training again
+    metrics = tmp_path / "s0" / "pretrain" / "metrics.jsonl"
+    logged = metrics.read_text()
     _run(transfer, monkeypatch, *args)
+    assert metrics.read_text() == logged
     second = json.loads((tmp_path / "results.json").read_text())
     assert second["runs"][0]["pretrain_loss"] == pytest.approx(run["pretrain_loss"])
     assert "test top-1" in capsys.readouterr().out
