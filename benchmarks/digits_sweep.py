@@ -75,7 +75,7 @@ def centre_clips(videos: torch.Tensor) -> torch.Tensor:
 
 
 def width(args: argparse.Namespace) -> dict[str, int]:
-    return {"embed_dim": args.embed_dim, "num_heads": args.num_heads}
+    return {"embed_dim": args.embed_dim, "num_heads": args.num_heads, "depth": args.depth}
 
 
 def set_lrs(optimizer: torch.optim.Optimizer, lr: float) -> None:
@@ -99,6 +99,8 @@ def pretrain(args: argparse.Namespace) -> None:
     x, _ = load_split(args.root, "train")
     torch.manual_seed(args.seed)
     model = new_mae(**width(args), decoder_embed_dim=args.decoder_dim, decoder_depth=args.decoder_depth)
+    if args.init:  # continue from earlier weights with a fresh optimizer and schedule
+        model.load_state_dict(torch.load(args.init, weights_only=True))
     opt = torch.optim.AdamW(param_groups_weight_decay(model, args.weight_decay), lr=args.lr, betas=(0.9, 0.95))
     steps = len(x) // args.batch_size
     t0 = time.perf_counter()
@@ -134,7 +136,8 @@ def finetune(args: argparse.Namespace) -> None:
     x, y = x[:args.labelled], y[:args.labelled]
     torch.manual_seed(args.seed)
     model = classifier(args.init, **width(args))
-    opt = torch.optim.AdamW(param_groups_layer_decay(model, 0.05, args.layer_decay), lr=args.lr, betas=(0.9, 0.999))
+    groups = param_groups_layer_decay(model, 0.05, args.layer_decay, head_lr_scale=args.head_lr_scale)
+    opt = torch.optim.AdamW(groups, lr=args.lr, betas=(0.9, 0.999))
     steps, curve = max(1, len(x) // args.batch_size), []
     for epoch in range(args.epochs):
         model.train()
@@ -219,6 +222,7 @@ def main() -> None:
         c.add_argument("--threads", type=int, default=1)
         c.add_argument("--embed-dim", type=int, default=GEO["embed_dim"], help="encoder width, both models")
         c.add_argument("--num-heads", type=int, default=GEO["num_heads"])
+        c.add_argument("--depth", type=int, default=GEO["depth"], help="encoder blocks, both models")
     d = cmds["data"]
     d.add_argument("--videos", type=int, default=2400)
     d.add_argument("--test-fraction", type=float, default=0.125)
@@ -235,13 +239,14 @@ def main() -> None:
     pre.add_argument("--decoder-dim", type=int, default=DECODER["decoder_embed_dim"])
     pre.add_argument("--decoder-depth", type=int, default=DECODER["decoder_depth"])
     pre.add_argument("--tag", default="mae")
-    for name in ("finetune", "probe", "stats"):
+    for name in ("pretrain", "finetune", "probe", "stats"):
         cmds[name].add_argument("--init", default="", help="a pre-training state dict; empty: random init")
     ft = cmds["finetune"]
     ft.add_argument("--labelled", type=int, default=120)
     ft.add_argument("--epochs", type=int, default=30)
     ft.add_argument("--lr", type=float, default=3e-3)
     ft.add_argument("--layer-decay", type=float, default=0.75)
+    ft.add_argument("--head-lr-scale", type=float, default=1.0, help="lr multiplier for the classifier head")
     ft.add_argument("--warmup-epochs", type=float, default=3.0)
     ft.add_argument("--batch-size", type=int, default=16)
     cmds["probe"].add_argument("--labelled-counts", type=int, nargs="+", default=[120, 600])

@@ -60,13 +60,14 @@ def pretrain_cfg(data: Path, out: Path, epochs: int, seed: int, mask_ratio: floa
     ])
 
 
-def finetune_cfg(data: Path, val: Path, out: Path, epochs: int, seed: int, init: str, blr: float | None = None):
+def finetune_cfg(data: Path, val: Path, out: Path, epochs: int, seed: int, init: str, blr: float | None = None,
+                 head_lr_scale: float = 1.0):
     cfg = get_finetune_preset("demo_finetune")
     cfg.init = init
     return apply_overrides(cfg, [
         f"data.source={data}", f"data.val_source={val}", f"train.output_dir={out}", f"train.epochs={epochs}",
         f"train.seed={seed}", *(f"model.{g}" for g in GEOMETRY), "train.keep_checkpoints=1", *QUIET,
-        *([f"optim.blr={blr}"] if blr is not None else []),
+        *([f"optim.blr={blr}"] if blr is not None else []), f"optim.head_lr_scale={head_lr_scale}",
     ])
 
 
@@ -86,7 +87,7 @@ def run_seed(seed: int, args: dict[str, Any], paths: dict[str, Path]) -> dict[st
     for arm, init in (("mae", pre["checkpoint"]), ("scratch", "")):
         run_dir = out / f"s{seed}/{arm}"
         ft = finetune(finetune_cfg(paths["labelled"], paths["val"], run_dir, args["finetune_epochs"], seed, init,
-                                   args["finetune_blr"]))
+                                   args["finetune_blr"], args["finetune_head_lr_scale"]))
         res = run_test(ft["checkpoint"], str(paths["val"]), run_dir / "test", clips=args["clips"],
                        crops=args["crops"], num_workers=0, precision="fp32", device="cpu")
         row[arm] = {"top1": res["top1"], "top5": res["top5"], "final_loss": ft["loss"],
@@ -132,6 +133,8 @@ def main() -> None:
     p.add_argument("--finetune-epochs", type=int, default=30)
     p.add_argument("--finetune-blr", type=float, default=None,
                    help="fine-tuning base lr for both arms (default: the demo_finetune preset's 3e-2)")
+    p.add_argument("--finetune-head-lr-scale", type=float, default=1.0,
+                   help="lr multiplier for the classifier head, both arms (1: the reference recipe)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--jobs", type=int, default=1, help="seeds run in this many parallel processes")
     p.add_argument("--clips", type=int, default=2)

@@ -67,6 +67,18 @@ def test_layer_decay_group_scales():
     assert sum(len(g["params"]) for g in groups) == len(names)
 
 
+def test_head_lr_scale_multiplies_only_the_head():
+    m = create_model("vit_tiny_test", num_classes=3)
+    groups = param_groups_layer_decay(m, weight_decay=0.05, layer_decay=0.5, head_lr_scale=10.0)
+    scale = {id(p): g["lr_scale"] for g in groups for p in g["params"]}
+    names = dict(m.named_parameters())
+    assert scale[id(names["head.weight"])] == scale[id(names["head.bias"])] == 10.0
+    assert scale[id(names["norm.weight"])] == 1.0 and scale[id(names["blocks.1.mlp.fc1.weight"])] == 0.5
+    assert sum(len(g["params"]) for g in groups) == len(names)
+    with pytest.raises(ValueError, match="head_lr_scale=0"):
+        apply_overrides(get_finetune_preset("demo_finetune"), ["optim.head_lr_scale=0"]).validate()
+
+
 def test_pretrained_weights_load_with_pos_embed_interpolation():
     mae = create_model("mae_vit_tiny_test")  # 32 px, 4 frames: grid 2 x 4 x 4
     vit = create_model("vit_tiny_test", num_classes=3, img_size=48, num_frames=8)  # grid 4 x 6 x 6

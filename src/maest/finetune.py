@@ -98,7 +98,8 @@ def _run(cfg: FinetuneConfig, dataset: Dataset | None, val_dataset: Dataset | No
     precision = resolve_precision(t.precision, info.device)
     mixup = Mixup(cfg.mix.mixup, cfg.mix.cutmix, cfg.mix.prob, cfg.mix.switch_prob, cfg.mix.smoothing, m.num_classes)
     depth = len((model.encoder if isinstance(model, ProbedEncoder) else model).blocks)
-    groups = param_groups_layer_decay(model, o.weight_decay, o.layer_decay, num_layers=depth + 1)
+    groups = param_groups_layer_decay(model, o.weight_decay, o.layer_decay, num_layers=depth + 1,
+                                      head_lr_scale=o.head_lr_scale)
     optimizer = build_adamw(groups, base_lr, (o.beta1, o.beta2), o.fused, info.device)
 
     def loss_fn(train_model: nn.Module, batch: dict, step: int, accum_pos: int) -> torch.Tensor:

@@ -74,6 +74,9 @@ class FinetuneOptimConfig(OptimConfig):
     beta2: float = 0.999
     clip_grad: float | None = 5.0
     layer_decay: float = 0.75
+    # lr multiplier for the classifier head alone (the reference: 1). With a short budget a
+    # pre-trained encoder's fresh head (init std 2e-5) lags behind; see benchmarks/README_transfer.md
+    head_lr_scale: float = 1.0
 
 
 @dataclass
@@ -117,6 +120,8 @@ class FinetuneConfig:
                              "to save memory)")
         if not 0.0 < o.layer_decay <= 1.0:
             raise ValueError(f"optim.layer_decay={o.layer_decay} must be in (0, 1] (official: 0.75)")
+        if o.head_lr_scale <= 0:
+            raise ValueError(f"optim.head_lr_scale={o.head_lr_scale} must be > 0 (1 keeps the reference's head lr)")
         if not 0.0 <= self.mix.smoothing < 1.0:
             raise ValueError(f"mix.smoothing={self.mix.smoothing} must be in [0, 1)")
         if o.warmup_epochs < 0 or o.min_lr < 0 or o.blr <= 0:

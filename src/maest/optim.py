@@ -46,12 +46,14 @@ def layer_id(name: str, num_layers: int) -> int:
 
 
 def param_groups_layer_decay(
-    model: nn.Module, weight_decay: float, layer_decay: float = 0.75, num_layers: int | None = None
+    model: nn.Module, weight_decay: float, layer_decay: float = 0.75, num_layers: int | None = None,
+    head_lr_scale: float = 1.0,
 ) -> list[dict]:
     """Parameter groups with per-layer ``lr_scale = layer_decay ** (num_layers - layer_id)``, as the
     reference's ``param_groups_lrd``: num_layers = depth + 1; no weight decay for 1-D parameters,
     ``cls_token`` and ``pos_embed*``. Frozen parameters are left out. The training loop sets each
-    group's lr to ``lr * lr_scale``."""
+    group's lr to ``lr * lr_scale``. ``head_lr_scale`` multiplies the classifier head's (``head.*``)
+    scale on top; the reference has none (1.0)."""
     if num_layers is None:
         num_layers = len(getattr(model, "blocks", [])) + 1
     groups: dict[tuple[int, bool], dict] = {}
@@ -60,9 +62,10 @@ def param_groups_layer_decay(
             continue
         no_decay = p.ndim == 1 or name == "cls_token" or name.startswith("pos_embed")
         lid = layer_id(name, num_layers)
-        g = groups.setdefault((lid, no_decay), {
+        head = name.startswith("head.")
+        g = groups.setdefault((lid, head, no_decay), {
             "params": [], "weight_decay": 0.0 if no_decay else weight_decay,
-            "lr_scale": layer_decay ** (num_layers - lid), "layer_id": lid,
+            "lr_scale": layer_decay ** (num_layers - lid) * (head_lr_scale if head else 1.0), "layer_id": lid,
         })
         g["params"].append(p)
     return [groups[k] for k in sorted(groups)]
