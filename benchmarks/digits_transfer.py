@@ -77,8 +77,11 @@ def run_seed(seed: int, args: dict[str, Any], paths: dict[str, Path]) -> dict[st
     logging.basicConfig(level=logging.WARNING)
     out, t0 = Path(args["out"]), time.perf_counter()
     pre_dir = out / f"s{seed}/pretrain"
-    pre = pretrain(pretrain_cfg(paths["train"], pre_dir, args["pretrain_epochs"], seed, args["mask_ratio"],
-                                args["pretrain_blr"]))
+    if args["pretrained"]:  # weights pre-trained elsewhere (e.g. by digits_sweep.py) on the same train split
+        pre = {"checkpoint": args["pretrained"], "loss": None}
+    else:
+        pre = pretrain(pretrain_cfg(paths["train"], pre_dir, args["pretrain_epochs"], seed, args["mask_ratio"],
+                                    args["pretrain_blr"]))
     if pre["checkpoint"] is None:  # an earlier run of this command finished pre-training: reuse it
         pre["checkpoint"] = str(ckpt.resolve_resume("auto", pre_dir))
         pre["loss"] = _last_logged_loss(pre_dir / "metrics.jsonl")
@@ -130,6 +133,9 @@ def main() -> None:
     # in digits_sweep.py an lr of 1.5e-3 (4e-2, the demo preset's, gives 1.25e-3) grew the encoder's
     # activations to 2.5-6x a random init's and fine-tuned far worse than 3e-4 (benchmarks/README_transfer.md)
     p.add_argument("--pretrain-blr", type=float, default=1e-2, help="pre-training base lr (lr = blr * 8 / 256)")
+    p.add_argument("--pretrained", default="",
+                   help="skip pre-training and fine-tune the `mae` arm from this checkpoint or state dict "
+                        "(it must have seen only train.csv; the data written here is the same for the same options)")
     p.add_argument("--finetune-epochs", type=int, default=30)
     p.add_argument("--finetune-blr", type=float, default=None,
                    help="fine-tuning base lr for both arms (default: the demo_finetune preset's 3e-2)")
