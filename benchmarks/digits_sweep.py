@@ -8,7 +8,7 @@ so nothing is decoded per step. It tests on one centre view (all 16 frames at st
 
     python benchmarks/digits_sweep.py data --root runs/sweep
     python benchmarks/digits_sweep.py pretrain --root runs/sweep --epochs 100 --lr 3e-4 --tag lr3e-4
-    python benchmarks/digits_sweep.py pretrain --root runs/sweep --epochs 100 --init runs/sweep/lr3e-4_ep100.pt --tag more
+    python benchmarks/digits_sweep.py pretrain --root runs/sweep --epochs 50 --init runs/sweep/lr3e-4_ep100.pt --tag m
     python benchmarks/digits_sweep.py finetune --root runs/sweep --init runs/sweep/lr3e-4_ep100.pt --lr 3e-3
     python benchmarks/digits_sweep.py finetune --root runs/sweep --lr 3e-3        # from scratch
     python benchmarks/digits_sweep.py probe --root runs/sweep --init runs/sweep/lr3e-4_ep100.pt
