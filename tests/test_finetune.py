@@ -75,6 +75,11 @@ def test_head_lr_scale_multiplies_only_the_head():
     assert scale[id(names["head.weight"])] == scale[id(names["head.bias"])] == 10.0
     assert scale[id(names["norm.weight"])] == 1.0 and scale[id(names["blocks.1.mlp.fc1.weight"])] == 0.5
     assert sum(len(g["params"]) for g in groups) == len(names)
+    # unscaled, the head shares the final norm's groups, as before the option existed (old optimizer states load)
+    default = param_groups_layer_decay(m, weight_decay=0.05, layer_decay=0.5)
+    assert len(default) == len(groups) - 2 and any(
+        any(p is names["head.bias"] for p in g["params"]) and any(p is names["norm.weight"] for p in g["params"])
+        for g in default)
     with pytest.raises(ValueError, match="head_lr_scale=0"):
         apply_overrides(get_finetune_preset("demo_finetune"), ["optim.head_lr_scale=0"]).validate()
 

@@ -56,13 +56,14 @@ def param_groups_layer_decay(
     scale on top; the reference has none (1.0)."""
     if num_layers is None:
         num_layers = len(getattr(model, "blocks", [])) + 1
-    groups: dict[tuple[int, bool], dict] = {}
+    groups: dict[tuple[int, bool, bool], dict] = {}
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
         no_decay = p.ndim == 1 or name == "cls_token" or name.startswith("pos_embed")
         lid = layer_id(name, num_layers)
-        head = name.startswith("head.")
+        # the head gets its own groups only when scaled, so default groups (and old optimizer states) stay as they were
+        head = head_lr_scale != 1.0 and name.startswith("head.")
         g = groups.setdefault((lid, head, no_decay), {
             "params": [], "weight_decay": 0.0 if no_decay else weight_decay,
             "lr_scale": layer_decay ** (num_layers - lid) * (head_lr_scale if head else 1.0), "layer_id": lid,
