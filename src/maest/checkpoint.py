@@ -49,7 +49,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     """Load a checkpoint dict with ``weights_only=True`` (or a safetensors file as ``{"model": ...}``)."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist; check the path or omit --resume")
+        raise CheckpointError(f"checkpoint {path} does not exist; check the path")
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
