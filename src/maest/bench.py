@@ -75,7 +75,8 @@ def _sync(device: str) -> None:
 def time_step(model_name: str, mask_ratio: float, precision: str, compile: bool, mode: str, batch: int,
               steps: int, warmup: int, device: str, grad_checkpointing: bool = False) -> dict[str, Any]:
     """Median seconds of full training steps (forward, loss, backward, AdamW) on random clips."""
-    from maest.engine import autocast, mae_loss
+    from maest.mae_step import mae_loss
+    from maest.precision import autocast
     from maest.models import create_model
     from maest.models.layers import reference_attention
 
@@ -123,7 +124,8 @@ def side_by_side(model_name: str, mask_ratio: float, rounds: int, batch: int, de
     """Interleaved timing in one process on the same weights: each round runs one step of every mode,
     so load from other processes falls on all modes alike. Returns per-mode medians and the median
     of the per-round speedups against the reference."""
-    from maest.engine import autocast, mae_loss
+    from maest.mae_step import mae_loss
+    from maest.precision import autocast
     from maest.models import create_model
     from maest.models.layers import reference_attention
 

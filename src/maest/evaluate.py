@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from maest import distributed as dist
 from maest.data.loader import GuardedVideos, collate_guarded
-from maest.engine import autocast
+from maest.precision import autocast
 
 
 class ViewAccumulator:
@@ -193,7 +193,7 @@ def run_test(
     and write ``results.json``, ``confusion.csv`` and ``confusion.png`` to ``out_dir``."""
     from maest import checkpoint as ckpt
     from maest.config import from_dict
-    from maest.engine import resolve_precision
+    from maest.precision import resolve_precision
     from maest.finetune import build_classifier, build_dataset
     from maest.finetune_config import FinetuneConfig
 

@@ -18,7 +18,7 @@ from maest import checkpoint as ckpt
 from maest.data import ClipSpec, VideoClipDataset, dataset_from_source
 from maest.data.datasets import VIDEO_EXTENSIONS
 from maest.data.loader import GuardedVideos, collate_guarded
-from maest.engine import autocast
+from maest.precision import autocast
 
 
 def load_encoder(checkpoint: str | Path) -> tuple[nn.Module, dict[str, Any]]:

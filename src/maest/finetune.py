@@ -3,7 +3,7 @@ scratch) with layer-wise lr decay, mixup/cutmix + label smoothing, RandAugment, 
 drop path, per-iteration warmup + cosine lr, optional bf16, atomic checkpoints, exact resume and a
 validation pass after every epoch (arXiv:2205.09113 §4; the reference's ``main_finetune.py``).
 
-Exact resume: augmentation is seeded per item (:class:`~maest.engine.SeededItems`), the mixup draw
+Exact resume: augmentation is seeded per item (:class:`~maest.data.loader.SeededItems`), the mixup draw
 and the global RNG used by dropout / drop path are re-seeded from (seed, step, rank, micro-batch).
 """
 
@@ -19,7 +19,7 @@ from torch.utils.data import Dataset
 from maest import checkpoint as ckpt
 from maest import distributed as dist
 from maest.data.loader import mix_seed
-from maest.engine import autocast, resolve_precision
+from maest.precision import autocast, resolve_precision
 from maest.evaluate import predict_views, summarize
 from maest.finetune_config import FinetuneConfig
 from maest.losses import classification_loss

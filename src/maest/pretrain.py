@@ -12,7 +12,9 @@ from torch.utils.data import Dataset
 
 from maest import distributed as dist
 from maest.config import PretrainConfig
-from maest.engine import autocast, mae_loss, masking_noise, resolve_precision, unwrap
+from maest.distributed import unwrap
+from maest.mae_step import mae_loss, masking_noise
+from maest.precision import autocast, resolve_precision
 from maest.models import create_model
 from maest.optim import build_adamw, param_groups_weight_decay
 from maest.schedule import scaled_lr

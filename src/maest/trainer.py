@@ -20,8 +20,7 @@ from torch.utils.data import Dataset
 from maest import checkpoint as ckpt
 from maest import distributed as dist
 from maest.config import save_json
-from maest.data.loader import ShardedSampler, SkipTally, build_loader
-from maest.engine import SeededItems
+from maest.data.loader import SeededItems, ShardedSampler, SkipTally, build_loader
 from maest.schedule import lr_at
 from maest.tracking import MetricsLogger
 

@@ -22,7 +22,7 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from maest.distributed import resolve_device
-    from maest.engine import resolve_precision
+    from maest.precision import resolve_precision
     from maest.features import dataset_for, extract, load_encoder, write_features
 
     model, sampling = load_encoder(args.checkpoint)

@@ -196,3 +196,23 @@ def collate_guarded(batch: list[dict[str, Any]]) -> dict[str, Any]:
         keys = [k for k in ("video", "label", "index", "view") if k in good[0]]
         out.update({k: torch.cat([b[k] for b in good]) for k in keys})
     return out
+
+
+class SeededItems(Dataset):
+    """Seeds Python, NumPy and torch RNGs from (seed, epoch, index) before each item, so random
+    augmentation depends on neither worker count nor where a run was resumed."""
+
+    def __init__(self, dataset: Dataset, seed: int) -> None:
+        self.dataset = dataset
+        self.seed = seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int):
+        s = mix_seed(self.seed, self.epoch, index)
+        random.seed(s)
+        np.random.seed(s % (2**32))
+        torch.manual_seed(s)
+        return self.dataset[index]
