@@ -37,7 +37,7 @@ def test_structured_strategies_keep_whole_tubes_or_frames(strategy):
     mask = m.mask.view(5, 4, 9)
     if strategy in ("tube", "space"):  # the same spatial positions are removed in every time step
         assert (mask == mask[:, :1]).all()
-        assert keep == int(9 * 0.4) * 4
+        assert keep == (9 - int(0.6 * 9)) * 4  # VideoMAE floors the masked count per frame
     else:  # whole frames are removed
         assert (mask == mask[:, :, :1]).all()
         assert keep == int(4 * 0.4) * 9

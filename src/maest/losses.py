@@ -6,19 +6,16 @@ from __future__ import annotations
 
 import torch
 
-from maest.models.masking import patchify
+from maest.targets.pixels import pixel_target, target_frame_indices
 
-
-def target_frame_indices(num_frames: int, pred_t_dim: int, device=None) -> torch.Tensor:
-    """Frames the decoder predicts: ``linspace(0, T-1, pred_t_dim).long()`` as in the reference,
-    which truncates (T=16, 8 targets -> 0, 2, 4, ..., 12, 15)."""
-    return torch.linspace(0, num_frames - 1, pred_t_dim, device=device).long()
+__all__ = ["classification_loss", "mae_target", "reconstruction_loss", "soft_target_cross_entropy",
+           "target_frame_indices"]
 
 
 def mae_target(
     video: torch.Tensor, patch_size: int, t_patch_size: int, frames: int, norm_pix: bool = True
 ) -> torch.Tensor:
-    """Pixel targets (B, L, u*p*p*C) for the decoder's predictions.
+    """Pixel targets (B, L, u*p*p*C) for the decoder's predictions (other kinds: :mod:`maest.targets`).
 
     Args:
         video: (B, C, T, H, W) normalised input.
@@ -26,23 +23,28 @@ def mae_target(
         norm_pix: normalise each patch by its own mean and unbiased variance (+1e-6), the paper's
             best target (Table 2b).
     """
-    idx = target_frame_indices(video.shape[2], frames, device=video.device)
-    target = patchify(video.index_select(2, idx), patch_size, t_patch_size)
-    if norm_pix:
-        mean = target.mean(dim=-1, keepdim=True)
-        var = target.var(dim=-1, keepdim=True)
-        target = (target - mean) / (var + 1.0e-6) ** 0.5
-    return target
+    return pixel_target(video, patch_size, t_patch_size, frames, "norm_pix" if norm_pix else "pixels")
 
 
-def reconstruction_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def reconstruction_loss(
+    pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, pred_ids: torch.Tensor | None = None
+) -> torch.Tensor:
     """Mean over removed tokens of the per-token MSE.
 
     Args:
-        pred, target: (B, L, K).
+        pred: (B, L, K), or (B, N, K) for the N tokens listed in ``pred_ids`` (decoder masking).
+        target: (B, L, K).
         mask: (B, L), 1 = removed. Averaged over all removed tokens of the batch (not per sample), as
             the reference does.
+        pred_ids: (B, N) token indices of ``pred``'s rows when the decoder reconstructed only those
+            (VideoMAE V2): the loss then averages over tokens both removed and decoded, as V2 does.
     """
+    if pred_ids is not None:
+        target = torch.gather(target, 1, pred_ids.unsqueeze(-1).expand(-1, -1, target.shape[-1]))
+        mask = torch.gather(mask, 1, pred_ids)
+        if mask.sum() == 0:
+            raise ValueError("no decoded token is masked, so the loss is undefined (0/0); lower "
+                             "model.mask.decoder_ratio or raise the mask ratio")
     if mask.sum() == 0:
         raise ValueError("the mask removes no token, so the MAE loss is undefined (0/0); use mask_ratio > 0")
     per_token = ((pred.float() - target.float()) ** 2).mean(dim=-1)

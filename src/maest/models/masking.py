@@ -4,23 +4,72 @@ Masking is driven by a noise tensor: tokens are sorted by noise (ascending) and 
 ``len_keep`` are kept. Callers may inject the noise, which makes masking reproducible and lets the
 official model's masks be replayed exactly. Structured strategies (tube, frame, space-time "random")
 are expressed as noise with a particular ordering, so one code path masks them all.
+
+Dual masking (VideoMAE V2, Wang et al., CVPR 2023, arXiv:2303.16727): besides the encoder mask, a
+*decoder* mask chooses which tokens the decoder reconstructs. It is also given as noise: the decoder
+processes the ``decoder_num_keep`` tokens with the smallest decoder noise. Token counts follow the code
+each strategy comes from: MAE-ST's random masking keeps ``int(L * (1 - r))``; VideoMAE's tube generator
+masks ``int(r * h * w)`` tokens per frame; V2's running cell masks ``int(4 * r)`` of every 2x2 cell.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
 
-# the paper's Table 2a names: "space-only" masking is tube masking, "time-only" is frame masking
-ALIASES = {"space": "tube", "time": "frame", "agnostic": "random"}
-STRATEGIES = ("random", "tube", "frame", *ALIASES)
+# the paper's Table 2a names: "space-only" masking is tube masking, "time-only" is frame masking;
+# "run_cell" is VideoMAE V2's command-line name
+ALIASES = {"space": "tube", "time": "frame", "agnostic": "random", "run_cell": "running_cell"}
+STRATEGIES = ("random", "tube", "frame", "running_cell", *ALIASES)
+DECODER_STRATEGIES = ("none", "running_cell", "random", "run_cell")
+CELL = 4  # V2's running cell: 2x2 tokens
 
 
 def canonical_strategy(strategy: str) -> str:
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown mask strategy {strategy!r}; choose one of {STRATEGIES}")
     return ALIASES.get(strategy, strategy)
+
+
+@dataclass
+class MaskConfig:
+    """Which tokens the encoder sees and which the decoder reconstructs (``model.mask.*``).
+
+    Attributes:
+        strategy: encoder mask: "random" (spacetime-agnostic, MAE-ST), "tube" (VideoMAE), "frame" or
+            "running_cell". Its ratio is ``train.mask_ratio``.
+        decoder: decoder mask: "none" (the decoder runs on every token, MAE-ST), "running_cell"
+            (VideoMAE V2) or "random".
+        decoder_ratio: fraction of tokens the decoder skips (V2: 0.5); 0 with ``decoder="none"``.
+    """
+
+    strategy: str = "random"
+    decoder: str = "none"
+    decoder_ratio: float = 0.0
+
+    def validate(self, grid: tuple[int, int, int] | None = None) -> MaskConfig:
+        """One-line errors for unknown strategies and ratios a strategy cannot express on ``grid``."""
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"model.mask.strategy={self.strategy!r} is not one of {STRATEGIES}")
+        if self.decoder not in DECODER_STRATEGIES:
+            raise ValueError(f"model.mask.decoder={self.decoder!r} is not one of {DECODER_STRATEGIES}")
+        if self.decoder == "none":
+            if self.decoder_ratio:
+                raise ValueError(f"model.mask.decoder_ratio={self.decoder_ratio} needs a decoder mask: set "
+                                 "model.mask.decoder=running_cell (VideoMAE V2) or random, or the ratio to 0")
+            return self
+        if not 0.0 < self.decoder_ratio < 1.0:
+            raise ValueError(f"model.mask.decoder_ratio={self.decoder_ratio} must be strictly between 0 and 1 "
+                             "(VideoMAE V2: 0.5)")
+        if grid is not None:
+            decoder_num_keep(self.decoder_ratio, grid, self.decoder)
+        return self
+
+    @property
+    def uses_decoder_mask(self) -> bool:
+        return self.decoder != "none"
 
 
 def patchify(video: torch.Tensor, patch_size: int, t_patch_size: int) -> torch.Tensor:
@@ -52,7 +101,9 @@ def unpatchify(
 
 def num_keep(ratio: float, grid: tuple[int, int, int], strategy: str = "random") -> int:
     """Number of visible tokens. ``random`` floors like the reference (``int(L * (1 - r))``);
-    ``tube`` keeps whole tubes and ``frame`` whole frames."""
+    ``tube`` keeps whole tubes and floors the *masked* count per frame as VideoMAE's generator does
+    (0.9 on 14x14 keeps 20 per frame, on 7x7 keeps 5); ``frame`` keeps whole frames;
+    ``running_cell`` masks ``int(4 r)`` of each 2x2 cell."""
     if not 0.0 < ratio < 1.0:
         raise ValueError(f"mask_ratio={ratio} must be strictly between 0 and 1 (e.g. 0.9 as in the paper)")
     t, h, w = grid
@@ -60,7 +111,9 @@ def num_keep(ratio: float, grid: tuple[int, int, int], strategy: str = "random")
     if strategy == "random":
         keep = int(t * h * w * (1 - ratio))
     elif strategy == "tube":
-        keep = int(h * w * (1 - ratio)) * t
+        keep = (h * w - int(ratio * h * w)) * t
+    elif strategy == "running_cell":
+        keep = t * h * w - t * h * w // CELL * cell_masks(ratio, grid, "mask_ratio")
     elif strategy == "frame":
         keep = int(t * (1 - ratio)) * h * w
     else:
@@ -99,7 +152,101 @@ def mask_noise(
         rank = torch.rand(batch, t, generator=generator, device=device).argsort(1).argsort(1).float()
         ss = torch.arange(h * w, device=rank.device).float().view(1, 1, -1) / (h * w)
         return (rank.unsqueeze(2) + ss).reshape(batch, -1)
+    if strategy == "running_cell":
+        return running_cell_noise(batch, grid, generator, device)
     raise ValueError(f"unknown mask strategy {strategy!r}; choose one of {STRATEGIES}")
+
+
+def cell_masks(ratio: float, grid: tuple[int, int, int], name: str = "ratio") -> int:
+    """Tokens masked per 2x2 running cell, ``int(4 * ratio)`` as V2's generator; ratios the cell
+    cannot express exactly (other than 0.25, 0.5, 0.75) and odd grids are refused."""
+    n = int(CELL * ratio)
+    if not 0 < n < CELL or n != CELL * ratio:
+        raise ValueError(f"{name}={ratio} cannot be expressed by running-cell masking, which masks 1, 2 or 3 "
+                         "tokens of each 2x2 cell: use 0.25, 0.5 or 0.75")
+    _check_even(grid)
+    return n
+
+
+def _check_even(grid: tuple[int, int, int]) -> None:
+    if grid[1] % 2 or grid[2] % 2:
+        raise ValueError(f"running-cell masking tiles 2x2 cells and needs an even token grid; "
+                         f"{grid[1]}x{grid[2]} is not")
+
+
+def running_cell_phase(grid: tuple[int, int, int], offset: torch.Tensor) -> torch.Tensor:
+    """Each token's place (B, t*h*w) in V2's running cell, in [0, 4), for pointer offsets (B,).
+
+    A 2x2 cell reads the queue [1]*n + [0]*(4-n) from a pointer that advances by one each frame (and
+    once before the first), so the masked positions run through the cell over time; the cell tiles
+    the frame. A token is masked when its phase is below n. V2 draws the offset uniformly per clip.
+    """
+    t, h, w = grid
+    dev = offset.device
+    cell = (torch.arange(h, device=dev) % 2).view(h, 1) * 2 + (torch.arange(w, device=dev) % 2).view(1, w)
+    frame = torch.arange(1, t + 1, device=dev).view(1, t, 1, 1)
+    phase = (cell.view(1, 1, h, w) + frame + offset.view(-1, 1, 1, 1)) % CELL
+    return phase.reshape(offset.shape[0], t * h * w)
+
+
+def running_cell_mask(grid: tuple[int, int, int], ratio: float, offset: torch.Tensor) -> torch.Tensor:
+    """V2's running-cell masks (B, t*h*w), 1 = masked, for per-sample pointer offsets (B,) in [0, 4)."""
+    return (running_cell_phase(grid, offset) < cell_masks(ratio, grid)).float()
+
+
+def mask_to_noise(mask: torch.Tensor) -> torch.Tensor:
+    """Noise (B, L) whose ascending order keeps exactly the zeros of a given mask (1 = removed), in token
+    order: replays masks made elsewhere (e.g. VideoMAE's generators) through the noise interface."""
+    L = mask.shape[1]
+    order = torch.arange(L, device=mask.device, dtype=torch.float32) / (2 * L)
+    return mask.float() + order
+
+
+def running_cell_noise(
+    batch: int, grid: tuple[int, int, int], generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """Noise (B, L) realising running-cell masks at any expressible ratio, with a random pointer offset
+    per clip: ascending order takes the tokens of phase 3, then 2, then 1 (masking ``n`` of 4 keeps the
+    phases >= n), each phase being a quarter of the tokens."""
+    _check_even(grid)
+    offset = torch.randint(CELL, (batch,), generator=generator, device=device)
+    return mask_to_noise((CELL - 1 - running_cell_phase(grid, offset)).float())
+
+
+def decoder_num_keep(ratio: float, grid: tuple[int, int, int], strategy: str) -> int:
+    """Tokens the decoder reconstructs: all but ``int(4 r)`` of each cell (running cell, V2) or all
+    but ``int(r * L)`` (random)."""
+    if strategy not in DECODER_STRATEGIES:
+        raise ValueError(f"unknown decoder mask strategy {strategy!r}; choose one of {DECODER_STRATEGIES}")
+    t, h, w = grid
+    L = t * h * w
+    if strategy == "none":
+        return L
+    if not 0.0 < ratio < 1.0:
+        raise ValueError(f"decoder mask ratio {ratio} must be strictly between 0 and 1 (VideoMAE V2: 0.5)")
+    if strategy in ("running_cell", "run_cell"):
+        return L - L // CELL * cell_masks(ratio, grid, "model.mask.decoder_ratio")
+    keep = L - int(ratio * L)
+    if keep < 1:
+        raise ValueError(f"decoder mask ratio {ratio} leaves the decoder no token on a {t}x{h}x{w} grid")
+    return keep
+
+
+def decoder_mask_noise(
+    batch: int, grid: tuple[int, int, int], strategy: str, generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+) -> torch.Tensor | None:
+    """Decoder noise (B, L): the decoder reconstructs the ``decoder_num_keep`` tokens with the smallest
+    values. None for ``strategy="none"``."""
+    if strategy not in DECODER_STRATEGIES:
+        raise ValueError(f"unknown decoder mask strategy {strategy!r}; choose one of {DECODER_STRATEGIES}")
+    if strategy == "none":
+        return None
+    if strategy in ("running_cell", "run_cell"):
+        return running_cell_noise(batch, grid, generator, device)
+    t, h, w = grid
+    return torch.rand(batch, t * h * w, generator=generator, device=device)
 
 
 class Masking(NamedTuple):
