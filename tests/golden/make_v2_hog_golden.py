@@ -6,7 +6,7 @@ the official modules are imported from checkouts given on the command line. Only
 the numbers are stubbed (timm helpers, tensorboardX, ``torch.cuda.synchronize``, and the SlowFast modules
 ``masked.py`` imports but the HOG label path never calls).
 
-    python tests/golden/make_golden.py --videomae-v2 /path/to/VideoMAEv2 --slowfast /path/to/SlowFast
+    python tests/golden/make_v2_hog_golden.py --videomae-v2 /path/to/VideoMAEv2 --slowfast /path/to/SlowFast
 
 (needs ``einops`` importable, which VideoMAEv2's training engine uses). See tests/golden/README.md.
 """
