@@ -89,6 +89,7 @@ class TrainConfig:
     keep_checkpoints: int = 2
     log_every: int = 10
     tensorboard: bool = True
+    wandb: bool = False  # also log to Weights & Biases (pip install wandb; WANDB_MODE=offline respected)
     progress: bool = True
     resume: str | None = None  # a checkpoint path, or "auto" for the newest one in output_dir
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -82,30 +83,17 @@ def write_confusion_csv(cm: torch.Tensor, classes: list[str], path: str | Path) 
     return path
 
 
-def write_confusion_png(cm: torch.Tensor, classes: list[str], path: str | Path, cell: int = 28) -> Path:
-    """A row-normalised heat map with counts, drawn with Pillow (rows = true, columns = predicted)."""
-    from PIL import Image, ImageDraw
+def write_confusion_png(cm: torch.Tensor, classes: list[str], path: str | Path,
+                        title: str = "Confusion matrix") -> Path:
+    """The confusion matrix as a matplotlib figure (see :func:`maest.plots.confusion_figure`): rows =
+    true, columns = predicted, counts and row percentages, a colour bar; many classes stay legible.
 
-    K = cm.shape[0]
-    label_w = 8 + 7 * max((len(c) for c in classes), default=1)
-    top = 8 + 11 * min(max((len(c) for c in classes), default=1), 8)  # vertical column labels
-    size = (label_w + K * cell + 8, top + K * cell + 8)
-    img = Image.new("RGB", size, "white")
-    d = ImageDraw.Draw(img)
-    rows = cm.double() / cm.sum(dim=1, keepdim=True).clamp(min=1)
-    for i in range(K):
-        d.text((4, top + i * cell + cell // 3), classes[i], fill="black")
-        # column labels, one character per line to fit narrow cells
-        d.multiline_text((label_w + i * cell + 4, 4), "\n".join(classes[i][:8]), fill="black", spacing=0)
-        for j in range(K):
-            v = float(rows[i, j])
-            shade = int(255 * (1 - v))
-            x0, y0 = label_w + j * cell, top + i * cell
-            d.rectangle([x0, y0, x0 + cell - 1, y0 + cell - 1], fill=(shade, shade, 255), outline=(200, 200, 200))
-            if cm[i, j]:
-                d.text((x0 + 3, y0 + cell // 3), str(int(cm[i, j])), fill="white" if v > 0.5 else "black")
-    img.save(path)
-    return Path(path)
+    Raises:
+        RuntimeError: matplotlib (the ``plots`` extra) is not installed.
+    """
+    from maest import plots
+
+    return plots.write_confusion(cm.numpy() if isinstance(cm, torch.Tensor) else cm, classes, path, title)
 
 
 @torch.no_grad()
@@ -163,14 +151,18 @@ def summarize(acc: ViewAccumulator, failed: list[str], classes: list[str] | None
 
 
 def write_report(result: dict[str, Any], out_dir: str | Path) -> dict[str, Path]:
-    """``results.json``, ``confusion.csv`` and ``confusion.png`` under ``out_dir``."""
+    """``results.json``, ``confusion.csv`` and ``confusion.png`` (with matplotlib) under ``out_dir``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     cm = torch.tensor(result["confusion"])
     paths = {"json": out / "results.json", "csv": out / "confusion.csv", "png": out / "confusion.png"}
     paths["json"].write_text(json.dumps(result, indent=2) + "\n")
     write_confusion_csv(cm, result["classes"], paths["csv"])
-    write_confusion_png(cm, result["classes"], paths["png"])
+    try:
+        write_confusion_png(cm, result["classes"], paths["png"])
+    except RuntimeError as e:  # no matplotlib: the numbers are written, the figure is not
+        logging.getLogger("maest").warning("confusion.png not written: %s", e)
+        del paths["png"]
     return paths
 
 

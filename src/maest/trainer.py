@@ -21,6 +21,7 @@ from maest import checkpoint as ckpt
 from maest import distributed as dist
 from maest.config import save_json
 from maest.data.loader import SeededItems, ShardedSampler, SkipTally, build_loader
+from maest.plots import write_run_curves
 from maest.schedule import lr_at
 from maest.tracking import MetricsLogger
 
@@ -82,7 +83,8 @@ def train(cfg: Any, model: nn.Module, optimizer: torch.optim.Optimizer, dataset:
     train_model = dist.wrap_ddp(model, info)
     if t.compile:
         train_model = torch.compile(train_model)
-    logger = MetricsLogger(out_dir, enabled=info.is_main, tensorboard=t.tensorboard)
+    logger = MetricsLogger(out_dir, enabled=info.is_main, tensorboard=t.tensorboard,
+                           wandb=getattr(t, "wandb", False), config=cfg.to_dict())
     if info.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
         save_json(cfg, out_dir / "config.json")
@@ -159,6 +161,8 @@ def train(cfg: Any, model: nn.Module, optimizer: torch.optim.Optimizer, dataset:
     finally:
         progress.close()
         logger.close()
+        if info.is_main:
+            write_run_curves(out_dir)  # curves.png; a missing matplotlib or a plot error is one warning
     summary["steps"] = step
     return summary
 

@@ -6,11 +6,18 @@ import argparse
 
 
 def configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--plot", metavar="PNG", help="also write a chart of s/step by mask ratio and precision here")
     p.add_argument("args", nargs=argparse.REMAINDER, help="options of the benchmark; see maest bench -- --help")
 
 
 def main(args: argparse.Namespace) -> int:
     from maest.bench import run
+    from maest.commands.bench_data import plot_option
 
-    run([a for a in args.args if a != "--"])
+    plot, rest = plot_option(args)
+    rows = run(rest)
+    if plot and rows:
+        from maest import plots
+
+        print(f"wrote {plots.save(plots.bench_figure(rows), plot)}")
     return 0
