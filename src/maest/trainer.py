@@ -15,12 +15,12 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, IterableDataset
 
 from maest import checkpoint as ckpt
 from maest import distributed as dist
 from maest.config import save_json
-from maest.data.loader import SeededItems, ShardedSampler, SkipTally, build_loader
+from maest.data.loader import SeededItems, SkipTally, build_run_loader
 from maest.plots import write_run_curves
 from maest.schedule import lr_at
 from maest.tracking import MetricsLogger
@@ -57,11 +57,11 @@ def train(cfg: Any, model: nn.Module, optimizer: torch.optim.Optimizer, dataset:
     """
     t, o = cfg.train, cfg.optim
     out_dir = Path(t.output_dir)
-    seeded = SeededItems(dataset, t.seed)
+    # streaming datasets seed their items themselves, by the same (seed, epoch, video)
+    seeded = dataset if isinstance(dataset, IterableDataset) else SeededItems(dataset, t.seed)
     num_items = len(seeded)
     if num_items == 0:
         raise ValueError(f"no videos found in {cfg.data.source!r}")
-    sampler = ShardedSampler(num_items, t.seed, info.rank, info.world_size)
     micro_per_epoch = math.ceil(num_items / info.world_size) // t.batch_size
     steps_per_epoch = micro_per_epoch // t.accum_iter
     if steps_per_epoch == 0:
@@ -98,21 +98,22 @@ def train(cfg: Any, model: nn.Module, optimizer: torch.optim.Optimizer, dataset:
                                "steps_per_epoch": steps_per_epoch, "lr": base_lr, "precision": precision}
     progress = _progress(info.is_main and t.progress, total=last_step, initial=step, desc=title.split()[0])
     train_model.train()
+    # one loader iterator for the whole run: workers start once and prefetch across epoch boundaries
+    first_micro = (step - start_epoch * steps_per_epoch) * t.accum_iter
+    batches = iter(build_run_loader(
+        seeded, t.batch_size, seed=t.seed, rank=info.rank, world=info.world_size,
+        per_epoch=micro_per_epoch * t.batch_size, epochs=t.epochs, first_epoch=start_epoch,
+        start=first_micro * t.batch_size, num_workers=cfg.data.num_workers, pin_memory=info.device.startswith("cuda"),
+    )) if step < last_step else iter(())
     try:
         for epoch in range(start_epoch, t.epochs):
             if step >= last_step:
                 break
-            seeded.epoch = epoch
             skip_micro = (step - epoch * steps_per_epoch) * t.accum_iter
-            sampler.set_epoch(epoch, start=skip_micro * t.batch_size)
-            loader = build_loader(seeded, t.batch_size, sampler=sampler, num_workers=cfg.data.num_workers,
-                                  pin_memory=info.device.startswith("cuda"))
             tally = SkipTally()
             loss_sum, loss_n = torch.zeros((), device=info.device), 0
             t0 = time.perf_counter()
-            for micro, batch in enumerate(loader, start=skip_micro):
-                if micro >= micro_per_epoch:
-                    break  # the tail that does not fill a whole optimizer step
+            for micro, batch in zip(range(skip_micro, micro_per_epoch), batches):
                 tally.update(batch["skipped"])
                 accum_pos = micro % t.accum_iter
                 if accum_pos == 0:

@@ -31,7 +31,7 @@ from torch.utils.data import Dataset
 
 from maest.data import transforms as T
 from maest.data.decode import VideoDecodeError, open_video, read_frames
-from maest.data.loader import mix_seed
+from maest.data.loader import epoch_of, mix_seed
 from maest.data.randaugment import rand_augment
 from maest.data.sampling import train_clips, uniform_clips
 
@@ -134,7 +134,7 @@ class VideoClipDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         if self.spec.seed is not None:
             # global torch RNG: transforms draw from it; keyed per item so worker count does not matter
-            torch.manual_seed(mix_seed(self.spec.seed, self.epoch, index))
+            torch.manual_seed(mix_seed(self.spec.seed, epoch_of(index, self.epoch), index))
         if self.spec.mode in ("val", "test"):
             return self._load(index)
         skipped: list[str] = []

@@ -1,6 +1,10 @@
 """Batching: a rank-aware, resumable sampler; collation that folds repeated clips into the batch;
 and the per-epoch tally of unreadable videos.
 
+Indices carry their epoch (:class:`EpochIndex`), so a worker that outlives an epoch (persistent
+workers, or :func:`build_run_loader`'s one iterator for a whole run) seeds each item by (seed, epoch,
+video) without being told that the epoch changed.
+
 MAE-ST's repeated sampling (arXiv:2205.09113, §4) decodes a video once and takes r clips from it,
 so everything here counts *videos*: a batch of B videos becomes B*r clips after :func:`collate_clips`,
 and sharding is by video, keeping a video's r clips on one rank.
@@ -15,13 +19,31 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler, get_worker_info
 
 
 def mix_seed(*parts: int) -> int:
     """A stable 63-bit seed from integers (``hash()`` is salted per process; this is not)."""
     digest = hashlib.blake2b(",".join(map(str, parts)).encode(), digest_size=8).digest()
     return int.from_bytes(digest, "little") & ((1 << 63) - 1)
+
+
+class EpochIndex(int):
+    """A dataset index that remembers the epoch it was drawn for. It compares, hashes and indexes
+    as the plain int; datasets read ``epoch_of(index, default)`` to seed augmentation."""
+
+    def __new__(cls, index: int, epoch: int) -> EpochIndex:
+        obj = super().__new__(cls, index)
+        obj.epoch = epoch
+        return obj
+
+    def __reduce__(self):  # pickled to workers with its epoch
+        return EpochIndex, (int(self), self.epoch)
+
+
+def epoch_of(index: int, default: int) -> int:
+    """The epoch an index was drawn for (an :class:`EpochIndex`), else ``default``."""
+    return getattr(index, "epoch", default)
 
 
 def epoch_order(
@@ -59,7 +81,7 @@ class ShardedSampler(Sampler[int]):
 
     def __iter__(self) -> Iterator[int]:
         order = epoch_order(self.num_items, self.seed, self.epoch, self.rank, self.world, self.shuffle)
-        return iter(order[self.start:])
+        return iter([EpochIndex(i, self.epoch) for i in order[self.start:]])
 
     def __len__(self) -> int:
         return -(-self.num_items // self.world) - self.start
@@ -78,15 +100,49 @@ class RepeatAwareDistributedSampler(ShardedSampler):
         super().__init__(data if isinstance(data, int) else len(data), seed, rank, world, shuffle)
 
 
+class RunSampler(Sampler[int]):
+    """A whole run's video order for one rank: each epoch from ``first_epoch`` to ``epochs - 1``
+    contributes :func:`epoch_order` cut to ``per_epoch`` items (a multiple of the batch size, so no
+    batch straddles two epochs), the first epoch starting at item ``start`` (exact mid-epoch resume).
+    One DataLoader iterator then serves the whole run: workers start once and keep prefetching
+    across epoch boundaries. Items are :class:`EpochIndex`, so augmentation follows (seed, epoch, video)."""
+
+    def __init__(self, num_items: int, seed: int, rank: int, world: int, per_epoch: int, epochs: int,
+                 first_epoch: int = 0, start: int = 0, shuffle: bool = True) -> None:
+        if per_epoch > -(-num_items // world):
+            raise ValueError(f"per_epoch={per_epoch} exceeds this rank's {-(-num_items // world)} videos")
+        self.num_items, self.seed, self.rank, self.world, self.shuffle = num_items, seed, rank, world, shuffle
+        self.per_epoch, self.epochs, self.first_epoch, self.start = per_epoch, epochs, first_epoch, start
+
+    def __iter__(self) -> Iterator[int]:
+        for epoch in range(self.first_epoch, self.epochs):
+            order = epoch_order(self.num_items, self.seed, epoch, self.rank, self.world, self.shuffle)
+            skip = self.start if epoch == self.first_epoch else 0
+            yield from (EpochIndex(i, epoch) for i in order[skip:self.per_epoch])
+
+    def __len__(self) -> int:
+        return max(0, (self.epochs - self.first_epoch) * self.per_epoch - self.start)
+
+
 def collate_clips(batch: list[dict[str, Any]]) -> dict[str, Any]:
     """Fold repeated clips into the batch: B items of (r, C, T, H, W) -> (B*r, C, T, H, W); tensors
-    with a leading r dim are concatenated, ``skipped`` lists are joined."""
+    with a leading r dim are concatenated, ``skipped`` lists are joined. In a worker the clips are
+    written straight into shared memory, so handing the batch to the main process copies nothing
+    (as torch's ``default_collate`` does)."""
     out: dict[str, Any] = {}
+    in_worker = get_worker_info() is not None
     for key in batch[0]:
         if key == "skipped":
             out[key] = [p for b in batch for p in b.get("skipped", [])]
         elif isinstance(batch[0][key], torch.Tensor):
-            out[key] = torch.cat([b[key] for b in batch])
+            parts = [b[key] for b in batch]
+            if in_worker:
+                elem = parts[0]
+                storage = elem._typed_storage()._new_shared(sum(p.numel() for p in parts), device=elem.device)
+                buf = elem.new(storage).resize_(sum(p.shape[0] for p in parts), *elem.shape[1:])
+                out[key] = torch.cat(parts, out=buf)
+            else:
+                out[key] = torch.cat(parts)
         else:
             out[key] = [b[key] for b in batch]
     return out
@@ -145,7 +201,8 @@ def build_loader(
         distributed: shard videos over ``torch.distributed`` ranks (rank 0 of 1 when uninitialised).
         sampler: use this sampler instead (e.g. a :class:`ShardedSampler` resumed mid-epoch).
 
-    Call :func:`set_epoch` on the loader before each epoch.
+    Call :func:`set_epoch` on the loader before each epoch. Workers persist across epochs: each
+    index carries its epoch (:class:`EpochIndex`), so they need not see ``set_epoch``.
     """
     if isinstance(shuffle, (Sampler, list, tuple)):
         sampler, shuffle = shuffle, True
@@ -155,7 +212,29 @@ def build_loader(
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
                       collate_fn=collate_clips, drop_last=drop_last, worker_init_fn=worker_init,
                       generator=torch.Generator().manual_seed(seed), pin_memory=pin_memory,
-                      persistent_workers=False)
+                      persistent_workers=num_workers > 0)
+
+
+def build_run_loader(dataset: Dataset, batch_size: int, *, seed: int, rank: int, world: int, per_epoch: int,
+                     epochs: int, first_epoch: int = 0, start: int = 0, num_workers: int = 2,
+                     pin_memory: bool = False) -> DataLoader:
+    """One loader for a whole training run (iterate it once): ``per_epoch`` videos per epoch and rank
+    (a multiple of ``batch_size``), from item ``start`` of ``first_epoch`` to the end of epoch
+    ``epochs - 1``. Workers start once and prefetch across epoch boundaries, so no epoch begins with
+    a stall. A map-style dataset is ordered by :class:`RunSampler`; a streaming one (an
+    ``IterableDataset`` with ``plan``, e.g. :class:`maest.data.shards.ShardDataset`) is told the same
+    plan and splits itself over ranks and workers."""
+    if per_epoch % batch_size or start % batch_size:
+        raise ValueError(f"per_epoch={per_epoch} and start={start} must be multiples of batch_size={batch_size}")
+    common = dict(batch_size=batch_size, num_workers=num_workers, collate_fn=collate_clips,
+                  worker_init_fn=worker_init, pin_memory=pin_memory)
+    if isinstance(dataset, IterableDataset):
+        dataset.plan(seed=seed, rank=rank, world=world, batch_size=batch_size, per_epoch=per_epoch, epochs=epochs,
+                     first_epoch=first_epoch, start=start, num_workers=num_workers)
+        return DataLoader(dataset, **common)
+    sampler = RunSampler(len(dataset), seed, rank, world, per_epoch, epochs, first_epoch, start)
+    return DataLoader(dataset, sampler=sampler, drop_last=True, generator=torch.Generator().manual_seed(seed),
+                      **common)
 
 
 def set_epoch(loader: DataLoader, epoch: int) -> None:
@@ -211,7 +290,7 @@ class SeededItems(Dataset):
         return len(self.dataset)  # type: ignore[arg-type]
 
     def __getitem__(self, index: int):
-        s = mix_seed(self.seed, self.epoch, index)
+        s = mix_seed(self.seed, epoch_of(index, self.epoch), index)
         random.seed(s)
         np.random.seed(s % (2**32))
         torch.manual_seed(s)
