@@ -54,8 +54,8 @@ def pretrain_cfg(data: Path, out: Path, epochs: int, seed: int, mask_ratio: floa
     cfg = get_preset("demo")
     return apply_overrides(cfg, [
         f"data.source={data}", f"train.output_dir={out}", f"train.epochs={epochs}", f"train.seed={seed}",
-        *(f"model.{g}" for g in GEOMETRY), "data.repeat_aug=2", "train.batch_size=8",
-        f"train.mask_ratio={mask_ratio}", "train.norm_pix_loss=false",
+        *(f"model.encoder.{g}" for g in GEOMETRY), "data.repeat_aug=2", "train.batch_size=8",
+        f"train.mask_ratio={mask_ratio}", "model.norm_pix_loss=false",
         f"optim.blr={blr}", "optim.warmup_epochs=2", "train.keep_checkpoints=1", "train.resume=auto", *QUIET,
     ])
 
@@ -66,7 +66,7 @@ def finetune_cfg(data: Path, val: Path, out: Path, epochs: int, seed: int, init:
     cfg.init = init
     return apply_overrides(cfg, [
         f"data.source={data}", f"data.val_source={val}", f"train.output_dir={out}", f"train.epochs={epochs}",
-        f"train.seed={seed}", *(f"model.{g}" for g in GEOMETRY), "train.keep_checkpoints=1", *QUIET,
+        f"train.seed={seed}", *(f"model.encoder.{g}" for g in GEOMETRY), "train.keep_checkpoints=1", *QUIET,
         *([f"optim.blr={blr}"] if blr is not None else []), f"optim.head_lr_scale={head_lr_scale}",
     ])
 

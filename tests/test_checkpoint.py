@@ -10,11 +10,12 @@ def test_atomic_save_round_trip_weights_only(tmp_path):
     opt = torch.optim.AdamW(model.parameters())
     model(torch.randn(1, 3, 4, 32, 32), 0.5).pred.sum().backward()
     opt.step()
-    state = ckpt.training_state(model.state_dict(), opt.state_dict(), 7, 1, {"a": 1})
+    state = ckpt.training_state(model.state_dict(), opt.state_dict(), 7, 1, {"model": {"a": 1}}, "mae")
     path = ckpt.atomic_save(state, tmp_path / "checkpoint-00000007.pt")
     assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temp file left behind
     state = ckpt.load_checkpoint(path)
-    assert state["step"] == 7 and state["config"] == {"a": 1}
+    assert state["step"] == 7 and state["config"] == {"model": {"a": 1}}
+    assert state["kind"] == "mae" and state["model_config"] == {"a": 1}
     fresh = create_model("tiny")
     ckpt.load_model_weights(fresh, ckpt.model_state(state))
     for k, v in model.state_dict().items():
@@ -38,7 +39,7 @@ class Evil:
 def test_pickled_objects_are_refused(tmp_path):
     path = tmp_path / "evil.pt"
     torch.save({"model": {}, "obj": Evil()}, path)
-    with pytest.raises(ckpt.CheckpointError, match="not a weights-only file"):
+    with pytest.raises(ckpt.CheckpointError, match="not a plain-tensor checkpoint"):
         ckpt.load_checkpoint(path)
 
 

@@ -9,15 +9,20 @@ from maest.schedule import lr_at, scaled_lr
 
 def test_overrides_are_typed():
     cfg = apply_overrides(PretrainConfig(), ["train.epochs=3", "optim.blr=2e-4", "train.compile=true",
-                                             "optim.clip_grad=none", "model.num_frames=8"])
+                                             "optim.clip_grad=none", "model.encoder.num_frames=8",
+                                             "model.encoder.mean=0.5,0.4,0.3"])
     assert cfg.train.epochs == 3 and cfg.optim.blr == 2e-4 and cfg.train.compile is True
-    assert cfg.optim.clip_grad is None and cfg.model.num_frames == 8
+    assert cfg.optim.clip_grad is None and cfg.model.encoder.num_frames == 8
+    assert cfg.model.encoder.mean == (0.5, 0.4, 0.3)
 
 
 @pytest.mark.parametrize(
     "item, match",
     [
         ("train.epoch=3", "unknown config key 'train.epoch'"),
+        ("model.depth=3", "did you mean model.encoder.depth"),
+        ("model.name=vit_base_patch16", "is a classifier model; this job needs a mae model"),
+        ("model.encoder.mean=0.5,x", "expected a value of type float"),
         ("trian.epochs=3", "unknown config section 'trian'"),
         ("train.epochs=three", "expected a value of type int"),
         ("train.compile=maybe", "expected true or false"),

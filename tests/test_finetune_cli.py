@@ -62,4 +62,4 @@ def test_test_rejects_a_pretraining_checkpoint(tmp_path, capsys):
 
     path = ckpt.atomic_save({"model": {"w": torch.zeros(1)}, "config": {"model": {}}}, tmp_path / "c.pt")
     assert main(["test", str(path), str(tmp_path)]) == 2
-    assert "not written by maest finetune" in capsys.readouterr().err
+    assert "is a pre-training (MAE) checkpoint" in capsys.readouterr().err

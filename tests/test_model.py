@@ -110,12 +110,16 @@ def test_same_noise_same_output_and_visible_pred_does_not_change_loss(video):
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        (dict(num_frames=5), "num_frames=5 is not divisible by t_patch_size=2"),
-        (dict(img_size=30), "img_size=30 is not divisible by patch_size=8"),
+        (dict(num_frames=5), "num_frames=5 is not a multiple of t_patch_size=2"),
+        (dict(img_size=30), "img_size=30 is not a multiple of patch_size=8"),
         (dict(pred_t_dim=3), "pred_t_dim=3"),
-        (dict(num_heads=3), "not divisible by num_heads=3"),
-        (dict(mask_strategy="blocks"), "unknown mask_strategy"),
-        (dict(pos_embed_type="rope"), "unknown pos_embed_type"),
+        (dict(decoder_t_pred_patch_size=3), "t_pred_patch_size=3 must be in"),
+        (dict(num_heads=3), "num_heads=3 does not divide"),
+        (dict(mask_strategy="blocks"), "mask_strategy='blocks' is not one of"),
+        (dict(pos_embed_type="rope"), "pos_embed_type='rope' is not one of"),
+        (dict(qkv_bias="k"), "qkv_bias='k' is not one of"),
+        (dict(pooling="token0"), "pooling='token0' reads the first patch token"),
+        (dict(depth=0), "depth=0 must be a positive integer"),
     ],
 )
 def test_bad_geometry_is_rejected_with_a_clear_message(kwargs, match):

@@ -35,6 +35,7 @@ def test_true_stats_reconstruction_of_a_perfect_prediction_is_exact():
 
     perfect = Perfect()
     perfect.target_spec, perfect.grid, perfect.make_noise = model.target_spec, model.grid, model.make_noise
+    perfect.cfg = model.cfg
     panels = reconstruct(perfect, clip, 0.75, mode="true-stats")
     diff = (panels["reconstruction"].int() - panels["original"].int()).abs().max()
     assert diff <= 1

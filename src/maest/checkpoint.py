@@ -20,6 +20,8 @@ from torch import nn
 from maest import __version__
 
 _CKPT_RE = re.compile(r"checkpoint-(\d+)\.pt$")
+# atomic_save's temporary for checkpoint-<step>.pt: tempfile.mkstemp adds 8 characters of [a-z0-9_]
+_TMP_RE = re.compile(r"\.checkpoint-\d+\.pt\.[a-z0-9_]{8}\.tmp")
 # prefixes added by DDP/FSDP wrappers and torch.compile
 _WRAPPER_PREFIXES = ("module.", "_orig_mod.", "_checkpoint_wrapped_module.")
 
@@ -29,7 +31,8 @@ class CheckpointError(RuntimeError):
 
 
 def atomic_save(obj: Any, path: str | Path) -> Path:
-    """``torch.save`` to a temp file in the same folder, fsync, then rename over ``path``."""
+    """``torch.save`` to a temp file in the same folder, fsync, then rename over ``path``. The file gets
+    the permissions the umask gives a new file (``mkstemp`` alone would leave it 0600)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -37,6 +40,7 @@ def atomic_save(obj: Any, path: str | Path) -> Path:
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
             f.flush()
+            os.chmod(tmp, 0o666 & ~_umask())
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
@@ -50,6 +54,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist; check the path")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"checkpoint {path} is empty (0 bytes): it was cut off while being written; "
+                              "delete it and use an earlier checkpoint")
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
@@ -57,13 +64,44 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             return {"model": load_file(str(path), device=str(map_location))}
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # torch and safetensors raise many types for damaged files
+        if "Weights only load failed" in str(e):
+            raise CheckpointError(_pickled_message(path, str(e))) from None
         raise CheckpointError(
-            f"checkpoint {path} could not be read ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
-            "it is corrupt, truncated or not a weights-only file: resume from an earlier checkpoint"
+            f"checkpoint {path} could not be read ({type(e).__name__}: {_first_line(e)}); "
+            "it is corrupt, truncated or not a checkpoint: use an earlier one"
         ) from e
     if not isinstance(obj, dict):
         raise CheckpointError(f"checkpoint {path} holds a {type(obj).__name__}, expected a dict")
     return obj
+
+
+def _first_line(e: BaseException) -> str:
+    """The first non-empty line of an exception's message (200 characters at most), or "no message"."""
+    return next((line.strip()[:200] for line in str(e).splitlines() if line.strip()), "no message")
+
+
+def _pickled_message(path: Path, detail: str) -> str:
+    found = re.search(r"GLOBAL (\S+)", detail)
+    what = f"pickled Python objects ({found.group(1)})" if found else "pickled Python objects"
+    return (
+        f"checkpoint {path} is not a plain-tensor checkpoint: it holds {what}, and maest loads only tensors, "
+        "numbers and strings so that no code in a file ever runs. If you trust where it came from, convert it "
+        f"once: python -c \"import torch; o = torch.load('{path}', weights_only=False); "
+        "torch.save({'model': o.get('model', o)}, 'plain.pt')\" and use plain.pt"
+    )
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where Linux reports it (``os.umask`` sets it)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def model_state(ckpt: dict[str, Any]) -> dict[str, torch.Tensor]:
@@ -134,6 +172,27 @@ def resolve_resume(resume: str | None, output_dir: str | Path) -> Path | None:
     return p
 
 
+def checkpoint_step(path: str | Path) -> int:
+    """The step in a ``checkpoint-<step>.pt`` name."""
+    m = _CKPT_RE.search(Path(path).name)
+    if m is None:
+        raise ValueError(f"{path} is not named checkpoint-<step>.pt")
+    return int(m.group(1))
+
+
+def remove_stale_temporaries(output_dir: str | Path) -> list[Path]:
+    """Delete the temporaries that :func:`atomic_save` leaves when a process dies mid-save
+    (``.checkpoint-<step>.pt.<8 random characters>.tmp``) from ``output_dir``; no other file is touched.
+    Call it only where no save is in flight (the main process at start and after its own save)."""
+    d = Path(output_dir)
+    if not d.is_dir():
+        return []
+    stale = [p for p in d.glob(".checkpoint-*.tmp") if _TMP_RE.fullmatch(p.name) and p.is_file()]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
+
+
 def prune_checkpoints(output_dir: str | Path, keep: int) -> None:
     """Delete all but the newest ``keep`` training checkpoints."""
     if keep <= 0:
@@ -143,10 +202,15 @@ def prune_checkpoints(output_dir: str | Path, keep: int) -> None:
 
 
 def training_state(
-    model_state: dict[str, torch.Tensor], optimizer_state: dict, step: int, epoch: int, config: dict, **extra: Any
+    model_state: dict[str, torch.Tensor], optimizer_state: dict, step: int, epoch: int, config: dict, kind: str,
+    **extra: Any
 ) -> dict[str, Any]:
-    """The checkpoint dict, from full model and optimizer state dicts (see ``distributed.state_dicts``)."""
+    """The checkpoint dict, from full model and optimizer state dicts (see ``distributed.state_dicts``).
+    Like every maest checkpoint it says what it holds: ``kind`` and ``model_config`` (the run config's
+    ``model`` section), which :func:`maest.load` rebuilds the model from."""
     return {
+        "kind": kind,
+        "model_config": config["model"],
         "model": {strip_prefixes(k): v for k, v in model_state.items()},
         "optimizer": optimizer_state,
         "step": step,
@@ -155,6 +219,13 @@ def training_state(
         "version": __version__,
         "extra": extra,
     }
+
+
+def model_record(state: dict[str, torch.Tensor], kind: str, model_config: dict[str, Any], **extra: Any
+                 ) -> dict[str, Any]:
+    """A weights-only maest checkpoint: what :func:`maest.load` needs and nothing to resume from."""
+    return {"kind": kind, "model_config": model_config, "model": {strip_prefixes(k): v for k, v in state.items()},
+            "version": __version__, **extra}
 
 
 def export_safetensors(

@@ -12,36 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-
-@dataclass
-class ModelConfig:
-    """Model name plus optional overrides of its registered geometry (None keeps the default)."""
-
-    name: str = "base"
-    img_size: int | None = None
-    patch_size: int | None = None
-    num_frames: int | None = None
-    t_patch_size: int | None = None
-    embed_dim: int | None = None
-    depth: int | None = None
-    num_heads: int | None = None
-    decoder_embed_dim: int | None = None
-    decoder_depth: int | None = None
-    decoder_num_heads: int | None = None
-    pred_t_dim: int | None = None
-    pos_embed_type: str | None = None
-    cls_embed: bool | None = None
-    mask_strategy: str | None = None
-    mlp_ratio: float | None = None
-    qkv_bias: bool | None = None
-    norm_eps: float | None = None
-    final_norm_eps: float | None = None
-    decoder_norm_eps: float | None = None
-    grad_checkpointing: bool = False
-
-    def overrides(self) -> dict[str, Any]:
-        skip = {"name", "grad_checkpointing"}
-        return {k: v for k, v in dataclasses.asdict(self).items() if k not in skip and v is not None}
+from maest.models import ClassifierConfig, MAEConfig, model_config
+from maest.models.factory import apply_flat_overrides
 
 
 @dataclass
@@ -78,9 +50,9 @@ class TrainConfig:
     batch_size: int = 2  # videos per process per step; each yields repeat_aug clips
     accum_iter: int = 1
     mask_ratio: float = 0.9
-    norm_pix_loss: bool = True
     precision: str = "auto"  # auto | fp32 | bf16
     compile: bool = False
+    grad_checkpointing: bool = False  # recompute block activations in backward: less memory, ~30% more time
     device: str = "auto"  # auto | cpu | cuda
     parallel: str = "ddp"  # ddp | fsdp (FSDP2 fully_shard per block) when launched by torchrun
     seed: int = 0
@@ -88,15 +60,30 @@ class TrainConfig:
     save_every_steps: int = 0  # 0: at the end of each epoch only
     keep_checkpoints: int = 2
     log_every: int = 10
-    tensorboard: bool = True
+    tensorboard: bool | None = None  # None: when the package is installed (maest[tensorboard]); true: required
     wandb: bool = False  # also log to Weights & Biases (pip install wandb; WANDB_MODE=offline respected)
     progress: bool = True
     resume: str | None = None  # a checkpoint path, or "auto" for the newest one in output_dir
+    overwrite: bool = False  # replace the checkpoints and metrics of an earlier run in output_dir (--overwrite)
+
+    def validate(self) -> TrainConfig:
+        """The settings every job shares (pre-training, fine-tuning, probing)."""
+        for name in ("batch_size", "accum_iter", "epochs", "log_every"):
+            _positive(getattr(self, name), f"train.{name}")
+        if self.max_steps is not None:
+            _positive(self.max_steps, "train.max_steps", "or null to run all epochs")
+        if self.keep_checkpoints < 0:
+            raise ValueError(f"train.keep_checkpoints={self.keep_checkpoints} must be >= 0 (0 keeps them all)")
+        if self.save_every_steps < 0:
+            raise ValueError(f"train.save_every_steps={self.save_every_steps} must be >= 0 (0: at epoch ends only)")
+        if not self.output_dir:
+            raise ValueError("train.output_dir is empty; pass --output-dir")
+        return self
 
 
 @dataclass
 class PretrainConfig:
-    model: ModelConfig = field(default_factory=ModelConfig)
+    model: MAEConfig = field(default_factory=lambda: model_config("mae_vit_base_patch16"))
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -106,6 +93,8 @@ class PretrainConfig:
 
     def validate(self) -> PretrainConfig:
         t, o, d = self.train, self.optim, self.data
+        self.model.validate()
+        t.validate()
         if not 0.0 < t.mask_ratio < 1.0:
             raise ValueError(f"train.mask_ratio={t.mask_ratio} must be strictly between 0 and 1 (paper: 0.9)")
         _positive(t.batch_size, "train.batch_size")
@@ -125,9 +114,9 @@ class PretrainConfig:
         return self
 
 
-def _positive(value: int, name: str) -> None:
+def _positive(value: int, name: str, hint: str = "") -> None:
     if value < 1:
-        raise ValueError(f"{name}={value} must be a positive integer")
+        raise ValueError(f"{name}={value} must be a positive integer" + (f" ({hint})" if hint else ""))
 
 
 def _choice(value: str, choices: tuple[str, ...], name: str) -> None:
@@ -136,8 +125,13 @@ def _choice(value: str, choices: tuple[str, ...], name: str) -> None:
 
 
 def _coerce(text: str, hint: Any, key: str) -> Any:
-    """Parse ``text`` as the annotated type (int, float, bool, str, or Optional of those)."""
+    """Parse ``text`` as the annotated type (int, float, bool, str, Optional of those, or a comma-separated
+    tuple / list of them)."""
     args = typing.get_args(hint)
+    if typing.get_origin(hint) in (tuple, list):
+        parts = [p.strip() for p in text.split(",")] if text.strip() else []
+        values = [_coerce(p, args[0], key) for p in parts]
+        return tuple(values) if typing.get_origin(hint) is tuple else values
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
         if text.lower() in ("none", "null"):
             if type(None) in args:
@@ -169,16 +163,61 @@ def apply_overrides(cfg: Any, overrides: list[str]) -> Any:
                 raise ValueError(f"unknown config section {name!r} in {path!r}; known: {_fields(target)}")
             target = getattr(target, name)
         if not dataclasses.is_dataclass(target) or leaf not in {f.name for f in dataclasses.fields(target)}:
-            raise ValueError(f"unknown config key {path!r}; known keys here: {_fields(target)}")
+            nested = [f"{path.rsplit('.', 1)[0]}.{sub}.{leaf}" for sub in _fields(target)
+                      if leaf in _fields(getattr(target, sub))]
+            hint = f"; did you mean {nested[0]}?" if nested else f"; known keys here: {_fields(target)}"
+            raise ValueError(f"unknown config key {path!r}{hint}")
         hint = typing.get_type_hints(type(target))[leaf]
         if dataclasses.is_dataclass(hint):
             raise ValueError(f"{path!r} is a section; set one of its keys, e.g. {path}.{_fields(hint)[0]}=...")
-        setattr(target, leaf, _coerce(text.strip(), hint, path))
+        value = _coerce(text.strip(), hint, path)
+        if leaf == "name" and isinstance(target, (MAEConfig, ClassifierConfig)):
+            # a model name stands for its whole registered geometry; later --set keys refine it
+            fresh = model_config(value)
+            if type(fresh) is not type(target):
+                raise ValueError(f"{path}={value!r} is a {type(fresh).__name__[:-6].lower()} model; this job needs "
+                                 f"a {type(target).__name__[:-6].lower()} model")
+            for f in ("encoder", "decoder"):
+                if hasattr(target, f):
+                    setattr(target, f, getattr(fresh, f))
+        setattr(target, leaf, value)
     return cfg
 
 
 def _fields(obj: Any) -> list[str]:
     return [f.name for f in dataclasses.fields(obj)] if dataclasses.is_dataclass(obj) else []
+
+
+def upgrade_model_section(data: dict[str, Any], classifier: bool) -> dict[str, Any]:
+    """A ``model`` section of maest 0.1 (a name plus flat, optional geometry overrides) as the
+    resolved config of today; a current section is returned unchanged."""
+    if "encoder" in data:
+        return data
+    flat = {k: v for k, v in data.items() if v is not None and k not in ("grad_checkpointing",)}
+    name = flat.pop("name", "vit_large_patch16" if classifier else "mae_vit_base_patch16")
+    if classifier and "cls_embed" not in data:
+        flat["cls_embed"] = True
+    cfg = apply_flat_overrides(model_config(name), **flat)
+    return dataclasses.asdict(cfg)
+
+
+def upgrade_run_config(data: dict[str, Any]) -> dict[str, Any]:
+    """A run config dict (pre-training or fine-tuning) from an earlier maest version, brought to the
+    current layout: flat model sections resolved, settings that moved between sections moved."""
+    data = json.loads(json.dumps(data))  # a deep copy
+    model, train = data.get("model", {}), data.get("train", {})
+    classifier = "mix" in data
+    if "encoder" not in model:
+        if model.get("grad_checkpointing"):
+            train["grad_checkpointing"] = True
+        if not classifier and "norm_pix_loss" in train:
+            model["norm_pix_loss"] = train["norm_pix_loss"]
+        norm_pix = model.pop("norm_pix_loss", None)
+        data["model"] = upgrade_model_section(model, classifier)
+        if norm_pix is not None:
+            data["model"]["norm_pix_loss"] = norm_pix
+    train.pop("norm_pix_loss", None)
+    return data
 
 
 def from_dict(cls: type, data: dict[str, Any]) -> Any:
@@ -200,4 +239,17 @@ def load_json(cls: type, path: str | Path) -> Any:
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"config file {p} does not exist")
-    return from_dict(cls, json.loads(p.read_text()))
+    try:
+        data = json.loads(p.read_text())
+    except UnicodeDecodeError:
+        raise ValueError(f"config file {p} is not a text file; pass a config.json written by a maest run") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"config file {p} is not valid JSON (line {e.lineno}, column {e.colno}: {e.msg}); "
+                         "fix it, or start from --preset") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"config file {p} holds a JSON {type(data).__name__}, not an object of config sections "
+                         "(model, data, optim, train)")
+    try:
+        return from_dict(cls, upgrade_run_config(data))
+    except (ValueError, TypeError, AttributeError, KeyError) as e:
+        raise ValueError(f"config file {p}: {e}") from None

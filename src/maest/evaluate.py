@@ -183,27 +183,30 @@ def run_test(
 ) -> dict[str, Any]:
     """Test a ``maest finetune`` / ``linprobe`` checkpoint on ``data`` with clips x crops views per video
     and write ``results.json``, ``confusion.csv`` and ``confusion.png`` to ``out_dir``."""
-    from maest import checkpoint as ckpt
-    from maest.config import from_dict
+    from maest.config import from_dict, upgrade_run_config
+    from maest.data.jobs import classifier_dataset
+    from maest.finetune_config import FinetuneDataConfig
+    from maest.loading import read
     from maest.precision import resolve_precision
-    from maest.finetune import build_classifier, build_dataset
-    from maest.finetune_config import FinetuneConfig
 
-    state = ckpt.load_checkpoint(checkpoint)
-    if "config" not in state or "model" not in state.get("config", {}) or "mix" not in state["config"]:
-        raise ValueError(f"{checkpoint} was not written by maest finetune or linprobe (no classifier config)")
-    cfg = from_dict(FinetuneConfig, state["config"])
-    cfg.data.val_source, cfg.data.test_clips, cfg.data.test_crops = data, clips, crops
+    source = read(checkpoint)
+    if source.kind == "mae":
+        raise ValueError(f"{checkpoint} is a pre-training (MAE) checkpoint; maest test needs a classifier from "
+                         "maest finetune, maest linprobe or a converted fine-tuned model")
+    mcfg = source.model_config
+    run = source.run_config
+    # sampling settings of the fine-tuning run; a converted classifier has none, so the defaults apply
+    data_cfg = from_dict(FinetuneDataConfig, upgrade_run_config(run)["data"]) if run else FinetuneDataConfig()
+    data_cfg.test_clips, data_cfg.test_crops = clips, crops
     info = dist.init(device)
     try:
-        model = build_classifier(cfg, init=False)
-        ckpt.load_model_weights(model, ckpt.model_state(state))
-        model.to(info.device)
-        dataset = build_dataset(cfg, model, "test")
-        acc, failed = predict_views(model, dataset, cfg.model.num_classes, batch_size, info.device,
+        model = source.build().to(info.device)
+        dataset = classifier_dataset(data_cfg, mcfg.encoder, "test", source=data, num_classes=mcfg.num_classes)
+        classes = mcfg.label_names or _class_names(dataset, data, classes_file, mcfg.num_classes)
+        acc, failed = predict_views(model, dataset, mcfg.num_classes, batch_size, info.device,
                                     resolve_precision(precision, info.device), num_workers, info.rank,
                                     info.world_size)
-        result = summarize(acc, failed, _class_names(dataset, data, classes_file, cfg.model.num_classes))
+        result = summarize(acc, failed, classes)
         result.update(checkpoint=str(checkpoint), data=str(data), clips=clips, crops=crops)
         if info.is_main:
             write_report(result, out_dir)

@@ -14,57 +14,48 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from maest import checkpoint as ckpt
 from maest.data import ClipSpec, VideoClipDataset, dataset_from_source
 from maest.data.datasets import VIDEO_EXTENSIONS
 from maest.data.loader import GuardedVideos, collate_guarded
+from maest.loading import read
 from maest.precision import autocast
 
 
 def load_encoder(checkpoint: str | Path) -> tuple[nn.Module, dict[str, Any]]:
-    """A model from a maest pre-training or fine-tuning checkpoint, plus its sampling settings."""
-    from maest.config import PretrainConfig, from_dict
-
-    state = ckpt.load_checkpoint(checkpoint)
-    raw = state.get("config")
-    if not raw:
-        raise ValueError(f"{checkpoint} carries no maest config; convert it first (maest convert)")
-    if "mix" in raw:  # a fine-tuning / probing checkpoint
-        from maest.finetune import build_classifier
-        from maest.finetune_config import FinetuneConfig
-
-        cfg = from_dict(FinetuneConfig, raw)
-        model = build_classifier(cfg, init=False)
-    else:
-        from maest.pretrain import build_model
-
-        cfg = from_dict(PretrainConfig, raw)
-        model = build_model(cfg)
-    ckpt.load_model_weights(model, ckpt.model_state(state))
-    return model.eval(), {"sampling_rate": cfg.data.sampling_rate, "backend": cfg.data.backend}
+    """The model of any maest checkpoint (``maest.load``), plus the sampling settings of the run that
+    wrote it (defaults for converted weights, which have no run)."""
+    source = read(checkpoint)
+    data = (source.run_config or {}).get("data", {})
+    return source.build(), {"sampling_rate": data.get("sampling_rate", 4), "backend": data.get("backend", "auto")}
 
 
 def pool_tokens(tokens: torch.Tensor, pool: str, cls_embed: bool) -> torch.Tensor:
-    """(B, cls + L, D) -> (B, D): the class token or the mean of the patch tokens."""
+    """(B, cls + L, D) -> (B, D): the class token, the first patch token or the mean of the patch tokens."""
     if pool == "cls":
         if not cls_embed:
-            raise ValueError("--pool cls needs a model with a class token; use --pool mean")
+            raise ValueError("--pool cls needs a model with a class token; use --pool mean or token0")
         return tokens[:, 0]
+    if pool == "token0":
+        return tokens[:, int(cls_embed)]
     if pool == "mean":
         return tokens[:, int(cls_embed):].mean(1)
-    raise ValueError(f"unknown pooling {pool!r}; choose cls or mean")
+    raise ValueError(f"unknown pooling {pool!r}; choose cls, token0 or mean")
 
 
 @torch.no_grad()
 def extract(
-    model: nn.Module, dataset: VideoClipDataset, pool: str = "mean", average: bool = False, batch_size: int = 2,
+    model: nn.Module, dataset: VideoClipDataset, pool: str | None = None, average: bool = False, batch_size: int = 2,
     num_workers: int = 0, device: str = "cpu", precision: str = "fp32", progress: bool = True,
 ) -> tuple[np.ndarray, list[dict[str, Any]], list[str]]:
     """Features of every clip (or clip-averaged per video) of a test-mode dataset.
 
+    Args:
+        pool: "mean", "cls" or "token0"; None: the model's own (``encoder.pooling``).
+
     Returns:
         features (N, D) float32, one index row per feature (path, label, clip or -1), failed videos.
     """
+    pool = pool or model.cfg.pooling
     from tqdm.auto import tqdm
 
     model.to(device)
@@ -77,7 +68,7 @@ def extract(
             continue
         with autocast(device, precision):
             tokens = model.forward_features(batch["video"].to(device))
-        native = getattr(model, "global_pool", None) == ("token" if pool == "cls" else "avg")
+        native = hasattr(model, "head") and pool == model.cfg.pooling
         # a classifier's own pooling applies its post-pool norm (its tokens come un-normalised)
         f = (model.pool(tokens) if native else pool_tokens(tokens, pool, model.cls_embed)).float().cpu()
         index, view = batch["index"], batch["view"]
@@ -127,9 +118,9 @@ def write_features(features: np.ndarray, rows: list[dict[str, Any]], failed: lis
 
 
 def dataset_for(model: nn.Module, source: str, clips: int, sampling: dict[str, Any]) -> VideoClipDataset:
-    pe = model.patch_embed
-    spec = dict(mode="test", num_frames=pe.num_frames, crop_size=pe.img_size, test_clips=clips, test_crops=1,
-                sampling_rate=sampling["sampling_rate"], backend=sampling["backend"])
+    e = model.cfg
+    spec = dict(mode="test", num_frames=e.num_frames, crop_size=e.img_size, test_clips=clips, test_crops=1,
+                sampling_rate=sampling["sampling_rate"], backend=sampling["backend"], mean=e.mean, std=e.std)
     p = Path(source)
     if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS:
         return VideoClipDataset([(str(p), -1)], ClipSpec(**spec))

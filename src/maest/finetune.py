@@ -9,6 +9,7 @@ and the global RNG used by dropout / drop path are re-seeded from (seed, step, r
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any
 
@@ -18,16 +19,18 @@ from torch.utils.data import Dataset
 
 from maest import checkpoint as ckpt
 from maest import distributed as dist
+from maest.data.jobs import classifier_dataset
 from maest.data.loader import mix_seed
-from maest.precision import autocast, resolve_precision
 from maest.evaluate import predict_views, summarize
 from maest.finetune_config import FinetuneConfig
+from maest.loading import read
 from maest.losses import classification_loss
 from maest.mixup import Mixup
-from maest.models import create_model
+from maest.models import EncoderConfig
 from maest.models.probe import ProbedEncoder
 from maest.models.vit import load_pretrained
 from maest.optim import build_adamw, param_groups_layer_decay
+from maest.precision import autocast, resolve_precision
 from maest.schedule import scaled_lr
 from maest.tracking import MetricsLogger
 from maest.trainer import effective_batch, train
@@ -35,33 +38,47 @@ from maest.trainer import effective_batch, train
 log = logging.getLogger("maest")
 
 
-def build_classifier(cfg: FinetuneConfig, init: bool = True) -> nn.Module:
-    """The classifier (or probed encoder) of ``cfg``, with ``cfg.init`` weights loaded when ``init``."""
-    m = cfg.model
-    model = create_model(m.name, **m.overrides())
-    model.grad_checkpointing = m.grad_checkpointing
-    if init and cfg.init:
-        report = load_pretrained(model, ckpt.model_state(ckpt.load_checkpoint(cfg.init)))
+# encoder settings fine-tuning may choose itself: positional tables are resized to a new frame count
+# or resolution, and pooling is a head choice; everything else must be the pre-trained encoder's
+_OWN_ENCODER_SETTINGS = ("num_frames", "img_size", "pooling")
+
+
+def inherit_encoder(cfg: FinetuneConfig, source: EncoderConfig, what: str) -> list[str]:
+    """Take the encoder geometry of a pre-trained (or resumed) model into ``cfg``, so a recipe need
+    not repeat it; returns the settings that changed, as ``key=value``."""
+    changed = []
+    for f in dataclasses.fields(EncoderConfig):
+        value = getattr(source, f.name)
+        if f.name not in _OWN_ENCODER_SETTINGS and getattr(cfg.model.encoder, f.name) != value:
+            setattr(cfg.model.encoder, f.name, value)
+            changed.append(f"{f.name}={value}")
+    if changed:
+        log.info("model.encoder from %s: %s", what, ", ".join(changed))
+    return changed
+
+
+def _init_weights(cfg: FinetuneConfig) -> dict[str, torch.Tensor]:
+    """The encoder weights of ``cfg.init``; a maest checkpoint also gives the encoder geometry. Weights
+    without a config (an official MAE-ST file) are taken as the recipe's encoder, and must fit it exactly."""
+    try:
+        source = read(cfg.init)
+    except ValueError:  # no model config in the file
+        log.info("%s holds no maest model config: its weights must fit the recipe's model.encoder", cfg.init)
+        return ckpt.model_state(ckpt.load_checkpoint(cfg.init))
+    inherit_encoder(cfg, source.model_config.encoder, cfg.init)
+    return ckpt.model_state(source.state)
+
+
+def build_classifier(cfg: FinetuneConfig, init_state: dict[str, torch.Tensor] | None = None) -> nn.Module:
+    """The classifier (or probed encoder) of ``cfg``, with ``init_state`` encoder weights loaded."""
+    model = cfg.model.build()
+    vit = model.encoder if isinstance(model, ProbedEncoder) else model
+    vit.grad_checkpointing = cfg.train.grad_checkpointing
+    if init_state is not None:
+        report = load_pretrained(vit, init_state)
         log.info("initialised from %s (dropped %d pre-training keys%s)", cfg.init, len(report["dropped"]),
                  f"; resized {', '.join(report['resized'])}" if report["resized"] else "")
-    if m.probe != "none":
-        model = ProbedEncoder(model, m.probe, m.num_classes)
     return model
-
-
-def build_dataset(cfg: FinetuneConfig, model: nn.Module, mode: str) -> Dataset:
-    """Clip dataset of ``cfg.data`` in ``mode`` ("finetune": the training source; "val"/"test":
-    ``cfg.data.val_source``) at the model's frame count and resolution."""
-    from maest.data import dataset_from_source
-
-    d = cfg.data
-    pe = (model.encoder if isinstance(model, ProbedEncoder) else model).patch_embed
-    return dataset_from_source(
-        d.source if mode == "finetune" else d.val_source, layout=d.layout, mode=mode, num_frames=pe.num_frames,
-        sampling_rate=d.sampling_rate, crop_size=pe.img_size, repeat=d.repeat_aug, scale=(d.min_scale, 1.0),
-        flip=d.flip, rand_aug=d.rand_aug, erase_prob=d.erase_prob, test_clips=d.test_clips,
-        test_crops=d.test_crops, backend=d.backend,
-    )
 
 
 def run(cfg: FinetuneConfig, dataset: Dataset | None = None, val_dataset: Dataset | None = None) -> dict[str, Any]:
@@ -87,17 +104,23 @@ def _run(cfg: FinetuneConfig, dataset: Dataset | None, val_dataset: Dataset | No
     t, o, m = cfg.train, cfg.optim, cfg.model
     torch.manual_seed(t.seed)
     # a resumed run loads all weights from its checkpoint: no need to read the pre-training one
-    resuming = ckpt.resolve_resume(t.resume, t.output_dir) is not None
-    model = build_classifier(cfg, init=not resuming).to(info.device)
+    resume_from = ckpt.resolve_resume(t.resume, t.output_dir)
+    init_state = None
+    if resume_from is not None:
+        inherit_encoder(cfg, read(resume_from).model_config.encoder, str(resume_from))
+    elif cfg.init:
+        init_state = _init_weights(cfg)
+    cfg.validate()
+    model = build_classifier(cfg, init_state).to(info.device)
     if dataset is None:
-        dataset = build_dataset(cfg, model, "finetune")
+        dataset = classifier_dataset(cfg.data, cfg.model.encoder, "finetune", num_classes=cfg.model.num_classes)
     if val_dataset is None and cfg.data.val_source:
-        val_dataset = build_dataset(cfg, model, "val")
+        val_dataset = classifier_dataset(cfg.data, cfg.model.encoder, "val", num_classes=cfg.model.num_classes)
     # the reference's fine-tuning lr counts videos, not repeated clips
     base_lr = o.lr if o.lr is not None else scaled_lr(o.blr, effective_batch(cfg, info))
     precision = resolve_precision(t.precision, info.device)
     mixup = Mixup(cfg.mix.mixup, cfg.mix.cutmix, cfg.mix.prob, cfg.mix.switch_prob, cfg.mix.smoothing, m.num_classes)
-    depth = len((model.encoder if isinstance(model, ProbedEncoder) else model).blocks)
+    depth = m.encoder.depth
     groups = param_groups_layer_decay(model, o.weight_decay, o.layer_decay, num_layers=depth + 1,
                                       head_lr_scale=o.head_lr_scale)
     optimizer = build_adamw(groups, base_lr, (o.beta1, o.beta2), o.fused, info.device)

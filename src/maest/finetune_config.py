@@ -12,43 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from maest.config import DataConfig, OptimConfig, TrainConfig, _choice, _positive
+from maest.models import ClassifierConfig, model_config
 from maest.presets import PresetRegistry
-
-PROBES = ("none", "linear", "attentive")
-
-
-@dataclass
-class ClassifierConfig:
-    """Classifier name, head and regularisation, plus optional geometry overrides (None keeps the
-    registered default; they must match the pre-trained encoder, except frames and resolution)."""
-
-    name: str = "vit_large_patch16"
-    num_classes: int = 400
-    global_pool: str = "avg"  # avg | token
-    drop_path: float = 0.2
-    dropout: float = 0.3
-    probe: str = "none"  # none (fine-tune all) | linear (BN + linear on frozen features) | attentive
-    img_size: int | None = None
-    patch_size: int | None = None
-    num_frames: int | None = None
-    t_patch_size: int | None = None
-    embed_dim: int | None = None
-    depth: int | None = None
-    num_heads: int | None = None
-    pos_embed_type: str | None = None
-    cls_embed: bool | None = True  # the released checkpoints use a class token
-    mlp_ratio: float | None = None
-    qkv_bias: bool | None = None
-    norm_eps: float | None = None
-    final_norm_eps: float | None = None
-    grad_checkpointing: bool = False
-
-    def overrides(self) -> dict[str, Any]:
-        """Keyword arguments for ``create_model``."""
-        skip = {"name", "drop_path", "probe", "grad_checkpointing"}
-        kw = {k: v for k, v in dataclasses.asdict(self).items() if k not in skip and v is not None}
-        kw["drop_path_rate"] = self.drop_path
-        return kw
+from maest.presets import demo as demo_pretrain
 
 
 @dataclass
@@ -92,31 +58,28 @@ class MixupConfig:
 
 @dataclass
 class FinetuneConfig:
-    model: ClassifierConfig = field(default_factory=ClassifierConfig)
+    model: ClassifierConfig = field(default_factory=lambda: model_config("vit_large_patch16"))
     data: FinetuneDataConfig = field(default_factory=FinetuneDataConfig)
     optim: FinetuneOptimConfig = field(default_factory=FinetuneOptimConfig)
     mix: MixupConfig = field(default_factory=MixupConfig)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=50, output_dir="runs/finetune"))
-    init: str = ""  # pre-training checkpoint; empty trains from scratch
+    init: str = ""  # pre-training checkpoint, whose encoder geometry the classifier inherits; empty: from scratch
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     def validate(self) -> FinetuneConfig:
         t, o, d, m = self.train, self.optim, self.data, self.model
-        for name in ("batch_size", "accum_iter", "epochs"):
-            _positive(getattr(t, name), f"train.{name}")
-        _positive(m.num_classes, "model.num_classes")
+        t.validate()
+        m.validate()
         _positive(d.repeat_aug, "data.repeat_aug")
-        _choice(m.global_pool, ("avg", "token"), "model.global_pool")
-        _choice(m.probe, PROBES, "model.probe")
         _choice(t.precision, ("auto", "fp32", "bf16"), "train.precision")
         _choice(t.device, ("auto", "cpu", "cuda"), "train.device")
         if t.parallel != "ddp":
             # multi-view validation runs a different number of batches per rank, which FSDP's
             # per-block all-gathers cannot do; until it pads them, say so rather than fall back silently
             raise ValueError(f"train.parallel={t.parallel} is for pre-training only; fine-tuning and probing "
-                             "run DDP under torchrun (drop the setting, or set model.grad_checkpointing=true "
+                             "run DDP under torchrun (drop the setting, or set train.grad_checkpointing=true "
                              "to save memory)")
         if not 0.0 < o.layer_decay <= 1.0:
             raise ValueError(f"optim.layer_decay={o.layer_decay} must be in (0, 1] (official: 0.75)")
@@ -144,14 +107,16 @@ def vit_l_k400_finetune() -> FinetuneConfig:
 @preset
 def vit_b_k400_finetune() -> FinetuneConfig:
     cfg = vit_l_k400_finetune()
-    cfg.model.name, cfg.model.drop_path = "vit_base_patch16", 0.1
+    cfg.model = model_config("vit_base_patch16")
+    cfg.model.drop_path = 0.1
     return cfg
 
 
 @preset
 def vit_h_k400_finetune() -> FinetuneConfig:
     cfg = vit_l_k400_finetune()
-    cfg.model.name, cfg.model.drop_path = "vit_huge_patch16", 0.3
+    cfg.model = model_config("vit_huge_patch16")
+    cfg.model.drop_path = 0.3
     return cfg
 
 
@@ -171,8 +136,8 @@ def vit_b_k400_linprobe() -> FinetuneConfig:
 @preset
 def tiny_finetune() -> FinetuneConfig:
     """Fine-tunes ``mae_vit_tiny_test`` weights on 32 px, 4-frame clips: tests and smoke runs."""
-    cfg = FinetuneConfig()
-    cfg.model.name, cfg.model.num_classes = "vit_tiny_test", 3
+    cfg = FinetuneConfig(model=model_config("vit_tiny_test"))
+    cfg.model.num_classes = 3
     cfg.data.sampling_rate, cfg.data.num_workers = 2, 0
     cfg.data.test_clips, cfg.data.test_crops = 2, 3
     cfg.optim.warmup_epochs, cfg.optim.blr = 1.0, 1e-3
@@ -194,10 +159,9 @@ def tiny_linprobe() -> FinetuneConfig:
 def demo_finetune() -> FinetuneConfig:
     """Fine-tunes the ``demo`` pre-training preset's model (64 px, 8 frames, 96 wide, 4 deep) on the
     moving-digits set; 10 classes = 5 digits x 2 directions."""
-    cfg = FinetuneConfig()
-    cfg.model.name, cfg.model.num_classes = "vit_tiny_test", 10
-    cfg.model.img_size, cfg.model.patch_size, cfg.model.num_frames = 64, 8, 8
-    cfg.model.embed_dim, cfg.model.depth, cfg.model.num_heads = 96, 4, 3
+    cfg = FinetuneConfig(model=model_config("vit_tiny_test"))
+    cfg.model.encoder = demo_pretrain().model.encoder  # the demo pre-training's geometry, declared there once
+    cfg.model.num_classes = 10
     cfg.model.drop_path, cfg.model.dropout = 0.1, 0.0
     cfg.data.sampling_rate, cfg.data.repeat_aug, cfg.data.num_workers = 2, 2, 1
     # a horizontal flip turns "left" into "right": it would corrupt the direction labels

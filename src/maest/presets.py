@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Generic, TypeVar
 
 from maest.config import PretrainConfig
+from maest.models import model_config
 
 C = TypeVar("C")
 
@@ -38,8 +39,7 @@ list_presets = preset.names
 @preset
 def vit_l_k400_pretrain() -> PretrainConfig:
     """The released ViT-L recipe (PRETRAIN.md): 90% masking, 16x4, repeat 4, blr 1.6e-3, clip 0.02."""
-    cfg = PretrainConfig()
-    cfg.model.name = "mae_vit_large_patch16"
+    cfg = PretrainConfig(model=model_config("mae_vit_large_patch16"))
     cfg.train.epochs, cfg.optim.warmup_epochs = 100, 5.0
     return cfg
 
@@ -47,22 +47,21 @@ def vit_l_k400_pretrain() -> PretrainConfig:
 @preset
 def vit_b_k400_pretrain() -> PretrainConfig:
     cfg = vit_l_k400_pretrain()
-    cfg.model.name = "mae_vit_base_patch16"
+    cfg.model = model_config("mae_vit_base_patch16")
     return cfg
 
 
 @preset
 def vit_h_k400_pretrain() -> PretrainConfig:
     cfg = vit_l_k400_pretrain()
-    cfg.model.name = "mae_vit_huge_patch16"
+    cfg.model = model_config("mae_vit_huge_patch16")
     return cfg
 
 
 @preset
 def tiny() -> PretrainConfig:
     """Tiny model on 32 px, 4-frame clips: for tests and smoke runs."""
-    cfg = PretrainConfig()
-    cfg.model.name = "mae_vit_tiny_test"
+    cfg = PretrainConfig(model=model_config("mae_vit_tiny_test"))
     cfg.data.sampling_rate, cfg.data.repeat_aug, cfg.data.num_workers = 2, 2, 0
     cfg.optim.warmup_epochs, cfg.optim.blr = 1.0, 1.5e-4
     cfg.train.epochs, cfg.train.batch_size, cfg.train.log_every = 2, 2, 1
@@ -73,11 +72,10 @@ def tiny() -> PretrainConfig:
 @preset
 def demo() -> PretrainConfig:
     """The embedded CPU demo: a small ViT on 64 px, 8-frame clips of moving digits."""
-    cfg = PretrainConfig()
-    cfg.model.name = "mae_vit_tiny_test"
-    cfg.model.img_size, cfg.model.patch_size, cfg.model.num_frames = 64, 8, 8
-    cfg.model.embed_dim, cfg.model.depth, cfg.model.num_heads = 96, 4, 3
-    cfg.model.decoder_embed_dim, cfg.model.decoder_depth, cfg.model.decoder_num_heads = 64, 2, 4
+    cfg = PretrainConfig(model=model_config("mae_vit_tiny_test"))
+    e, d = cfg.model.encoder, cfg.model.decoder
+    e.img_size, e.patch_size, e.num_frames, e.embed_dim, e.depth, e.num_heads = 64, 8, 8, 96, 4, 3
+    d.embed_dim, d.depth, d.num_heads = 64, 2, 4
     cfg.data.sampling_rate, cfg.data.repeat_aug, cfg.data.num_workers = 2, 4, 1
     cfg.optim.blr, cfg.optim.warmup_epochs, cfg.optim.clip_grad, cfg.optim.weight_decay = 4e-2, 3.0, 1.0, 0.05
     cfg.train.epochs, cfg.train.batch_size, cfg.train.log_every = 50, 8, 10

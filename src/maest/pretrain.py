@@ -12,11 +12,11 @@ from torch.utils.data import Dataset
 
 from maest import distributed as dist
 from maest.config import PretrainConfig
+from maest.data.jobs import pretrain_dataset
 from maest.distributed import unwrap
 from maest.mae_step import mae_loss, masking_noise
-from maest.precision import autocast, resolve_precision
-from maest.models import create_model
 from maest.optim import build_adamw, param_groups_weight_decay
+from maest.precision import autocast, resolve_precision
 from maest.schedule import scaled_lr
 from maest.trainer import effective_batch, train
 
@@ -24,26 +24,9 @@ log = logging.getLogger("maest")
 
 
 def build_model(cfg: PretrainConfig) -> torch.nn.Module:
-    model = create_model(cfg.model.name, **cfg.model.overrides())
-    model.grad_checkpointing = cfg.model.grad_checkpointing
+    model = cfg.model.build()
+    model.grad_checkpointing = cfg.train.grad_checkpointing
     return model
-
-
-def build_dataset(cfg: PretrainConfig, model: torch.nn.Module, mode: str = "pretrain") -> Dataset:
-    """The clip dataset for ``cfg.data.source`` at the model's frame count and resolution."""
-    from maest.data import dataset_from_source
-
-    pe = model.patch_embed
-    return dataset_from_source(
-        cfg.data.source,
-        layout=cfg.data.layout,
-        mode=mode,
-        num_frames=pe.num_frames,
-        sampling_rate=cfg.data.sampling_rate,
-        crop_size=pe.img_size,
-        repeat=cfg.data.repeat_aug,
-        backend=cfg.data.backend,
-    )
 
 
 def run(cfg: PretrainConfig, dataset: Dataset | None = None) -> dict[str, Any]:
@@ -69,7 +52,7 @@ def _run(cfg: PretrainConfig, dataset: Dataset | None, info: dist.DistInfo) -> d
     if t.parallel == "fsdp":
         dist.shard_fsdp(model, info)  # before the optimizer: sharding swaps in DTensor parameters
     if dataset is None:
-        dataset = build_dataset(cfg, model)
+        dataset = pretrain_dataset(cfg.data, cfg.model.encoder)
     # the reference excludes repeated sampling from the pre-training batch used to scale the lr
     base_lr = o.lr if o.lr is not None else scaled_lr(o.blr, effective_batch(cfg, info))
     precision = resolve_precision(t.precision, info.device)
@@ -80,7 +63,7 @@ def _run(cfg: PretrainConfig, dataset: Dataset | None, info: dist.DistInfo) -> d
         video = batch["video"].to(info.device, non_blocking=True)
         noise = masking_noise(unwrap(model), batch["index"], t.seed, step)
         with autocast(info.device, precision):
-            return mae_loss(train_model, video, t.mask_ratio, noise.to(info.device), t.norm_pix_loss)
+            return mae_loss(train_model, video, t.mask_ratio, noise.to(info.device), cfg.model.norm_pix_loss)
 
     return train(cfg, model, optimizer, dataset, info, loss_fn, base_lr=base_lr, precision=precision,
                  title=f"pretrain {cfg.model.name}")

@@ -6,8 +6,10 @@ end-of-epoch hook (validation). The job supplies the loss of one micro-batch.
 
 from __future__ import annotations
 
+import datetime
 import logging
 import math
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,7 +25,8 @@ from maest.config import save_json
 from maest.data.loader import SeededItems, SkipTally, build_run_loader
 from maest.plots import write_run_curves
 from maest.schedule import lr_at
-from maest.tracking import MetricsLogger
+from maest.outputs import writable_dir
+from maest.tracking import MetricsLogger, records_after, truncate_metrics
 
 log = logging.getLogger("maest")
 
@@ -73,12 +76,15 @@ def train(cfg: Any, model: nn.Module, optimizer: torch.optim.Optimizer, dataset:
     step, start_epoch = 0, 0
     resume_from = ckpt.resolve_resume(t.resume, out_dir)
     if resume_from is not None:
-        state = ckpt.load_checkpoint(resume_from)
+        state = load_resume_state(resume_from)
         dist.load_state_dicts(model, optimizer, ckpt.model_state(state), state["optimizer"])
         step = int(state["step"])
         start_epoch = step // steps_per_epoch
         if info.is_main:
             log.info("resumed from %s at step %d", resume_from, step)
+    elif t.resume is not None and info.is_main:
+        log.warning("--resume: no checkpoint in %s yet; starting from step 0", out_dir)
+    prepare_run_dir(cfg, step, info)
 
     train_model = dist.wrap_ddp(model, info)
     if t.compile:
@@ -96,7 +102,7 @@ def train(cfg: Any, model: nn.Module, optimizer: torch.optim.Optimizer, dataset:
     last_step = total_steps if t.max_steps is None else min(total_steps, t.max_steps)
     summary: dict[str, Any] = {"steps": step, "loss": None, "checkpoint": None, "skipped": [], "val": [],
                                "steps_per_epoch": steps_per_epoch, "lr": base_lr, "precision": precision}
-    progress = _progress(info.is_main and t.progress, total=last_step, initial=step, desc=title.split()[0])
+    progress = _progress(info.is_main, t.progress, total=last_step, initial=step, desc=title.split()[0])
     train_model.train()
     # one loader iterator for the whole run: workers start once and prefetch across epoch boundaries
     first_micro = (step - start_epoch * steps_per_epoch) * t.accum_iter
@@ -122,10 +128,7 @@ def train(cfg: Any, model: nn.Module, optimizer: torch.optim.Optimizer, dataset:
                         g["lr"] = lr * g.get("lr_scale", 1.0)
                 loss = loss_fn(train_model, batch, step, accum_pos)
                 if not torch.isfinite(loss):
-                    raise FloatingPointError(
-                        f"loss is {loss.item()} at step {step} (epoch {epoch}); lower optim.blr, set "
-                        f"optim.clip_grad, or use train.precision=fp32. Last good checkpoint: {summary['checkpoint']}"
-                    )
+                    raise non_finite_loss(loss.item(), step, epoch, summary["checkpoint"] or resume_from)
                 (loss / t.accum_iter).backward()
                 loss_sum += loss.detach()
                 loss_n += 1
@@ -146,7 +149,7 @@ def train(cfg: Any, model: nn.Module, optimizer: torch.optim.Optimizer, dataset:
                     if grad_norm is not None:
                         rec["grad_norm"] = float(grad_norm)
                     logger.log(step, **rec)
-                    progress.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.2e}")
+                    progress.report(step, rec)
                     summary["loss"] = mean_loss
                     loss_sum, loss_n, t0 = torch.zeros((), device=info.device), 0, time.perf_counter()
                 if t.save_every_steps and step % t.save_every_steps == 0:
@@ -154,6 +157,7 @@ def train(cfg: Any, model: nn.Module, optimizer: torch.optim.Optimizer, dataset:
                 if step >= last_step:
                     break
             summary["skipped"] += report_skipped(tally, epoch, info, logger, step)
+            progress.epoch_end(epoch, t.epochs, step, summary["loss"])
             epoch_done = step == (epoch + 1) * steps_per_epoch
             if epoch_done or step >= last_step:
                 summary["checkpoint"] = save(model, optimizer, step, epoch, cfg, info)
@@ -173,9 +177,11 @@ def save(model: nn.Module, optimizer: torch.optim.Optimizer, step: int, epoch: i
     """Atomically write ``checkpoint-<step>.pt`` (main process) and prune old ones."""
     path = ckpt.checkpoint_path(cfg.train.output_dir, step)
     model_state, optim_state = dist.state_dicts(model, optimizer)  # a collective under FSDP
-    if info.is_main and not path.exists():
-        ckpt.atomic_save(ckpt.training_state(model_state, optim_state, step, epoch, cfg.to_dict()), path)
+    if info.is_main:  # replaces a same-named file: prepare_run_dir saw to it that none is another run's
+        state = ckpt.training_state(model_state, optim_state, step, epoch, cfg.to_dict(), cfg.model.kind)
+        ckpt.atomic_save(state, path)
         ckpt.prune_checkpoints(cfg.train.output_dir, cfg.train.keep_checkpoints)
+        ckpt.remove_stale_temporaries(cfg.train.output_dir)
     dist.barrier()
     return str(path)
 
@@ -191,15 +197,123 @@ def report_skipped(tally: SkipTally, epoch: int, info: dist.DistInfo, logger: Me
     return every.paths
 
 
-class _NoProgress:
+def load_resume_state(path: str | Path) -> dict[str, Any]:
+    """The checkpoint to resume from; a weights-only file (no optimizer state or step) is refused."""
+    state = ckpt.load_checkpoint(path)
+    missing = [k for k in ("optimizer", "step") if k not in state]
+    if missing:
+        raise ckpt.CheckpointError(
+            f"{path} holds model weights only (no {' or '.join(missing)}), so a run cannot resume from it; "
+            f"start a new run from these weights with --init {path} (finetune, linprobe) instead of --resume"
+        )
+    return state
+
+
+def prepare_run_dir(cfg: Any, start_step: int, info: dist.DistInfo) -> None:
+    """Make ``train.output_dir`` ready for a run that starts at ``start_step``.
+
+    A folder holding checkpoints past ``start_step`` (or, for a run that does not resume, another run's
+    metrics) is refused unless ``train.overwrite``, which deletes them. Metrics logged after
+    ``start_step`` (by the interrupted run being resumed) are dropped so each step appears once, and
+    temporaries of saves killed mid-write are removed.
+
+    Raises:
+        ValueError: the folder cannot be written, or holds another run (the message names the fixes).
+    """
+    t = cfg.train
+    out_dir = writable_dir(t.output_dir, "--output-dir (train.output_dir)")
+    later = [p for p in ckpt.list_checkpoints(out_dir) if ckpt.checkpoint_step(p) > start_step]
+    metrics = out_dir / "metrics.jsonl"
+    if not t.overwrite and (later or (t.resume is None and records_after(metrics, start_step))):
+        what = (f"{len(later)} checkpoint(s) of an earlier run (newest {later[-1].name})" if later
+                else f"the {metrics.name} of an earlier run")
+        where = f", newer than the resume point (step {start_step})" if later and start_step else ""
+        raise ValueError(
+            f"run folder {out_dir} already holds {what}{where}; continue that run with --resume "
+            "(train.resume=auto), choose a new --output-dir, or pass --overwrite (train.overwrite=true) to replace it"
+        )
+    if not info.is_main:
+        return
+    for p in later:
+        p.unlink(missing_ok=True)
+    if later:
+        log.warning("--overwrite: deleted %d checkpoint(s) of the earlier run in %s", len(later), out_dir)
+    if dropped := truncate_metrics(metrics, start_step):
+        log.info("%s: dropped %d record(s) logged after step %d by the earlier run", metrics, dropped, start_step)
+    if stale := ckpt.remove_stale_temporaries(out_dir):
+        log.info("removed %d temporary file(s) of interrupted saves from %s", len(stale), out_dir)
+
+
+def non_finite_loss(value: float, step: int, epoch: int, last_checkpoint: str | Path | None) -> FloatingPointError:
+    """The one-line error for a NaN/inf loss, naming the last checkpoint to go back to."""
+    where = (f"last good checkpoint: {last_checkpoint} (continue from it with --resume {last_checkpoint})"
+             if last_checkpoint else "no checkpoint was written yet")
+    return FloatingPointError(
+        f"loss is {value} at step {step} (epoch {epoch}); lower optim.blr, set optim.clip_grad, or use "
+        f"train.precision=fp32; {where}"
+    )
+
+
+class _Silent:
+    """Progress reporting of the non-main processes: nothing."""
+
     def update(self, n: int) -> None: ...
-    def set_postfix(self, **kw) -> None: ...
+    def report(self, step: int, rec: dict[str, float]) -> None: ...
+    def epoch_end(self, epoch: int, epochs: int, step: int, loss: float | None) -> None: ...
     def close(self) -> None: ...
 
 
-def _progress(enabled: bool, total: int, initial: int, desc: str):
-    if not enabled:
-        return _NoProgress()
-    from tqdm.auto import tqdm
+class _EpochLines(_Silent):
+    """One log line per epoch (``train.progress=false``, and under the two below)."""
 
-    return tqdm(total=total, initial=initial, desc=desc, unit="step", dynamic_ncols=True)
+    def __init__(self, total: int, initial: int, desc: str) -> None:
+        self.total, self.initial, self.desc = total, initial, desc
+        self.start = self.epoch_start = time.perf_counter()
+
+    def epoch_end(self, epoch: int, epochs: int, step: int, loss: float | None) -> None:
+        now = time.perf_counter()
+        log.info("epoch %d/%d: step %d/%d, loss %s, %.1fs", epoch + 1, epochs, step, self.total,
+                 "-" if loss is None else f"{loss:.4f}", now - self.epoch_start)
+        self.epoch_start = now
+
+
+class _StepLines(_EpochLines):
+    """Plain lines for logs that are not a terminal (a pipe, a file): every ``log_every`` steps and per epoch."""
+
+    def report(self, step: int, rec: dict[str, float]) -> None:
+        elapsed, done = time.perf_counter() - self.start, step - self.initial
+        eta = datetime.timedelta(seconds=round(elapsed / done * (self.total - step))) if done > 0 else "?"
+        log.info("%s step %d/%d: loss %.4f, lr %.3g, %.1f clips/s, ETA %s", self.desc, step, self.total, rec["loss"],
+                 rec["lr"], rec["clips_per_s"], eta)
+
+
+class _Bar(_EpochLines):
+    """A tqdm bar on a terminal; log lines are printed above it instead of through it."""
+
+    def __init__(self, total: int, initial: int, desc: str) -> None:
+        from tqdm.auto import tqdm
+        from tqdm.contrib.logging import logging_redirect_tqdm
+
+        super().__init__(total, initial, desc)
+        self._redirect = logging_redirect_tqdm()
+        self._redirect.__enter__()
+        self._bar = tqdm(total=total, initial=initial, desc=desc, unit="step", dynamic_ncols=True)
+
+    def update(self, n: int) -> None:
+        self._bar.update(n)
+
+    def report(self, step: int, rec: dict[str, float]) -> None:
+        self._bar.set_postfix(loss=f"{rec['loss']:.4f}", lr=f"{rec['lr']:.2e}")
+
+    def close(self) -> None:
+        self._bar.close()
+        self._redirect.__exit__(None, None, None)
+
+
+def _progress(is_main: bool, bar: bool, total: int, initial: int, desc: str) -> _Silent:
+    """A tqdm bar on a terminal, plain step lines elsewhere, epoch lines only without ``bar``."""
+    if not is_main:
+        return _Silent()
+    if not bar:
+        return _EpochLines(total, initial, desc)
+    return (_Bar if sys.stderr.isatty() else _StepLines)(total, initial, desc)

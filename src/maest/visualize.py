@@ -27,10 +27,10 @@ MODES = ("honest", "true-stats")
 GAP = 2
 
 
-def _to_pixels(x: torch.Tensor) -> torch.Tensor:
-    """Normalised (C, T, H, W) -> uint8 (T, H, W, C)."""
-    mean = torch.tensor(MEAN).view(-1, 1, 1, 1)
-    std = torch.tensor(STD).view(-1, 1, 1, 1)
+def _to_pixels(x: torch.Tensor, mean_std: tuple = (MEAN, STD)) -> torch.Tensor:
+    """Normalised (C, T, H, W) -> uint8 (T, H, W, C), undoing the model's input normalisation."""
+    mean = torch.tensor(mean_std[0]).view(-1, 1, 1, 1)
+    std = torch.tensor(mean_std[1]).view(-1, 1, 1, 1)
     return ((x * std + mean) * 255).clamp(0, 255).round().byte().permute(1, 2, 3, 0)
 
 
@@ -75,10 +75,11 @@ def reconstruct(
     m = out.mask[0].view(t, h, w).bool()
     m = m.repeat_interleave(u, 0).repeat_interleave(p, 1).repeat_interleave(p, 2)  # (T', H, W)
     masked = original.clone()
-    masked[:, m] = (0.5 - MEAN[0]) / STD[0]  # grey
+    ms = (model.cfg.mean, model.cfg.std)
+    masked[:, m] = ((0.5 - torch.tensor(ms[0])) / torch.tensor(ms[1])).view(-1, 1).to(masked.dtype)  # grey
     pasted = torch.where(m.unsqueeze(0), rec, original)
-    return {"original": _to_pixels(original), "masked": _to_pixels(masked), "reconstruction": _to_pixels(rec),
-            "pasted": _to_pixels(pasted), "mask": m}
+    return {"original": _to_pixels(original, ms), "masked": _to_pixels(masked, ms),
+            "reconstruction": _to_pixels(rec, ms), "pasted": _to_pixels(pasted, ms), "mask": m}
 
 
 def nearest_visible(mask: torch.Tensor, grid: tuple[int, int, int]) -> torch.Tensor:

@@ -21,11 +21,11 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from maest import checkpoint as ckpt
+    from maest import load
     from maest.config import apply_overrides
     from maest.data import ClipSpec, VideoClipDataset, read_csv_list, write_moving_digits
     from maest.presets import get_preset
-    from maest.pretrain import build_model, run
+    from maest.pretrain import run
     from maest.tracking import read_metrics
     from maest.visualize import grid_image, reconstruct, save_gif, save_png
 
@@ -39,15 +39,17 @@ def main(args: argparse.Namespace) -> int:
     if args.epochs:
         cfg.train.epochs = args.epochs
     apply_overrides(cfg, args.overrides)
-    frames = cfg.model.num_frames * cfg.data.sampling_rate * 2
+    _replace_earlier_demo(cfg, out)
+    enc = cfg.model.encoder
+    frames = enc.num_frames * cfg.data.sampling_rate * 2
 
     t0 = time.perf_counter()
-    data = write_moving_digits(out / "data", num_videos=videos, num_frames=frames, size=cfg.model.img_size,
+    data = write_moving_digits(out / "data", num_videos=videos, num_frames=frames, size=enc.img_size,
                                seed=cfg.train.seed)
     print(f"[1/3] wrote {videos} moving-digit H.264 videos to {data['root']} ({time.perf_counter() - t0:.1f}s)")
 
     cfg.data.source = str(data["train"])
-    print(f"[2/3] pre-training {cfg.model.name} (demo geometry: {cfg.model.num_frames}x{cfg.model.img_size}px) "
+    print(f"[2/3] pre-training {cfg.model.name} (demo geometry: {enc.num_frames}x{enc.img_size}px) "
           f"for {cfg.train.epochs} epochs at {cfg.train.mask_ratio:.0%} masking")
     summary = run(cfg)
     records = [r for r in read_metrics(Path(cfg.train.output_dir) / "metrics.jsonl") if "loss" in r]
@@ -55,15 +57,14 @@ def main(args: argparse.Namespace) -> int:
         print(f"      loss {records[0]['loss']:.4f} (step {records[0]['step']}) -> "
               f"{records[-1]['loss']:.4f} (step {records[-1]['step']})")
 
-    model = build_model(cfg)
-    ckpt.load_model_weights(model, ckpt.model_state(ckpt.load_checkpoint(summary["checkpoint"])))
+    model = load(summary["checkpoint"])
     val = VideoClipDataset(read_csv_list(data["val"]), ClipSpec(
-        mode="val", num_frames=cfg.model.num_frames, sampling_rate=cfg.data.sampling_rate,
-        crop_size=cfg.model.img_size, backend=cfg.data.backend))
+        mode="val", num_frames=enc.num_frames, sampling_rate=cfg.data.sampling_rate, crop_size=enc.img_size,
+        backend=cfg.data.backend, mean=enc.mean, std=enc.std))
     clip = val[0]["video"][0]
     figures = {}
     for mode in ("honest", "true-stats"):
-        panels = reconstruct(model, clip, cfg.train.mask_ratio, seed=0, mode=mode, norm_pix=cfg.train.norm_pix_loss)
+        panels = reconstruct(model, clip, cfg.train.mask_ratio, seed=0, mode=mode, norm_pix=cfg.model.norm_pix_loss)
         name = "reconstruction" if mode == "honest" else "reconstruction_true_stats"
         figures[mode] = str(save_png(grid_image(panels), out / f"{name}.png", scale=3))
         if mode == "honest":
@@ -75,3 +76,16 @@ def main(args: argparse.Namespace) -> int:
     print(json.dumps({"steps": summary["steps"], "final_loss": summary["loss"], "checkpoint": summary["checkpoint"],
                       "seconds": round(time.perf_counter() - t0, 1)}))
     return 0
+
+
+def _replace_earlier_demo(cfg, out: Path) -> None:
+    """A demo folder is the demo's own: a re-run replaces the earlier demo's run, says so, and never
+    reports the earlier run's files as its own."""
+    from maest.checkpoint import list_checkpoints
+
+    run_dir = Path(cfg.train.output_dir)
+    earlier = list_checkpoints(run_dir)
+    if earlier or (run_dir / "metrics.jsonl").exists():
+        print(f"[0/3] this run replaces the earlier demo run in {out}: its {len(earlier)} checkpoint(s) and metrics "
+              f"in {run_dir}, the videos in {out / 'data'} and the reconstruction figures")
+        cfg.train.overwrite = True

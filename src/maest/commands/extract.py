@@ -9,11 +9,13 @@ import json
 def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("data", help="a CSV list, a folder of class folders, a folder of videos, or one video")
     p.add_argument("--checkpoint", required=True, help="a maest pre-training or fine-tuning checkpoint")
-    p.add_argument("--pool", choices=["mean", "cls"], default="mean", help="mean of patch tokens or class token")
+    p.add_argument("--pool", choices=["mean", "cls", "token0"],
+                   help="mean of patch tokens, class token or first patch token (default: the model's pooling)")
     p.add_argument("--clips", type=int, default=4, help="uniform clips per video (default 4)")
     p.add_argument("--average", action="store_true", help="one feature per video (mean over its clips)")
     p.add_argument("--format", choices=["npy", "parquet"], default="npy")
     p.add_argument("--out", default="features", help="output folder (default ./features)")
+    p.add_argument("--force", action="store_true", help="replace the features of an earlier run in --out")
     p.add_argument("--batch-size", type=int, default=2, help="videos per forward pass")
     p.add_argument("--num-workers", type=int, default=0)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
@@ -22,9 +24,14 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from maest.distributed import resolve_device
-    from maest.precision import resolve_precision
     from maest.features import dataset_for, extract, load_encoder, write_features
+    from maest.outputs import refuse_existing, writable_dir
+    from maest.precision import resolve_precision
 
+    # before any work: the folder is usable and holds no earlier features (unless --force)
+    writable_dir(args.out, "--out")
+    outputs = ("features.npy", "index.csv") if args.format == "npy" else ("features.parquet",)
+    refuse_existing(args.out, (*outputs, "failed.txt"), "--out", args.force)
     model, sampling = load_encoder(args.checkpoint)
     dataset = dataset_for(model, args.data, args.clips, sampling)
     device = resolve_device(args.device)

@@ -23,26 +23,25 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from maest import checkpoint as ckpt
-    from maest.config import PretrainConfig, from_dict
     from maest.data import ClipSpec, VideoClipDataset
-    from maest.pretrain import build_model
+    from maest.loading import read
     from maest.visualize import grid_image, reconstruct, save_gif, save_mp4, save_png
 
-    state = ckpt.load_checkpoint(args.checkpoint)
-    if "config" not in state:
-        raise ValueError(f"{args.checkpoint} carries no maest config; convert it first (maest convert)")
-    cfg = from_dict(PretrainConfig, state["config"])
-    model = build_model(cfg)
-    ckpt.load_model_weights(model, ckpt.model_state(state))
-    pe = model.patch_embed
-    spec = ClipSpec(mode="test", num_frames=pe.num_frames, sampling_rate=cfg.data.sampling_rate,
-                    crop_size=pe.img_size, test_clips=args.clips, test_crops=1, backend=cfg.data.backend)
+    source = read(args.checkpoint)
+    if source.kind != "mae":
+        raise ValueError(f"{args.checkpoint} holds a {source.kind}, not a pre-training (MAE) model: reconstructions "
+                         "need the decoder")
+    model, mcfg = source.build(), source.model_config
+    run = source.run_config or {}
+    e = mcfg.encoder
+    spec = ClipSpec(mode="test", num_frames=e.num_frames, sampling_rate=run.get("data", {}).get("sampling_rate", 4),
+                    crop_size=e.img_size, test_clips=args.clips, test_crops=1,
+                    backend=run.get("data", {}).get("backend", "auto"), mean=e.mean, std=e.std)
     if not 0 <= args.clip < args.clips:
         raise ValueError(f"--clip {args.clip} must be in [0, {args.clips})")
     clip = VideoClipDataset([(args.video, -1)], spec)[0]["video"][args.clip]
-    ratio = cfg.train.mask_ratio if args.mask_ratio is None else args.mask_ratio
-    panels = reconstruct(model, clip, ratio, seed=args.seed, mode=args.mode, norm_pix=cfg.train.norm_pix_loss)
+    ratio = run.get("train", {}).get("mask_ratio", 0.9) if args.mask_ratio is None else args.mask_ratio
+    panels = reconstruct(model, clip, ratio, seed=args.seed, mode=args.mode, norm_pix=mcfg.norm_pix_loss)
     out = Path(args.out)
     files = {"png": str(save_png(grid_image(panels), out.with_suffix(".png"), scale=args.scale)),
              "gif": str(save_gif(panels, out.with_suffix(".gif"), scale=args.scale))}

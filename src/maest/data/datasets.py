@@ -58,6 +58,8 @@ class ClipSpec:
     test_clips: int = 10
     test_crops: int = 3
     backend: str = "auto"
+    mean: tuple[float, ...] = T.MEAN  # input normalisation: the model's (EncoderConfig.mean / std)
+    std: tuple[float, ...] = T.STD
     max_retries: int = 10
     seed: int | None = None  # set: each item's randomness depends only on (seed, epoch, index)
 
@@ -174,7 +176,7 @@ class VideoClipDataset(Dataset):
             for ci, f in enumerate(frames):
                 f = T.short_side_resize(f, s.short_side or s.crop_size)
                 for crop in crops:
-                    out.append(T.normalize(T.uniform_crop(f, s.crop_size, crop)))
+                    out.append(T.normalize(T.uniform_crop(f, s.crop_size, crop), s.mean, s.std))
                     views.append(ci * len(crops) + crop if len(crops) == 3 else ci)
         r = len(out)
         item = {"video": torch.stack(out), "label": torch.full((r,), label, dtype=torch.long),
@@ -191,22 +193,23 @@ class VideoClipDataset(Dataset):
             x = T.random_flip(x)
         if s.rand_aug:
             x = rand_augment(x)
-        clip = T.normalize(x)
+        clip = T.normalize(x, s.mean, s.std)
         if s.erase_prob > 0:
             clip = T.random_erasing(clip, s.erase_prob)
         return clip
 
 
 # -- list builders ---------------------------------------------------------------------------------
-def read_csv_list(path: str | Path) -> list[tuple[str, int]]:
+def read_csv_list(path: str | Path, num_classes: int | None = None) -> list[tuple[str, int]]:
     """Kinetics-style list: ``path label`` (whitespace) or ``path,label`` per line; a header line is
     skipped; relative paths are resolved against the list's folder; a line with only a path is
-    unlabelled (-1)."""
+    unlabelled (-1). With ``num_classes`` (a classifier's), every line needs a label in [0, num_classes):
+    anything else raises, naming the file and line."""
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"video list {p} does not exist")
     items = []
-    for n, raw in enumerate(p.read_text().splitlines(), 1):
+    for n, raw in enumerate(_read_text_list(p).splitlines(), 1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
@@ -224,11 +227,28 @@ def read_csv_list(path: str | Path) -> list[tuple[str, int]]:
                     continue  # header
                 raise ValueError(f"{p}:{n}: label {parts[1]!r} is not an integer")
             label = int(parts[1])
+        if num_classes is not None and not 0 <= label < num_classes:
+            got = f"label {label}" if len(parts) == 2 else "no label (-1)"
+            raise ValueError(f"{p}:{n}: {got} is outside [0, {num_classes}) for model.num_classes={num_classes}; "
+                             "fix the list or set model.num_classes")
         vp = Path(parts[0])
         items.append((str(vp if vp.is_absolute() else p.parent / vp), label))
     if not items:
         raise ValueError(f"video list {p} has no entries")
     return items
+
+
+def _read_text_list(p: Path) -> str:
+    """The text of a list file; a binary file (not UTF-8, or holding NUL bytes) raises, naming it."""
+    try:
+        text = p.read_text()
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{p} is not a text file (byte {e.start} is not UTF-8): pass a CSV list of "
+                         "'path label' lines, a class-folder root or a video folder") from None
+    if "\x00" in text:
+        raise ValueError(f"{p} is not a text file (it holds NUL bytes): pass a CSV list of 'path label' lines, "
+                         "a class-folder root or a video folder")
+    return text
 
 
 def _videos_in(folder: Path) -> list[Path]:
@@ -272,7 +292,8 @@ def read_ssv2(videos_dir: str | Path, labels_json: str | Path, split_json: str |
 
 def dataset_from_source(source: str | Path, layout: str = "auto", **spec: Any) -> VideoClipDataset:
     """A dataset for a CSV list, a class-folder tree or a folder of videos (``layout`` "auto" picks:
-    a file is a list; a folder with sub-folders holding videos is class folders; else unlabelled)."""
+    a file is a list; a folder with sub-folders holding videos is class folders; else unlabelled).
+    ``spec``: :class:`ClipSpec` fields, plus ``num_classes`` to check the labels of a classifier's data."""
     p = Path(source)
     if not p.exists():
         raise FileNotFoundError(
@@ -284,11 +305,15 @@ def dataset_from_source(source: str | Path, layout: str = "auto", **spec: Any) -
         else:
             subdirs = [d for d in p.iterdir() if d.is_dir() and not d.name.startswith(".")]
             layout = "folder" if any(_videos_in(d) for d in subdirs) else "unlabelled"
+    num_classes = spec.pop("num_classes", None)  # a classifier's: labels are checked against it
     cs = ClipSpec(**spec)
     if layout == "csv":
-        return VideoClipDataset(read_csv_list(p), cs)
+        return VideoClipDataset(read_csv_list(p, num_classes), cs)
     if layout == "folder":
         items, classes = read_class_folders(p)
+        if num_classes is not None and len(classes) > num_classes:
+            raise ValueError(f"{p} has {len(classes)} class folders but model.num_classes={num_classes}; set "
+                             f"model.num_classes={len(classes)} or remove folders")
         return VideoClipDataset(items, cs, classes)
     if layout == "unlabelled":
         return VideoClipDataset(read_unlabelled_folder(p), cs)

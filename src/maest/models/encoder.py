@@ -11,11 +11,14 @@ models by name. Positional embeddings come in three kinds:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from maest.models.layers import Block
+from maest.data.transforms import MEAN, STD
+from maest.models.layers import QKV_BIAS, Block
 from maest.models.patch_embed import PatchEmbed
 from maest.models.pos_embed import separable_table, sincos_1d_table
 
@@ -42,65 +45,139 @@ def make_pos_params(kind: str, grid: tuple[int, int], dim: int, cls_embed: bool)
     raise ValueError(f"unknown pos_embed_type {kind!r}; choose one of {POS_EMBED_TYPES}")
 
 
+POOLINGS = ("mean", "cls", "token0")
+MAEST_MEAN, MAEST_STD = MEAN, STD  # Kinetics statistics (MAE-ST, SlowFast): the data layer's default
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # VideoMAE, Hugging Face
+
+
+@dataclass
+class EncoderConfig:
+    """Everything that fixes what an encoder computes: the one place model geometry lives.
+
+    The MAE (:class:`~maest.models.mae.MAEConfig`) and the classifier
+    (:class:`~maest.models.vit.ClassifierConfig`) nest it, checkpoints store it, and the data pipeline
+    reads its ``mean``/``std``.
+
+    Attributes:
+        img_size, patch_size: input height = width, and the spatial patch p.
+        num_frames, t_patch_size: input frames T, and the temporal patch u.
+        in_chans, embed_dim, depth, num_heads, mlp_ratio: channels, width, blocks, heads, MLP width / D.
+        qkv_bias: "qkv" (MAE-ST), "qv" (VideoMAE: query and value biases, no key bias) or "none".
+        norm_eps: epsilon of the blocks' LayerNorms.
+        final_norm: a LayerNorm after the blocks (False: none, as Hugging Face's pre-training model
+            with ``use_mean_pooling``). The MAE applies it per token, the classifier to the pooled vector.
+        final_norm_eps: its epsilon (Hugging Face's ``fc_norm``: 1e-5).
+        pos_embed_type: "separable" (MAE-ST), "joint" or "sincos" (VideoMAE, fixed).
+        cls_embed: prepend a learned class token.
+        pooling: how one vector per clip is read: "mean" of the patch tokens, the "cls" token, or
+            "token0", the first patch token (VideoMAE and Hugging Face without mean pooling).
+        mean, std: per-channel input normalisation of pixels in [0, 1].
+    """
+
+    img_size: int = 224
+    patch_size: int = 16
+    num_frames: int = 16
+    t_patch_size: int = 2
+    in_chans: int = 3
+    embed_dim: int = 768
+    depth: int = 12
+    num_heads: int = 12
+    mlp_ratio: float = 4.0
+    qkv_bias: str = "qkv"
+    norm_eps: float = 1e-6
+    final_norm: bool = True
+    final_norm_eps: float = 1e-6
+    pos_embed_type: str = "separable"
+    cls_embed: bool = True
+    pooling: str = "mean"
+    mean: tuple[float, ...] = MAEST_MEAN
+    std: tuple[float, ...] = MAEST_STD
+
+    def __post_init__(self) -> None:
+        if isinstance(self.qkv_bias, bool):  # older configs stored a bool
+            self.qkv_bias = "qkv" if self.qkv_bias else "none"
+        self.mean, self.std = tuple(self.mean), tuple(self.std)
+
+    @property
+    def grid(self) -> tuple[int, int, int]:
+        """Token grid (t, h, w)."""
+        g = self.img_size // self.patch_size
+        return self.num_frames // self.t_patch_size, g, g
+
+    @property
+    def num_patches(self) -> int:
+        t, h, w = self.grid
+        return t * h * w
+
+    def validate(self, prefix: str = "model.encoder") -> EncoderConfig:
+        def bad(key: str, why: str) -> ValueError:
+            return ValueError(f"{prefix}.{key}={getattr(self, key)!r} {why}")
+
+        for key in ("img_size", "patch_size", "num_frames", "t_patch_size", "in_chans", "embed_dim", "depth",
+                    "num_heads"):
+            if getattr(self, key) < 1:
+                raise bad(key, "must be a positive integer")
+        if self.img_size % self.patch_size:
+            raise bad("img_size", f"is not a multiple of patch_size={self.patch_size}")
+        if self.num_frames % self.t_patch_size:
+            raise bad("num_frames", f"is not a multiple of t_patch_size={self.t_patch_size}")
+        if self.embed_dim % self.num_heads:
+            raise bad("num_heads", f"does not divide embed_dim={self.embed_dim}")
+        if self.mlp_ratio <= 0 or self.norm_eps <= 0 or self.final_norm_eps <= 0:
+            raise ValueError(f"{prefix}: mlp_ratio, norm_eps and final_norm_eps must be > 0")
+        for key, choices in (("qkv_bias", QKV_BIAS), ("pos_embed_type", POS_EMBED_TYPES), ("pooling", POOLINGS)):
+            if getattr(self, key) not in choices:
+                raise bad(key, f"is not one of {choices}")
+        if self.pooling == "cls" and not self.cls_embed:
+            raise bad("pooling", "needs a class token; set cls_embed=true or use pooling=mean")
+        if self.pooling == "token0" and self.cls_embed:
+            raise bad("pooling", "reads the first patch token of a model without a class token; use pooling=cls")
+        if len(self.mean) != self.in_chans or len(self.std) != self.in_chans or min(self.std) <= 0:
+            raise ValueError(f"{prefix}.mean/std: need {self.in_chans} values each, std > 0; got {self.mean} / "
+                             f"{self.std}")
+        return self
+
+    def build(self) -> VideoEncoder:
+        """The bare encoder (no decoder, no head)."""
+        return VideoEncoder(self)
+
+
 class VideoEncoder(nn.Module):
     """Patch embedding, positional embedding, transformer blocks and final norm.
 
     Args:
-        img_size: input height = width.
-        patch_size: spatial patch size p.
-        in_chans: input channels.
-        embed_dim: width D.
-        depth: number of blocks.
-        num_heads: attention heads.
-        mlp_ratio: MLP hidden width / D.
-        num_frames: input frames T.
-        t_patch_size: temporal patch size u.
-        pos_embed_type: "separable", "joint" or "sincos".
-        cls_embed: prepend a learned class token.
-        qkv_bias: bias on q, k, v.
-        norm_eps: LayerNorm epsilon.
-        final_norm_eps: epsilon of the final ``norm`` if it differs (Hugging Face's ``fc_norm``: 1e-5).
-        drop_path_rate: stochastic depth, rising linearly over depth.
+        cfg: the geometry (validated here).
+        drop_path_rate: stochastic depth, rising linearly over depth (a fine-tuning setting).
         drop_rate: dropout in the blocks.
     """
 
-    def __init__(
-        self,
-        img_size: int = 224,
-        patch_size: int = 16,
-        in_chans: int = 3,
-        embed_dim: int = 768,
-        depth: int = 12,
-        num_heads: int = 12,
-        mlp_ratio: float = 4.0,
-        num_frames: int = 16,
-        t_patch_size: int = 2,
-        pos_embed_type: str = "separable",
-        cls_embed: bool = True,
-        qkv_bias: bool = True,
-        norm_eps: float = 1e-6,
-        final_norm_eps: float | None = None,
-        drop_path_rate: float = 0.0,
-        drop_rate: float = 0.0,
-    ) -> None:
+    def __init__(self, cfg: EncoderConfig, drop_path_rate: float = 0.0, drop_rate: float = 0.0) -> None:
         super().__init__()
-        self.patch_embed = PatchEmbed(img_size, patch_size, num_frames, t_patch_size, in_chans, embed_dim)
-        self.grid = (self.patch_embed.t_grid_size, self.patch_embed.grid_size, self.patch_embed.grid_size)
-        self.embed_dim = embed_dim
-        self.in_chans = in_chans
-        self.cls_embed = cls_embed
-        self.pos_embed_type = pos_embed_type
-        if cls_embed:
-            self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
-        self._register_pos("pos_embed", embed_dim)
-        dpr = [x.item() for x in torch.linspace(0, drop_path_rate, depth)]
+        c = cfg.validate()
+        self.cfg = c
+        self.patch_embed = PatchEmbed(c.img_size, c.patch_size, c.num_frames, c.t_patch_size, c.in_chans, c.embed_dim)
+        self.grid = c.grid
+        self.embed_dim = c.embed_dim
+        self.in_chans = c.in_chans
+        self.cls_embed = c.cls_embed
+        self.pos_embed_type = c.pos_embed_type
+        if c.cls_embed:
+            self.cls_token = nn.Parameter(torch.zeros(1, 1, c.embed_dim))
+        self._register_pos("pos_embed", c.embed_dim)
+        dpr = [x.item() for x in torch.linspace(0, drop_path_rate, c.depth)]
         self.blocks = nn.ModuleList(
-            Block(embed_dim, num_heads, mlp_ratio, qkv_bias=qkv_bias, drop_path=dpr[i], drop=drop_rate,
-                  norm_eps=norm_eps)
-            for i in range(depth)
+            Block(c.embed_dim, c.num_heads, c.mlp_ratio, qkv_bias=c.qkv_bias, drop_path=dpr[i], drop=drop_rate,
+                  norm_eps=c.norm_eps)
+            for i in range(c.depth)
         )
-        self.norm = nn.LayerNorm(embed_dim, eps=norm_eps if final_norm_eps is None else final_norm_eps)
+        self.norm = nn.LayerNorm(c.embed_dim, eps=c.final_norm_eps) if c.final_norm else nn.Identity()
         self.grad_checkpointing = False
+
+    def select_pooled(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(B, cls + L, D) -> (B, D) by ``cfg.pooling``, without any norm."""
+        if self.cfg.pooling in ("cls", "token0"):
+            return tokens[:, 0]
+        return tokens[:, int(self.cls_embed):].mean(dim=1)
 
     # -- positional embeddings -------------------------------------------------------------------
     def _register_pos(self, prefix: str, dim: int) -> None:

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+QKV_BIAS = ("qkv", "qv", "none")
 _EXPLICIT_MATH = False
 _CPU_SDPA_MIN_TOKENS = 512  # below this many tokens CPU attention uses explicit math (see Attention)
 
@@ -43,19 +44,22 @@ class Attention(nn.Module):
     Args:
         dim: token width D.
         num_heads: number of heads; D must be divisible by it.
-        qkv_bias: add a learnable bias to q, k and v.
+        qkv_bias: which of q, k, v carry a learnable bias: "qkv", "qv" (VideoMAE: no key bias, which
+            softmax would ignore anyway) or "none".
         proj_drop: dropout after the output projection.
     """
 
-    def __init__(self, dim: int, num_heads: int = 8, qkv_bias: bool = True, proj_drop: float = 0.0) -> None:
+    def __init__(self, dim: int, num_heads: int = 8, qkv_bias: str = "qkv", proj_drop: float = 0.0) -> None:
         super().__init__()
         if dim % num_heads:
             raise ValueError(f"width {dim} is not divisible by num_heads={num_heads}; pick a divisor of {dim}")
+        if qkv_bias not in QKV_BIAS:
+            raise ValueError(f"qkv_bias={qkv_bias!r} is not one of {QKV_BIAS}")
         self.num_heads = num_heads
         self.head_dim = dim // num_heads
-        self.q = nn.Linear(dim, dim, bias=qkv_bias)
-        self.k = nn.Linear(dim, dim, bias=qkv_bias)
-        self.v = nn.Linear(dim, dim, bias=qkv_bias)
+        self.q = nn.Linear(dim, dim, bias=qkv_bias != "none")
+        self.k = nn.Linear(dim, dim, bias=qkv_bias == "qkv")
+        self.v = nn.Linear(dim, dim, bias=qkv_bias != "none")
         self.proj = nn.Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
 
@@ -65,7 +69,10 @@ class Attention(nn.Module):
         if _EXPLICIT_MATH:
             return self._reference_forward(x)
         # one GEMM for q, k and v: the weights stay separate parameters (official checkpoint names)
-        bias = None if self.q.bias is None else torch.cat([self.q.bias, self.k.bias, self.v.bias])
+        bias = None
+        if self.q.bias is not None:
+            k_bias = self.k.bias if self.k.bias is not None else torch.zeros_like(self.q.bias)
+            bias = torch.cat([self.q.bias, k_bias, self.v.bias])
         qkv = F.linear(x, torch.cat([self.q.weight, self.k.weight, self.v.weight]), bias)
         # (B, N, 3D) -> 3 x (B, heads, N, head_dim)
         q, k, v = qkv.view(B, N, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
@@ -128,7 +135,7 @@ class Block(nn.Module):
         dim: token width D.
         num_heads: attention heads.
         mlp_ratio: MLP hidden width as a multiple of D.
-        qkv_bias: bias on q, k, v.
+        qkv_bias: "qkv", "qv" or "none" (see :class:`Attention`).
         drop_path: stochastic depth rate for this block.
         drop: dropout inside the MLP and after the attention projection.
         norm_eps: LayerNorm epsilon (the official factories use 1e-6).
@@ -139,7 +146,7 @@ class Block(nn.Module):
         dim: int,
         num_heads: int,
         mlp_ratio: float = 4.0,
-        qkv_bias: bool = True,
+        qkv_bias: str = "qkv",
         drop_path: float = 0.0,
         drop: float = 0.0,
         norm_eps: float = 1e-6,

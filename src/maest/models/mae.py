@@ -8,13 +8,14 @@ a prediction of ``t_pred_patch_size`` frames per token. The loss lives in :mod:`
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import torch
 from torch import nn
 
-from maest.models.encoder import VideoEncoder, trunc_normal_
-from maest.models.layers import Block
+from maest.models.encoder import EncoderConfig, VideoEncoder, trunc_normal_
+from maest.models.layers import QKV_BIAS, Block
 from maest.models.masking import STRATEGIES, mask_indices, mask_noise, num_keep
 
 
@@ -28,71 +29,112 @@ class MAEOutput(NamedTuple):
 
 
 class TargetSpec(NamedTuple):
-    """What the decoder predicts: ``frames`` target frames, tiled into u x p x p patches."""
+    """What the decoder predicts: ``frames`` target frames, tiled into patches of ``t_pred_patch_size``
+    frames x ``patch_size`` x ``patch_size`` pixels (one patch per token)."""
 
     patch_size: int
-    t_patch_size: int
+    t_pred_patch_size: int
     frames: int
 
 
-class MaskedAutoencoderViT(VideoEncoder):
-    """Masked autoencoder over spacetime patches.
+@dataclass
+class DecoderConfig:
+    """The light decoder: width, depth, heads, block form and what it predicts.
 
-    Args:
-        decoder_embed_dim: decoder width.
-        decoder_depth: decoder blocks.
-        decoder_num_heads: decoder heads.
-        pred_t_dim: number of target frames (default: num_frames // t_patch_size, as the reference's
-            8 of 16); each token predicts ``t_patch_size * pred_t_dim // num_frames`` of them.
-        mask_strategy: "random" (spacetime-agnostic, default), "tube" or "frame".
-        decoder_norm_eps: epsilon of ``decoder_norm`` (default: the blocks' ``norm_eps``).
-        trunc_init: the reference's alternative initialisation.
-        **encoder_kwargs: see :class:`~maest.models.encoder.VideoEncoder`.
+    Attributes:
+        embed_dim, depth, num_heads, mlp_ratio: decoder width, blocks, heads, MLP width / width.
+        qkv_bias: "qkv", "qv" or "none" (as the encoder's).
+        norm_eps: epsilon of the blocks' LayerNorms; final_norm_eps: of ``decoder_norm``.
+        embed_bias: ``decoder_embed`` has a bias (VideoMAE's ``encoder_to_decoder`` has none).
+        t_pred_patch_size: frames each token predicts, of its ``t_patch_size`` input frames: 1 is the
+            reference's (8 target frames of 16, sampled evenly), ``t_patch_size`` predicts every frame
+            (VideoMAE).
     """
 
-    def __init__(
-        self,
-        *,
-        decoder_embed_dim: int = 512,
-        decoder_depth: int = 4,
-        decoder_num_heads: int = 16,
-        pred_t_dim: int | None = None,
-        mask_strategy: str = "random",
-        decoder_norm_eps: float | None = None,
-        trunc_init: bool = False,
-        **encoder_kwargs,
-    ) -> None:
-        super().__init__(**encoder_kwargs)
-        num_frames, u = self.patch_embed.num_frames, self.patch_embed.t_patch_size
-        pred_t_dim = num_frames // u if pred_t_dim is None else pred_t_dim
-        if not 0 < pred_t_dim <= num_frames or (u * pred_t_dim) % num_frames:
-            raise ValueError(
-                f"pred_t_dim={pred_t_dim} must be in [1, {num_frames}] with t_patch_size*pred_t_dim divisible "
-                f"by num_frames={num_frames}; use {num_frames // u} (one target frame per token) or {num_frames}"
-            )
-        if mask_strategy not in STRATEGIES:
-            raise ValueError(f"unknown mask_strategy {mask_strategy!r}; choose one of {STRATEGIES}")
-        self.pred_t_dim = pred_t_dim
-        self.t_pred_patch_size = u * pred_t_dim // num_frames
-        self.mask_strategy = mask_strategy
-        p = self.patch_embed.patch_size
-        mlp_ratio = self.blocks[0].mlp.fc1.out_features / self.embed_dim if len(self.blocks) else 4.0
-        norm_eps = self.blocks[0].norm1.eps if len(self.blocks) else self.norm.eps
-        qkv_bias = self.blocks[0].attn.q.bias is not None if len(self.blocks) else True
+    embed_dim: int = 512
+    depth: int = 4
+    num_heads: int = 16
+    mlp_ratio: float = 4.0
+    qkv_bias: str = "qkv"
+    norm_eps: float = 1e-6
+    final_norm_eps: float = 1e-6
+    embed_bias: bool = True
+    t_pred_patch_size: int = 1
 
-        self.decoder_embed = nn.Linear(self.embed_dim, decoder_embed_dim)
-        self.mask_token = nn.Parameter(torch.zeros(1, 1, decoder_embed_dim))
+    def __post_init__(self) -> None:
+        if isinstance(self.qkv_bias, bool):
+            self.qkv_bias = "qkv" if self.qkv_bias else "none"
+
+
+@dataclass
+class MAEConfig:
+    """The pre-training model: encoder + decoder + masking strategy + target.
+
+    Attributes:
+        name: the registered name it started from (a label; the fields below are what count).
+        mask_strategy: "random" (spacetime-agnostic, MAE-ST), "tube" or "frame".
+        norm_pix_loss: targets are per-patch normalised pixels (MAE-ST's default).
+    """
+
+    name: str = "mae_vit_base_patch16"
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    mask_strategy: str = "random"
+    norm_pix_loss: bool = True
+
+    kind = "mae"
+
+    def validate(self) -> MAEConfig:
+        e, d = self.encoder.validate(), self.decoder
+        if not 1 <= d.t_pred_patch_size <= e.t_patch_size:
+            raise ValueError(f"model.decoder.t_pred_patch_size={d.t_pred_patch_size} must be in [1, t_patch_size="
+                             f"{e.t_patch_size}]: 1 predicts one frame per token (MAE-ST), {e.t_patch_size} all")
+        for key in ("embed_dim", "depth", "num_heads"):
+            if getattr(d, key) < 1:
+                raise ValueError(f"model.decoder.{key}={getattr(d, key)} must be a positive integer")
+        if d.embed_dim % d.num_heads:
+            raise ValueError(f"model.decoder.num_heads={d.num_heads} does not divide decoder embed_dim={d.embed_dim}")
+        if d.qkv_bias not in QKV_BIAS:
+            raise ValueError(f"model.decoder.qkv_bias={d.qkv_bias!r} is not one of {QKV_BIAS}")
+        if self.mask_strategy not in STRATEGIES:
+            raise ValueError(f"model.mask_strategy={self.mask_strategy!r} is not one of {STRATEGIES}")
+        return self
+
+    def build(self, trunc_init: bool = False) -> MaskedAutoencoderViT:
+        return MaskedAutoencoderViT(self, trunc_init=trunc_init)
+
+
+class MaskedAutoencoderViT(VideoEncoder):
+    """Masked autoencoder over spacetime patches, built from a :class:`MAEConfig`.
+
+    Args:
+        cfg: encoder, decoder and masking settings.
+        trunc_init: the reference's alternative initialisation.
+    """
+
+    def __init__(self, cfg: MAEConfig, trunc_init: bool = False) -> None:
+        cfg.validate()
+        super().__init__(cfg.encoder)
+        self.model_cfg = cfg
+        d = cfg.decoder
+        num_frames, u = self.patch_embed.num_frames, self.patch_embed.t_patch_size
+        self.t_pred_patch_size = d.t_pred_patch_size
+        self.pred_t_dim = num_frames * d.t_pred_patch_size // u  # target frames
+        self.mask_strategy = cfg.mask_strategy
+        p = self.patch_embed.patch_size
+
+        self.decoder_embed = nn.Linear(self.embed_dim, d.embed_dim, bias=d.embed_bias)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, d.embed_dim))
         if self.cls_embed:
             # never initialised in the reference: stays zero (kept for parity)
-            self.decoder_cls_token = nn.Parameter(torch.zeros(1, 1, decoder_embed_dim))
-        self._register_pos("decoder_pos_embed", decoder_embed_dim)
+            self.decoder_cls_token = nn.Parameter(torch.zeros(1, 1, d.embed_dim))
+        self._register_pos("decoder_pos_embed", d.embed_dim)
         self.decoder_blocks = nn.ModuleList(
-            Block(decoder_embed_dim, decoder_num_heads, mlp_ratio, qkv_bias=qkv_bias, norm_eps=norm_eps)
-            for _ in range(decoder_depth)
+            Block(d.embed_dim, d.num_heads, d.mlp_ratio, qkv_bias=d.qkv_bias, norm_eps=d.norm_eps)
+            for _ in range(d.depth)
         )
-        dec_eps = norm_eps if decoder_norm_eps is None else decoder_norm_eps
-        self.decoder_norm = nn.LayerNorm(decoder_embed_dim, eps=dec_eps)
-        self.decoder_pred = nn.Linear(decoder_embed_dim, self.t_pred_patch_size * p * p * self.in_chans)
+        self.decoder_norm = nn.LayerNorm(d.embed_dim, eps=d.final_norm_eps)
+        self.decoder_pred = nn.Linear(d.embed_dim, self.t_pred_patch_size * p * p * self.in_chans)
         self._init_weights(trunc_init)
 
     def _init_weights(self, trunc_init: bool) -> None:

@@ -10,7 +10,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from maest.models.encoder import trunc_normal_
-from maest.models.vit import VisionTransformer
 
 
 class LinearProbe(nn.Module):
@@ -62,18 +61,19 @@ class AttentiveProbe(nn.Module):
 
 
 class ProbedEncoder(nn.Module):
-    """A frozen :class:`VisionTransformer` feeding a trainable probe.
+    """A frozen classifier (:class:`~maest.models.vit.VisionTransformer`) feeding a trainable probe.
 
     The encoder stays in eval mode (no dropout or drop path) and runs without gradients; its own head
     is unused. ``kind`` "linear" probes the pooled, normalised features; "attentive" the final-norm tokens.
     """
 
-    def __init__(self, encoder: VisionTransformer, kind: str, num_classes: int) -> None:
+    def __init__(self, encoder: nn.Module, kind: str, num_classes: int) -> None:
         super().__init__()
         if kind not in ("linear", "attentive"):
             raise ValueError(f"probe kind {kind!r} is not 'linear' or 'attentive'")
         self.kind = kind
         self.encoder = encoder.requires_grad_(False)
+        self.model_cfg = getattr(encoder, "model_cfg", None)  # the ClassifierConfig (probe included)
         dim = encoder.embed_dim
         self.probe = LinearProbe(dim, num_classes) if kind == "linear" else AttentiveProbe(dim, num_classes)
 

@@ -2,49 +2,83 @@
 
 Follows the official ``models_vit.VisionTransformer`` (facebookresearch/mae_st @c5dec1b): the
 pre-training encoder's modules under the same names, pooling, then ``norm`` (reused as the post-pool
-norm, eps 1e-6), dropout and a linear ``head``. One deliberate fix: "avg" pooling averages the patch
+norm, eps 1e-6), dropout and a linear ``head``. One deliberate fix: "mean" pooling averages the patch
 tokens only; the reference's ``x[:, 1:].mean(1)`` drops a *patch* token when there is no class token.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
-from maest.models.encoder import VideoEncoder, trunc_normal_
+from maest.models.encoder import EncoderConfig, VideoEncoder, trunc_normal_
 from maest.models.pos_embed import resize_spatial, resize_temporal
-from maest.models.registry import register_model
-from maest.models.zoo import _ENCODERS
+from maest.models.probe import ProbedEncoder
 
-GLOBAL_POOLS = ("avg", "token")
+PROBES = ("none", "linear", "attentive")
 # pre-training keys with no classifier counterpart (decoder, mask token)
 _PRETRAIN_ONLY = ("decoder_", "mask_token")
 
 
-class VisionTransformer(VideoEncoder):
-    """Video ViT classifier.
+@dataclass
+class ClassifierConfig:
+    """A video classifier: the encoder plus its head.
 
-    Args:
-        num_classes: output classes K.
-        global_pool: "avg" (mean over patch tokens) or "token" (the class token; needs ``cls_embed``).
-        dropout: dropout before the head (the official recipe: 0.3; argparse default 0.5).
-        **encoder_kwargs: see :class:`~maest.models.encoder.VideoEncoder` (``drop_path_rate`` included).
+    Attributes:
+        name: the registered name it started from (a label).
+        encoder: geometry, pooling and input normalisation.
+        num_classes: K.
+        dropout: before the head (the official recipe: 0.3).
+        drop_path: stochastic depth of the encoder blocks, rising linearly over depth.
+        label_names: class names in label order (empty: unnamed), carried into exports and reports.
+        probe: "none" (the whole network trains), "linear" (BatchNorm + linear on the frozen pooled
+            features) or "attentive" (cross-attention pooling on the frozen tokens).
     """
 
-    def __init__(self, *, num_classes: int = 400, global_pool: str = "avg", dropout: float = 0.5,
-                 **encoder_kwargs: Any) -> None:
-        super().__init__(**encoder_kwargs)
-        if global_pool not in GLOBAL_POOLS:
-            raise ValueError(f"global_pool={global_pool!r} is not one of {GLOBAL_POOLS}")
-        if global_pool == "token" and not self.cls_embed:
-            raise ValueError("global_pool='token' needs a class token; set cls_embed=True or use 'avg'")
-        self.global_pool = global_pool
-        self.num_classes = num_classes
-        self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(self.embed_dim, num_classes)
+    name: str = "vit_large_patch16"
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    num_classes: int = 400
+    dropout: float = 0.3
+    drop_path: float = 0.2
+    label_names: list[str] = field(default_factory=list)
+    probe: str = "none"
+
+    @property
+    def kind(self) -> str:
+        return "classifier" if self.probe == "none" else "probe"
+
+    def validate(self) -> ClassifierConfig:
+        self.encoder.validate()
+        if self.num_classes < 1:
+            raise ValueError(f"model.num_classes={self.num_classes} must be a positive integer")
+        if self.probe not in PROBES:
+            raise ValueError(f"model.probe={self.probe!r} is not one of {PROBES}")
+        if not (0.0 <= self.dropout < 1.0 and 0.0 <= self.drop_path < 1.0):
+            raise ValueError(f"model.dropout={self.dropout} and model.drop_path={self.drop_path} must be in [0, 1)")
+        if self.label_names and len(self.label_names) != self.num_classes:
+            raise ValueError(f"model.label_names has {len(self.label_names)} names for num_classes={self.num_classes}")
+        return self
+
+    def build(self) -> nn.Module:
+        """The classifier, or for a probe the frozen classifier wrapped with its probe."""
+        model = VisionTransformer(self)
+        return model if self.probe == "none" else ProbedEncoder(model, self.probe, self.num_classes)
+
+
+class VisionTransformer(VideoEncoder):
+    """Video ViT classifier built from a :class:`ClassifierConfig`: encoder, pooling by
+    ``encoder.pooling``, the final norm on the pooled vector, dropout and a linear ``head``."""
+
+    def __init__(self, cfg: ClassifierConfig) -> None:
+        cfg.validate()
+        super().__init__(cfg.encoder, drop_path_rate=cfg.drop_path)
+        self.model_cfg = cfg
+        self.num_classes = cfg.num_classes
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.head = nn.Linear(self.embed_dim, cfg.num_classes)
         self.init_encoder_weights()
         nn.init.normal_(self.head.weight, std=0.02)  # official: normal(.02) before pre-trained weights load
 
@@ -53,11 +87,9 @@ class VisionTransformer(VideoEncoder):
         return self.encode(self.embed_tokens(video), norm=False)
 
     def pool(self, tokens: torch.Tensor) -> torch.Tensor:
-        """(B, cls + L, D) -> (B, D): pooled and normalised features."""
-        if self.global_pool == "token":
-            return self.norm(tokens[:, 0])
-        patches = tokens[:, 1:] if self.cls_embed else tokens
-        return self.norm(patches.mean(dim=1))
+        """(B, cls + L, D) -> (B, D): pooled, then normalised (for token pooling this equals the
+        per-token norm of VideoMAE without ``fc_norm``)."""
+        return self.norm(self.select_pooled(tokens))
 
     def forward_head(self, tokens: torch.Tensor) -> torch.Tensor:
         """(B, cls + L, D) -> (B, K) logits."""
@@ -134,33 +166,3 @@ def load_pretrained(model: VisionTransformer, state: dict[str, torch.Tensor], re
     if reset_head and not head_loaded:
         model.reset_head()
     return {"dropped": dropped, "resized": resized, "head_loaded": head_loaded}
-
-
-def _vit(size: str, **overrides: Any) -> VisionTransformer:
-    return VisionTransformer(**{**_ENCODERS[size], **overrides})
-
-
-@register_model
-def vit_tiny_test(**kw: Any) -> VisionTransformer:
-    """Tiny classifier matching ``mae_vit_tiny_test``: for tests and CPU demos."""
-    return _vit("tiny", **kw)
-
-
-@register_model
-def vit_small_patch16(**kw: Any) -> VisionTransformer:
-    return _vit("small", **kw)
-
-
-@register_model
-def vit_base_patch16(**kw: Any) -> VisionTransformer:
-    return _vit("base", **kw)
-
-
-@register_model
-def vit_large_patch16(**kw: Any) -> VisionTransformer:
-    return _vit("large", **kw)
-
-
-@register_model
-def vit_huge_patch16(**kw: Any) -> VisionTransformer:
-    return _vit("huge", **kw)

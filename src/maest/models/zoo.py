@@ -1,12 +1,16 @@
 """Named model configurations. Sizes follow the reference factories (LayerNorm eps 1e-6, decoder
-512 x 4 x 16 heads as in the paper's default rather than the reference argparse's depth 8)."""
+512 x 4 x 16 heads as in the paper's default rather than the reference argparse's depth 8); the
+``videomae_*`` entries follow VideoMAE's released ViT-S/B/L/H (sin-cos positions, no class token,
+query and value biases, ImageNet normalisation, decoders as in its pre-training scripts)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from maest.models.mae import MaskedAutoencoderViT
-from maest.models.registry import register_model
+from maest.models.encoder import IMAGENET_MEAN, IMAGENET_STD, EncoderConfig
+from maest.models.mae import DecoderConfig, MAEConfig
+from maest.models.registry import register_config
+from maest.models.vit import ClassifierConfig
 
 _ENCODERS: dict[str, dict[str, Any]] = {
     # the tiny test geometry of STYLE.md: 32 px, 4 frames, 8 px patches -> L = 32, 49k params
@@ -17,48 +21,40 @@ _ENCODERS: dict[str, dict[str, Any]] = {
     "huge": dict(embed_dim=1280, depth=32, num_heads=16),
 }
 _DECODERS: dict[str, dict[str, Any]] = {
-    "tiny": dict(decoder_embed_dim=16, decoder_depth=1, decoder_num_heads=2),
-    "small": dict(decoder_embed_dim=512, decoder_depth=4, decoder_num_heads=16),
+    "tiny": dict(embed_dim=16, depth=1, num_heads=2),
+    "small": dict(embed_dim=512, depth=4, num_heads=16),
+}
+# VideoMAE's layout: what differs from MAE-ST's, for encoder and decoder
+_VIDEOMAE_ENCODER = dict(qkv_bias="qv", pos_embed_type="sincos", cls_embed=False, pooling="mean",
+                         mean=IMAGENET_MEAN, std=IMAGENET_STD)
+_VIDEOMAE_DECODERS: dict[str, dict[str, Any]] = {  # VideoMAE's pre-training scripts: decoder depth 4
+    "small": dict(embed_dim=192, depth=4, num_heads=3),
+    "base": dict(embed_dim=384, depth=4, num_heads=6),
+    "large": dict(embed_dim=512, depth=4, num_heads=8),
+    "huge": dict(embed_dim=640, depth=4, num_heads=8),
 }
 
 
-def _mae(size: str, **defaults: Any):
-    def build(**overrides: Any) -> MaskedAutoencoderViT:
-        kw: dict[str, Any] = {**_ENCODERS[size], **_DECODERS.get(size, _DECODERS["small"]), **defaults}
-        kw.update(overrides)
-        return MaskedAutoencoderViT(**kw)
-
-    return build
+def _mae(size: str, name: str, **encoder: Any) -> MAEConfig:
+    enc = EncoderConfig(**{**_ENCODERS[size], **encoder})
+    return MAEConfig(name=name, encoder=enc, decoder=DecoderConfig(**_DECODERS.get(size, _DECODERS["small"])))
 
 
-@register_model(aliases=("tiny",))
-def mae_vit_tiny_test(**kw: Any) -> MaskedAutoencoderViT:
-    """Tiny model for tests and CPU demos."""
-    return _mae("tiny")(**kw)
+def _vit(size: str, name: str, **encoder: Any) -> ClassifierConfig:
+    return ClassifierConfig(name=name, encoder=EncoderConfig(**{**_ENCODERS[size], **encoder}))
 
 
-@register_model(aliases=("small",))
-def mae_vit_small_patch16(**kw: Any) -> MaskedAutoencoderViT:
-    return _mae("small")(**kw)
+def _videomae(size: str, name: str) -> MAEConfig:
+    enc = EncoderConfig(**{**_ENCODERS[size], **_VIDEOMAE_ENCODER})
+    dec = DecoderConfig(**_VIDEOMAE_DECODERS[size], qkv_bias="qv", embed_bias=False, t_pred_patch_size=2)
+    return MAEConfig(name=name, encoder=enc, decoder=dec, mask_strategy="tube")
 
 
-@register_model(aliases=("base",))
-def mae_vit_base_patch16(**kw: Any) -> MaskedAutoencoderViT:
-    return _mae("base")(**kw)
-
-
-@register_model(aliases=("large",))
-def mae_vit_large_patch16(**kw: Any) -> MaskedAutoencoderViT:
-    return _mae("large")(**kw)
-
-
-@register_model(aliases=("huge",))
-def mae_vit_huge_patch16(**kw: Any) -> MaskedAutoencoderViT:
-    """ViT-H with 2x16x16 patches as in the paper and the released checkpoints."""
-    return _mae("huge")(**kw)
-
-
-@register_model
-def mae_vit_huge_patch14(**kw: Any) -> MaskedAutoencoderViT:
-    """The reference's ``mae_vit_huge_patch14`` factory, which really uses 14-pixel patches."""
-    return _mae("huge", patch_size=14)(**kw)
+for _size in ("tiny", "small", "base", "large", "huge"):
+    _suffix = "tiny_test" if _size == "tiny" else f"{_size}_patch16"
+    register_config(f"mae_vit_{_suffix}", lambda s=_size, n=f"mae_vit_{_suffix}": _mae(s, n), aliases=(_size,))
+    register_config(f"vit_{_suffix}", lambda s=_size, n=f"vit_{_suffix}": _vit(s, n))
+# the reference's ``mae_vit_huge_patch14`` factory, which really uses 14-pixel patches
+register_config("mae_vit_huge_patch14", lambda: _mae("huge", "mae_vit_huge_patch14", patch_size=14))
+for _size in ("small", "base", "large", "huge"):
+    register_config(f"videomae_vit_{_size}_patch16", lambda s=_size: _videomae(s, f"videomae_vit_{s}_patch16"))
