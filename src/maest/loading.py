@@ -4,6 +4,7 @@ and ready for eval. Every maest checkpoint records its ``kind`` (mae / classifie
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,8 @@ def read(path: str | Path) -> Checkpoint:
     """Read ``path`` and work out which model it holds; refuse a file that does not say."""
     path = Path(path)
     state = ckpt.load_checkpoint(path)
+    if path.suffix == ".safetensors":
+        state.update(_safetensors_record(path))
     run = state.get("config") if isinstance(state.get("config"), dict) else None
     if "model_config" in state and state.get("kind") in KINDS:
         kind, section = state["kind"], state["model_config"]
@@ -56,6 +59,21 @@ def read(path: str | Path) -> Checkpoint:
     if run is not None and "encoder" not in run.get("model", {}):
         run = upgrade_run_config(run)
     return Checkpoint(path, state, kind, from_dict(KINDS[kind], section), run)
+
+
+def _safetensors_record(path: Path) -> dict[str, Any]:
+    """``kind`` and ``model_config`` from a safetensors file's metadata (as ``maest convert --to
+    safetensors`` writes them), when present."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+    if "kind" not in meta or "model_config" not in meta:
+        return {}
+    try:
+        return {"kind": meta["kind"], "model_config": json.loads(meta["model_config"])}
+    except json.JSONDecodeError:
+        raise ValueError(f"{path}: its model_config metadata is not valid JSON") from None
 
 
 def load(path: str | Path) -> nn.Module:
