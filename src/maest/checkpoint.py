@@ -64,10 +64,12 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             return {"model": load_file(str(path), device=str(map_location))}
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # torch and safetensors raise many types for damaged files
-        if "Weights only load failed" in str(e):
+        if "Unsupported global" in str(e):  # torch's weights-only unpickler met a Python object
             raise CheckpointError(_pickled_message(path, str(e))) from None
+        detail = re.search(r"WeightsUnpickler error:\s*(\S[^\n]*)", str(e))  # past torch's generic preamble
         raise CheckpointError(
-            f"checkpoint {path} could not be read ({type(e).__name__}: {_first_line(e)}); "
+            f"checkpoint {path} could not be read ({type(e).__name__}: "
+            f"{detail.group(1)[:200] if detail else _first_line(e)}); "
             "it is corrupt, truncated or not a checkpoint: use an earlier one"
         ) from e
     if not isinstance(obj, dict):

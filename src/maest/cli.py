@@ -48,8 +48,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(importlib.import_module(args._module).main(args) or 0)
-    except (ValueError, FileNotFoundError, RuntimeError) as e:
-        # user errors: one clear line, no traceback (use -v for one)
+    except (ValueError, RuntimeError, FloatingPointError, OSError) as e:
+        # user errors: one clear line, no traceback (use -v for one); OSError (a file that cannot be
+        # read or written) names its path; FloatingPointError is a non-finite loss
         if args.verbose:
             raise
         print(f"maest {args.command}: error: {e}", file=sys.stderr)

@@ -4,7 +4,9 @@ variables are honoured by wandb itself)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -12,9 +14,9 @@ from typing import Any
 
 class MetricsLogger:
     """Writes ``{"step": ..., "time": ..., **metrics}`` lines to ``metrics.jsonl`` and scalars to
-    TensorBoard under ``run_dir/tb``, and to a wandb run (same metric names and steps) when ``wandb``.
-    Inactive (no files) when ``enabled`` is False (non-zero ranks). ``config`` is the run's config
-    dict, recorded by wandb."""
+    TensorBoard under ``run_dir/tb`` (``tensorboard``: True, False, or None = when installed), and to a
+    wandb run (same metric names and steps) when ``wandb``. Inactive (no files) when ``enabled`` is False
+    (non-zero ranks). ``config`` is the run's config dict, recorded by wandb."""
 
     def __init__(self, run_dir: str | Path, enabled: bool = True, tensorboard: bool = True, wandb: bool = False,
                  config: dict[str, Any] | None = None) -> None:
@@ -29,10 +31,9 @@ class MetricsLogger:
         if wandb:
             self._wandb = start_wandb(run_dir, config)
         self._file = open(run_dir / "metrics.jsonl", "a", buffering=1)
-        if tensorboard:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self._tb = SummaryWriter(log_dir=str(run_dir / "tb"))
+        # None (train.tensorboard's default): TensorBoard when its package is installed
+        if tensorboard or (tensorboard is None and importlib.util.find_spec("tensorboard") is not None):
+            self._tb = _summary_writer(run_dir / "tb")
 
     def log(self, step: int, **metrics: Any) -> None:
         if not self.enabled:
@@ -61,6 +62,52 @@ class MetricsLogger:
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def _summary_writer(log_dir: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # torch raises it when the tensorboard package is missing
+        raise RuntimeError("train.tensorboard=true needs the tensorboard package: pip install 'maest[tensorboard]' "
+                           "(or set train.tensorboard=false; metrics.jsonl is written either way)") from None
+    return SummaryWriter(log_dir=str(log_dir))
+
+
+def _split_records(path: Path, step: int) -> tuple[list[str], int]:
+    """The lines of ``path`` logged at or before ``step``, and how many others (later, or torn by a kill)."""
+    keep, other = [], 0
+    for line in path.read_text().splitlines():
+        if not line.strip():
+            continue
+        try:
+            early = int(json.loads(line).get("step", 0)) <= step
+        except (ValueError, AttributeError, TypeError):  # a line cut off by a kill mid-write
+            early = False
+        if early:
+            keep.append(line)
+        else:
+            other += 1
+    return keep, other
+
+
+def records_after(path: str | Path, step: int) -> int:
+    """How many records of ``metrics.jsonl`` at ``path`` were logged after ``step`` (0 if there is no file)."""
+    p = Path(path)
+    return _split_records(p, step)[1] if p.is_file() else 0
+
+
+def truncate_metrics(path: str | Path, step: int) -> int:
+    """Drop the records logged after ``step`` (a resumed run logs those steps again, so each appears
+    once), rewriting the file atomically; returns how many were dropped."""
+    p = Path(path)
+    if not p.is_file():
+        return 0
+    keep, dropped = _split_records(p, step)
+    if dropped:
+        tmp = p.with_name(f".{p.name}.tmp")
+        tmp.write_text("".join(line + "\n" for line in keep))
+        os.replace(tmp, p)
+    return dropped
 
 
 def start_wandb(run_dir: Path, config: dict[str, Any] | None = None):

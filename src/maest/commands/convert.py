@@ -19,7 +19,18 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from maest.convert.run import convert
+    from pathlib import Path
 
+    from maest.convert.run import convert
+    from maest.outputs import writable_dir
+
+    # before reading the source: the output's folder can be written
+    out = Path(args.out)
+    if args.to == "hf":
+        writable_dir(out, "OUT")
+    elif out.is_dir():
+        raise ValueError(f"OUT {out} is a folder; give a file path (or --to hf for a Hugging Face folder)")
+    else:
+        writable_dir(out.parent, "the folder of OUT")
     print(json.dumps(convert(args.src, args.fmt, args.out, args.model, args.to, args.num_frames, args.img_size)))
     return 0

@@ -17,6 +17,8 @@ def add_run_args(p: argparse.ArgumentParser, default_preset: str) -> None:
     p.add_argument("--output-dir", help="run folder (checkpoints, metrics.jsonl, tensorboard)")
     p.add_argument("--resume", nargs="?", const="auto",
                    help="resume from a checkpoint (no value: newest in the run folder)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the checkpoints and metrics of an earlier run in the run folder")
     add_config_args(p, preset, default_preset, "model.num_classes=174")
 
 
@@ -24,7 +26,7 @@ def resolve_run_config(args: argparse.Namespace) -> FinetuneConfig:
     cfg: FinetuneConfig = resolve_config(args, FinetuneConfig, preset)
     for value, section, key in ((args.data, cfg.data, "source"), (args.val, cfg.data, "val_source"),
                                 (args.init, cfg, "init"), (args.output_dir, cfg.train, "output_dir"),
-                                (args.resume, cfg.train, "resume")):
+                                (args.resume, cfg.train, "resume"), (args.overwrite, cfg.train, "overwrite")):
         if value:
             setattr(section, key, value)
     if not cfg.data.source:

@@ -16,6 +16,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output-dir", help="run folder (checkpoints, metrics.jsonl, tensorboard)")
     p.add_argument("--resume", nargs="?", const="auto",
                    help="resume from a checkpoint (no value: newest in the run folder)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the checkpoints and metrics of an earlier run in the run folder")
     add_config_args(p, preset, "vit_b_k400_pretrain", "train.epochs=10")
 
 
@@ -29,6 +31,8 @@ def main(args: argparse.Namespace) -> int:
         cfg.train.output_dir = args.output_dir
     if args.resume:
         cfg.train.resume = args.resume
+    if args.overwrite:
+        cfg.train.overwrite = True
     if not cfg.data.source:
         raise ValueError("no training data: pass a CSV, a class-folder root or a video folder as DATA")
     summary = run(cfg)

@@ -19,6 +19,10 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--classes", help="class names, one per line (default: classes.txt next to a CSV list)")
     p.add_argument("--output-dir",
                    help="where results.json and confusion.{csv,png} go (default: test/ next to the checkpoint)")
+    p.add_argument("--force", action="store_true", help="replace the results of an earlier test in --output-dir")
+
+# what a test writes into --output-dir: an earlier test's files are replaced only with --force
+RESULT_FILES = ("results.json", "confusion.csv", "confusion.png")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -26,8 +30,12 @@ def main(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from maest.evaluate import run_test
+    from maest.outputs import refuse_existing, writable_dir
 
     out = Path(args.output_dir) if args.output_dir else Path(args.checkpoint).parent / "test"
+    # before any work: the folder is usable and holds no earlier results (unless --force)
+    writable_dir(out, "--output-dir")
+    refuse_existing(out, RESULT_FILES, "--output-dir", args.force)
     result = run_test(args.checkpoint, args.data, out, clips=args.clips, crops=args.crops,
                       batch_size=args.batch_size, num_workers=args.num_workers, precision=args.precision,
                       device=args.device, classes_file=args.classes)

@@ -120,6 +120,10 @@ class TorchcodecVideo(Video):
 
 
 class PyAVVideo(Video):
+    """PyAV decoding with torchcodec's frame numbering (``seek_mode="exact"``): frame i is the i-th
+    presentation timestamp of the stream, read from its packets without decoding. Timestamps, not the
+    frame rate, locate a frame, so variable-frame-rate files decode like constant-rate ones."""
+
     def __init__(self, path: str) -> None:
         import av
 
@@ -132,7 +136,13 @@ class PyAVVideo(Video):
         self._stream = stream
         self.fps = float(stream.average_rate or stream.guessed_rate or 0.0)
         self.height, self.width = stream.codec_context.height, stream.codec_context.width
-        n = stream.frames
+        # the presentation timestamps of all frames, in order (a demux pass: no decoding)
+        self._pts = sorted(p.pts for p in self._container.demux(stream) if p.pts is not None and p.size)
+        self._index = {pts: i for i, pts in enumerate(self._pts)}
+        self._container.seek(0)
+        if len(self._index) != len(self._pts):  # repeated timestamps: number frames in decoding order
+            self._pts, self._index = [], {}
+        n = len(self._pts) or stream.frames
         if not n and stream.duration and stream.time_base and self.fps:
             n = int(stream.duration * stream.time_base * self.fps)
         self.num_frames = int(n or 0)
@@ -144,15 +154,15 @@ class PyAVVideo(Video):
         wanted = set(idx)
         first, last = min(idx), max(idx)
         stream = self._stream
-        tb = float(stream.time_base)
-        start = stream.start_time or 0
-        # seek to the keyframe at or before the first wanted frame, then one pass over the union of
-        # indices; each frame's index comes from its timestamp, so the seek point does not matter
-        target = start + int(first / self.fps / tb) if self.fps else 0
-        self._container.seek(target if first > 0 else start, stream=stream, backward=True, any_frame=False)
+        if self._pts:
+            # seek to the keyframe at or before the first wanted frame; each decoded frame's index comes
+            # from its timestamp, so where the seek lands does not matter
+            self._container.seek(self._pts[first], stream=stream, backward=True, any_frame=False)
+        else:  # no usable timestamps: count frames from the start
+            self._container.seek(stream.start_time or 0, stream=stream, backward=True, any_frame=False)
         got: dict[int, torch.Tensor] = {}
         for n, frame in enumerate(self._container.decode(stream)):
-            i = round((frame.pts - start) * tb * self.fps) if frame.pts is not None else n
+            i = self._index.get(frame.pts, -1) if self._pts else n
             if i in wanted and i not in got:
                 got[i] = torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1)
             if i >= last:

@@ -40,7 +40,11 @@ def encode_mp4(frames: np.ndarray, path: str | Path, fps: int = 15, gop: int = 3
 
 
 def _digit_sprites(scale: int) -> tuple[np.ndarray, np.ndarray]:
-    from sklearn.datasets import load_digits
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:
+        raise RuntimeError("moving-digit videos draw scikit-learn's bundled digit images: pip install 'maest[demo]' "
+                           "(or pip install scikit-learn)") from None
 
     d = load_digits()
     sprites = np.kron(d.images / 16.0, np.ones((scale, scale)))  # (1797, 8*scale, 8*scale) in [0, 1]
