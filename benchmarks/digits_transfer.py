@@ -68,6 +68,7 @@ def finetune_cfg(data: Path, val: Path, out: Path, epochs: int, seed: int, init:
         f"data.source={data}", f"data.val_source={val}", f"train.output_dir={out}", f"train.epochs={epochs}",
         f"train.seed={seed}", *(f"model.encoder.{g}" for g in GEOMETRY), "train.keep_checkpoints=1", *QUIET,
         *([f"optim.blr={blr}"] if blr is not None else []), f"optim.head_lr_scale={head_lr_scale}",
+        "train.overwrite=true",  # a re-run of this script fine-tunes both arms again (pre-training is reused)
     ])
 
 
