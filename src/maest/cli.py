@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "extract": ("maest.commands.extract", "encoder features of videos to .npy + index.csv or Parquet"),
     "bench": ("maest.commands.bench", "training-step speed, FLOP/s and memory; side by side with the reference math"),
     "bench-data": ("maest.commands.bench_data", "video loader throughput on generated H.264 files"),
+    "shard": ("maest.commands.shard", "pack videos into WebDataset tar shards (+ manifest) for streaming"),
     "models": ("maest.commands.models", "list registered models and presets"),
     "finetune": ("maest.commands.finetune", "fine-tune a video ViT classifier from MAE-ST weights"),
     "linprobe": ("maest.commands.linprobe", "train a linear or attentive probe on a frozen encoder"),

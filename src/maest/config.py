@@ -20,12 +20,14 @@ from maest.models.factory import apply_flat_overrides
 class DataConfig:
     """Where clips come from and how they are sampled (MAE-ST defaults: 16x4, repeated sampling 4)."""
 
-    source: str = ""  # a CSV list, a folder of class folders, or a folder of videos
-    layout: str = "auto"  # auto | csv | folder | unlabelled
+    source: str = ""  # a CSV list, a folder of class folders, a folder of videos, or shards (see maest shard)
+    layout: str = "auto"  # auto | csv | folder | unlabelled | shards
     sampling_rate: int = 4
     repeat_aug: int = 4
     num_workers: int = 2
     backend: str = "auto"  # auto | torchcodec | pyav
+    decode_device: str = "cpu"  # cpu | cuda (torchcodec on the GPU; use num_workers=0)
+    shuffle_buffer: int = 64  # shards: encoded samples held per loader worker for the in-stream shuffle
 
 
 @dataclass
@@ -105,7 +107,9 @@ class PretrainConfig:
         _choice(t.precision, ("auto", "fp32", "bf16"), "train.precision")
         _choice(t.device, ("auto", "cpu", "cuda"), "train.device")
         _choice(t.parallel, ("ddp", "fsdp"), "train.parallel")
-        _choice(d.layout, ("auto", "csv", "folder", "unlabelled"), "data.layout")
+        _choice(d.layout, ("auto", "csv", "folder", "unlabelled", "shards"), "data.layout")
+        _choice(d.decode_device, ("cpu", "cuda"), "data.decode_device")
+        _positive(d.shuffle_buffer, "data.shuffle_buffer")
         _choice(o.fused, ("auto", "on", "off"), "optim.fused")
         if o.warmup_epochs < 0 or o.min_lr < 0 or o.blr <= 0:
             raise ValueError("optim.warmup_epochs and optim.min_lr must be >= 0 and optim.blr > 0")

@@ -108,7 +108,8 @@ def load_official(v1: Path, v2: Path, tmp: Path) -> dict:
     for rel in ("models/__init__.py", "models/modeling_finetune.py", "models/modeling_pretrain.py"):
         c2 = _source(v2, rel, tmp / "v2" / rel)
     pkg = _import("videomaev2_models", tmp / "v2" / "models" / "__init__.py", package=True)
-    out["v2"] = (c2, sys.modules["videomaev2_models.modeling_finetune"], sys.modules["videomaev2_models.modeling_pretrain"])
+    out["v2"] = (c2, sys.modules["videomaev2_models.modeling_finetune"],
+                 sys.modules["videomaev2_models.modeling_pretrain"])
     del pkg
     return out
 

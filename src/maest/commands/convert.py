@@ -1,4 +1,5 @@
-"""``maest convert SRC OUT --from official|videomae|hf``: import checkpoints (see :mod:`maest.convert`)."""
+"""``maest convert SRC OUT [--from auto|maest|official|videomae|hf] [--to maest|safetensors|hf]``:
+import and export checkpoints exactly, or refuse (see :mod:`maest.convert`)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,23 @@ import json
 def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("src", help="a .pth/.pyth/.pt/.safetensors checkpoint, or a Hugging Face model folder")
     p.add_argument("out", help="output file (.pt maest checkpoint or .safetensors) or folder (--to hf)")
-    p.add_argument("--from", dest="fmt", required=True, choices=["official", "videomae", "hf"],
-                   help="official MAE-ST/SlowFast, original VideoMAE/VideoMAEv2, or transformers VideoMAE")
-    p.add_argument("--model", help="maest model name (required for official checkpoints)")
+    p.add_argument("--from", dest="fmt", default="auto", choices=["auto", "maest", "official", "videomae", "hf"],
+                   help="source format (default: detected): a maest checkpoint, official MAE-ST/SlowFast, original "
+                        "VideoMAE/VideoMAE V2, or a transformers VideoMAE folder")
     p.add_argument("--to", default="maest", choices=["maest", "safetensors", "hf"],
-                   help="maest checkpoint with config (default), bare safetensors, or an HF VideoMAE folder")
-    p.add_argument("--num-frames", type=int, default=16, help="clip length the checkpoint was trained on")
-    p.add_argument("--img-size", type=int, default=224, help="resolution the checkpoint was trained on")
+                   help="maest checkpoint with its model config (default), safetensors (config in the metadata), "
+                        "or a Hugging Face VideoMAE folder (VideoMAE-architecture models only)")
+    p.add_argument("--model", help="maest model name: required for official checkpoints (they do not record their "
+                                   "head count); a label otherwise")
+    p.add_argument("--num-frames", type=int, help="clip length the checkpoint was trained on, where the weights do "
+                                                  "not record it (VideoMAE: default 16)")
+    p.add_argument("--img-size", type=int, help="resolution the checkpoint was trained on, where the weights do not "
+                                                "record it (VideoMAE: default 224)")
+    p.add_argument("--num-heads", type=int, help="encoder attention heads of a VideoMAE checkpoint that is not an "
+                                                 "official release, or of an official MAE-ST one whose width differs "
+                                                 "from --model's (the weights do not record them)")
+    p.add_argument("--decoder-num-heads", type=int, help="decoder attention heads, likewise")
+    p.add_argument("--force", action="store_true", help="overwrite an existing output")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -32,5 +43,8 @@ def main(args: argparse.Namespace) -> int:
         raise ValueError(f"OUT {out} is a folder; give a file path (or --to hf for a Hugging Face folder)")
     else:
         writable_dir(out.parent, "the folder of OUT")
-    print(json.dumps(convert(args.src, args.fmt, args.out, args.model, args.to, args.num_frames, args.img_size)))
+    report = convert(args.src, args.out, fmt=args.fmt, to=args.to, model_name=args.model, num_frames=args.num_frames,
+                     img_size=args.img_size, num_heads=args.num_heads, decoder_num_heads=args.decoder_num_heads,
+                     force=args.force)
+    print(json.dumps(report))
     return 0

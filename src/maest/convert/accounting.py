@@ -39,22 +39,32 @@ class KeyMap:
         if key in self.source:
             self.used.add(key)
 
+    def consumed(self) -> dict[str, torch.Tensor]:
+        """The produced state dict, once every source key has been used (else ConversionError)."""
+        left = sorted(set(self.source) - self.used)
+        if left:
+            raise ConversionError(f"{self.what}: {len(left)} source keys not converted: {left[:8]}")
+        return self.out
+
     def finish(self, expected: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Check coverage and shapes against the target model's ``state_dict()``."""
-        left = sorted(set(self.source) - self.used)
-        missing = sorted(set(expected) - set(self.out))
-        extra = sorted(set(self.out) - set(expected))
-        shapes = [f"{k}: {tuple(self.out[k].shape)} vs model {tuple(expected[k].shape)}"
-                  for k in self.out if k in expected and self.out[k].shape != expected[k].shape]
-        problems = []
-        if left:
-            problems.append(f"{len(left)} source keys not converted: {left[:8]}")
-        if missing:
-            problems.append(f"{len(missing)} model keys not filled: {missing[:8]}")
-        if extra:
-            problems.append(f"{len(extra)} produced keys the model lacks: {extra[:8]}")
-        if shapes:
-            problems.append("shape mismatch: " + "; ".join(shapes[:8]))
-        if problems:
-            raise ConversionError(f"{self.what}: " + " | ".join(problems))
+        self.consumed()
+        check_fits(self.out, expected, self.what)
         return self.out
+
+
+def check_fits(state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], what: str) -> None:
+    """Raise ConversionError unless ``state`` has exactly the keys and shapes of ``expected``."""
+    missing = sorted(set(expected) - set(state))
+    extra = sorted(set(state) - set(expected))
+    shapes = [f"{k}: {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
+              for k in state if k in expected and state[k].shape != expected[k].shape]
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} model keys not filled: {missing[:8]}")
+    if extra:
+        problems.append(f"{len(extra)} produced keys the model lacks: {extra[:8]}")
+    if shapes:
+        problems.append("shape mismatch: " + "; ".join(shapes[:8]))
+    if problems:
+        raise ConversionError(f"{what}: " + " | ".join(problems))

@@ -1,10 +1,17 @@
-"""Hugging Face ``transformers`` VideoMAE (``VideoMAEModel``, ``VideoMAEForPreTraining``,
-``VideoMAEForVideoClassification``) to maest and back.
+"""Hugging Face ``transformers`` VideoMAE (``VideoMAEForPreTraining``, ``VideoMAEForVideoClassification``)
+to maest and back.
 
 HF VideoMAE is the VideoMAE architecture: fixed 1-D sinusoid positions, no class token, query and
-value biases only, inputs laid out (B, T, C, H, W). Its blocks use ``layer_norm_eps`` (default
-1e-12) while ``fc_norm`` and the decoder's final norm use PyTorch's 1e-5; the converted model keeps
-all three. v4 checkpoints name the biases ``q_bias``/``v_bias``, v5 ``query.bias``/``value.bias``.
+value biases only (``qkv_bias="qv"``) or none, inputs laid out (B, T, C, H, W). Its blocks use
+``layer_norm_eps`` (default 1e-12) while ``fc_norm`` and the decoder's final norm use PyTorch's
+1e-5. ``use_mean_pooling`` decides the final norm: with it, the encoder has no final norm at all
+(the pre-training model feeds un-normalised tokens to the decoder) and the classifier applies
+``fc_norm`` to the token mean; without it, ``layernorm`` normalises every token and the classifier
+reads token 0.
+
+Key names: transformers 4 writes ``attention.attention.q_bias`` / ``v_bias`` and the config key
+``qkv_bias``; transformers 5 writes ``query.bias`` / ``value.bias`` and ``qv_bias``. Both are read.
+Exports use the 4.x names, which transformers 5 renames on load, so the folder loads in both.
 """
 
 from __future__ import annotations
@@ -14,151 +21,246 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from maest.convert.accounting import ConversionError, KeyMap
+from maest.convert.spec import Imported
 
 _LAYER = {"attention.output.dense": "attn.proj", "intermediate.dense": "mlp.fc1", "output.dense": "mlp.fc2",
           "layernorm_before": "norm1", "layernorm_after": "norm2"}
+HF_NORM_EPS = 1e-5  # nn.LayerNorm's default: HF's fc_norm and decoder.norm (not configurable)
+ARCHITECTURES = ("VideoMAEForPreTraining", "VideoMAEForVideoClassification")
 
 
-def model_kwargs(config: dict[str, Any], task: str) -> dict[str, Any]:
-    """maest constructor arguments equivalent to an HF ``VideoMAEConfig`` (as a dict).
+def _qv_bias(config: dict[str, Any]) -> bool:
+    return bool(config.get("qv_bias", config.get("qkv_bias", True)))
 
-    Args:
-        task: "pretrain" (MAE with decoder), "encoder" or "classify".
-    """
+
+def spec_from_hf(config: dict[str, Any], classifier: bool) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """maest encoder (and decoder) fields equivalent to an HF ``VideoMAEConfig`` (as a dict)."""
     c = config
-    kw = dict(img_size=c["image_size"], patch_size=c["patch_size"], num_frames=c["num_frames"],
-              t_patch_size=c["tubelet_size"], embed_dim=c["hidden_size"],
-              depth=c["num_hidden_layers"], num_heads=c["num_attention_heads"],
-              mlp_ratio=c["intermediate_size"] / c["hidden_size"], qkv_bias=c.get("qkv_bias", True),
-              norm_eps=c.get("layer_norm_eps", 1e-12), pos_embed_type="sincos", cls_embed=False)
     if c.get("num_channels", 3) != 3:
         raise ConversionError(f"num_channels={c['num_channels']}: only RGB models are supported")
     if c.get("hidden_act", "gelu") != "gelu":
-        raise ConversionError(f"hidden_act={c['hidden_act']!r}: only exact GELU is supported")
-    if task == "pretrain":
-        if c["decoder_intermediate_size"] / c["decoder_hidden_size"] != kw["mlp_ratio"]:
-            raise ConversionError("decoder and encoder MLP ratios differ; maest shares one mlp_ratio")
-        kw.update(decoder_embed_dim=c["decoder_hidden_size"], decoder_depth=c["decoder_num_hidden_layers"],
-                  decoder_num_heads=c["decoder_num_attention_heads"], pred_t_dim=c["num_frames"],
-                  mask_strategy="tube", decoder_norm_eps=1e-5)
-    elif task == "classify":
-        kw.update(num_classes=len(c.get("id2label") or {}) or c.get("num_labels", 2), global_pool="avg",
-                  final_norm_eps=1e-5)
-    return kw
+        raise ConversionError(f"hidden_act={c['hidden_act']!r}: only exact GELU ('gelu') is supported")
+    mean_pool = c.get("use_mean_pooling", True)
+    eps = c.get("layer_norm_eps", 1e-12)
+    bias = "qv" if _qv_bias(c) else "none"
+    encoder = dict(img_size=c["image_size"], patch_size=c["patch_size"], num_frames=c["num_frames"],
+                   t_patch_size=c["tubelet_size"], in_chans=3, embed_dim=c["hidden_size"],
+                   depth=c["num_hidden_layers"], num_heads=c["num_attention_heads"],
+                   mlp_ratio=c["intermediate_size"] / c["hidden_size"], qkv_bias=bias, norm_eps=eps,
+                   pos_embed_type="sincos", cls_embed=False, pooling="mean" if mean_pool else "token0",
+                   mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+    if classifier:  # fc_norm (eps 1e-5) on the mean, or layernorm (layer_norm_eps) then token 0
+        encoder.update(final_norm=True, final_norm_eps=HF_NORM_EPS if mean_pool else eps)
+        return encoder, None
+    # pre-training: with mean pooling VideoMAEModel has no final norm at all
+    encoder.update(final_norm=not mean_pool, final_norm_eps=eps)
+    decoder = dict(embed_dim=c["decoder_hidden_size"], depth=c["decoder_num_hidden_layers"],
+                   num_heads=c["decoder_num_attention_heads"],
+                   mlp_ratio=c["decoder_intermediate_size"] / c["decoder_hidden_size"], qkv_bias=bias,
+                   norm_eps=eps, final_norm_eps=HF_NORM_EPS, embed_bias=False, t_pred_patch_size=c["tubelet_size"])
+    return encoder, decoder
 
 
-def _layer(km: KeyMap, src: str, dst: str) -> None:
+def _layer(km: KeyMap, src: str, dst: str, bias: str) -> None:
     for a, b in _LAYER.items():
         for w in ("weight", "bias"):
             km.move(f"{src}.{a}.{w}", f"{dst}.{b}.{w}")
     att = f"{src}.attention.attention"
     for name, short in (("query", "q"), ("key", "k"), ("value", "v")):
         km.move(f"{att}.{name}.weight", f"{dst}.attn.{short}.weight")
-        if km.has(f"{att}.{name}.bias"):
-            km.move(f"{att}.{name}.bias", f"{dst}.attn.{short}.bias")
-        elif km.has(f"{att}.{short}_bias"):  # transformers v4
-            km.move(f"{att}.{short}_bias", f"{dst}.attn.{short}.bias")
-        elif name == "key":  # no key bias: zero is exact (softmax ignores a per-query constant)
-            km.put(f"{dst}.attn.k.bias", torch.zeros(km.out[f"{dst}.attn.k.weight"].shape[0]))
+        if short == "k":
+            if km.has(f"{att}.key.bias"):
+                raise ConversionError(f"{att}.key.bias: HF VideoMAE has no key bias; this is not a VideoMAE state dict")
+            continue
+        if bias == "qv":
+            v4 = f"{att}.{short}_bias"
+            km.move(v4 if km.has(v4) else f"{att}.{name}.bias", f"{dst}.attn.{short}.bias")
 
 
-def from_hf_videomae(state: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
-    """State dict for ``model`` (built with :func:`model_kwargs`) from an HF VideoMAE state dict."""
+def _label_names(config: dict[str, Any], n: int) -> list[str]:
+    id2label = config.get("id2label") or {}
+    names = [id2label.get(str(i), id2label.get(i)) for i in range(n)]
+    return [str(x) for x in names] if all(x is not None for x in names) else []
+
+
+def read_hf(config: dict[str, Any], state: dict[str, torch.Tensor]) -> Imported:
+    """Geometry and maest-named weights of an HF VideoMAE model (config.json as a dict + its state dict)."""
+    arch = (config.get("architectures") or ["VideoMAEModel"])[0]
+    if arch not in ARCHITECTURES:
+        raise ConversionError(f"architecture {arch}: maest converts {' and '.join(ARCHITECTURES)} (a bare "
+                              "VideoMAEModel has no decoder or head)")
+    classifier = arch == "VideoMAEForVideoClassification"
+    encoder, decoder = spec_from_hf(config, classifier)
+    bias = encoder["qkv_bias"]
     km = KeyMap(state, "Hugging Face VideoMAE state dict")
-    target = model.state_dict()
-    p = "videomae." if any(k.startswith("videomae.") for k in state) else ""
+    p = "videomae."
     km.move(f"{p}embeddings.patch_embeddings.projection.weight", "patch_embed.proj.weight")
     km.move(f"{p}embeddings.patch_embeddings.projection.bias", "patch_embed.proj.bias")
-    depth = len({k.split(".")[3 if p else 2] for k in state if k.startswith(f"{p}encoder.layer.")})
-    for i in range(depth):
-        _layer(km, f"{p}encoder.layer.{i}", f"blocks.{i}")
-    for src in (f"{p}layernorm", "fc_norm"):  # the per-token final norm, or the post-pool norm
-        if km.has(f"{src}.weight"):
-            km.move(f"{src}.weight", "norm.weight")
-            km.move(f"{src}.bias", "norm.bias")
-    if "norm.weight" not in km.out and "norm.weight" in target:
-        # VideoMAEModel with mean pooling has no final norm; maest's is then unused by forward_features
-        km.put("norm.weight", torch.ones_like(target["norm.weight"]))
-        km.put("norm.bias", torch.zeros_like(target["norm.bias"]))
-    if km.has("classifier.weight"):
-        km.move("classifier.weight", "head.weight")
-        km.move("classifier.bias", "head.bias")
-    if km.has("encoder_to_decoder.weight"):
+    for i in range(encoder["depth"]):
+        _layer(km, f"{p}encoder.layer.{i}", f"blocks.{i}", bias)
+    km.skip(f"{p}embeddings.position_embeddings")  # the fixed sinusoid (older files store it): recomputed
+    num_classes = 0
+    if classifier:
+        src = "fc_norm" if encoder["pooling"] == "mean" else f"{p}layernorm"
+        for w in ("weight", "bias"):
+            km.move(f"{src}.{w}", f"norm.{w}")
+            km.move(f"classifier.{w}", f"head.{w}")
+        num_classes = km.out["head.weight"].shape[0]
+    else:
+        if encoder["final_norm"]:
+            for w in ("weight", "bias"):
+                km.move(f"{p}layernorm.{w}", f"norm.{w}")
         km.move("encoder_to_decoder.weight", "decoder_embed.weight")
-        km.put("decoder_embed.bias", torch.zeros(km.out["decoder_embed.weight"].shape[0]))
         km.move("mask_token", "mask_token")
-        ddepth = len({k.split(".")[2] for k in state if k.startswith("decoder.decoder_layers.")})
-        for i in range(ddepth):
-            _layer(km, f"decoder.decoder_layers.{i}", f"decoder_blocks.{i}")
+        for i in range(decoder["depth"]):
+            _layer(km, f"decoder.decoder_layers.{i}", f"decoder_blocks.{i}", bias)
         for w in ("weight", "bias"):
             km.move(f"decoder.norm.{w}", f"decoder_norm.{w}")
             km.move(f"decoder.head.{w}", f"decoder_pred.{w}")
-    km.skip(f"{p}embeddings.position_embeddings")  # the fixed sinusoid, recomputed
-    return km.finish(target)
+    return Imported("classifier" if classifier else "mae", encoder, decoder, km.consumed(), num_classes=num_classes,
+                    label_names=_label_names(config, num_classes) if classifier else [], mask_strategy="tube",
+                    norm_pix_loss=bool(config.get("norm_pix_loss", True)))
 
 
-def export_hf_videomae(model: nn.Module, out_dir: str | Path) -> Path:
-    """Write a maest MAE with the VideoMAE architecture (sin-cos positions, no class token, zero key
-    bias, per-token targets) as an HF ``VideoMAEForPreTraining`` folder (config.json + safetensors)."""
+def hf_export_problems(cfg: Any) -> list[str]:
+    """Why a maest ``MAEConfig`` / ``ClassifierConfig`` has no exact HF VideoMAE counterpart ([] if it has)."""
+    e = cfg.encoder
+    why = []
+    if e.pos_embed_type != "sincos":
+        why.append(f"positional embeddings are {e.pos_embed_type!r} (HF VideoMAE only has a fixed sinusoid)")
+    if e.cls_embed:
+        why.append("the model has a class token (HF VideoMAE has none)")
+    if e.qkv_bias == "qkv":
+        why.append("attention has key biases (HF VideoMAE has query and value biases only)")
+    if e.in_chans != 3:
+        why.append(f"in_chans={e.in_chans} (HF's processor is RGB)")
+    if cfg.kind == "probe":
+        why.append(f"it is a {cfg.probe} probe (HF VideoMAE has no probe head)")
+    elif cfg.kind == "classifier":
+        if e.pooling == "mean" and e.final_norm_eps != HF_NORM_EPS:
+            why.append(f"the pooled norm has eps {e.final_norm_eps:g} (HF's fc_norm: {HF_NORM_EPS:g}, fixed)")
+        elif e.pooling == "token0" and e.final_norm_eps != e.norm_eps:
+            why.append(f"the final norm's eps {e.final_norm_eps:g} differs from the blocks' {e.norm_eps:g} "
+                       "(HF uses layer_norm_eps for both)")
+        elif e.pooling == "cls":
+            why.append("it pools a class token")
+        if not e.final_norm:
+            why.append("it has no final norm (HF's classifier always normalises)")
+    else:
+        d = cfg.decoder
+        if e.final_norm and e.final_norm_eps != e.norm_eps:
+            why.append(f"the final norm's eps {e.final_norm_eps:g} differs from the blocks' {e.norm_eps:g} "
+                       "(HF uses layer_norm_eps for both)")
+        if d.embed_bias:
+            why.append("decoder_embed has a bias (HF's encoder_to_decoder has none)")
+        if d.qkv_bias != e.qkv_bias:
+            why.append(f"decoder attention bias {d.qkv_bias!r} differs from the encoder's {e.qkv_bias!r} "
+                       "(HF shares one)")
+        if d.norm_eps != e.norm_eps:
+            why.append(f"decoder block eps {d.norm_eps:g} differs from the encoder's {e.norm_eps:g} (HF shares one)")
+        if d.final_norm_eps != HF_NORM_EPS:
+            why.append(f"decoder_norm has eps {d.final_norm_eps:g} (HF's decoder norm: {HF_NORM_EPS:g}, fixed)")
+        if d.t_pred_patch_size != e.t_patch_size:
+            why.append(f"each token predicts {d.t_pred_patch_size} of its {e.t_patch_size} frames (HF predicts all)")
+    return why
+
+
+def export_hf_videomae(cfg: Any, state: dict[str, torch.Tensor], out_dir: str | Path) -> Path:
+    """Write a maest model (its config and state dict) as an HF VideoMAE folder: config.json,
+    model.safetensors and preprocessor_config.json (so ``AutoImageProcessor`` loads it).
+
+    Raises:
+        ConversionError: the model has no exact HF counterpart (see :func:`hf_export_problems`).
+    """
     from maest.checkpoint import export_safetensors
 
-    why = []
-    if model.pos_embed_type != "sincos":
-        why.append(f"positional embeddings are {model.pos_embed_type!r} (HF VideoMAE only has a fixed sinusoid)")
-    if model.cls_embed:
-        why.append("the model has a class token (HF VideoMAE has none)")
-    if model.t_pred_patch_size != model.patch_embed.t_patch_size:
-        why.append("the decoder predicts a subset of frames (HF predicts every frame of a tube)")
-    sd = model.state_dict()
-    for i in range(len(model.blocks)):
-        if sd[f"blocks.{i}.attn.k.bias"].abs().max() > 0:
-            why.append("key biases are non-zero (HF VideoMAE has none)")
-            break
-    if sd["decoder_embed.bias"].abs().max() > 0:
-        why.append("decoder_embed has a bias (HF encoder_to_decoder has none)")
+    why = hf_export_problems(cfg)
     if why:
         raise ConversionError("cannot export to Hugging Face VideoMAE: " + "; ".join(why))
+    e, classifier = cfg.encoder, cfg.kind == "classifier"
+    sd = _Tracked(state)
     out: dict[str, torch.Tensor] = {}
 
-    def layer(src: str, dst: str) -> None:
-        for b, a in ((v, k) for k, v in _LAYER.items()):
+    def layer(src: str, dst: str, bias: str) -> None:
+        for a, b in _LAYER.items():
             for w in ("weight", "bias"):
                 out[f"{dst}.{a}.{w}"] = sd[f"{src}.{b}.{w}"]
         att = f"{dst}.attention.attention"
         for name, short in (("query", "q"), ("key", "k"), ("value", "v")):
             out[f"{att}.{name}.weight"] = sd[f"{src}.attn.{short}.weight"]
-            if short != "k":
-                out[f"{att}.{name}.bias"] = sd[f"{src}.attn.{short}.bias"]
+        if bias == "qv":  # 4.x names; transformers 5 renames them to query.bias / value.bias on load
+            out[f"{att}.q_bias"], out[f"{att}.v_bias"] = sd[f"{src}.attn.q.bias"], sd[f"{src}.attn.v.bias"]
 
     out["videomae.embeddings.patch_embeddings.projection.weight"] = sd["patch_embed.proj.weight"]
     out["videomae.embeddings.patch_embeddings.projection.bias"] = sd["patch_embed.proj.bias"]
-    for i in range(len(model.blocks)):
-        layer(f"blocks.{i}", f"videomae.encoder.layer.{i}")
-    out["videomae.layernorm.weight"], out["videomae.layernorm.bias"] = sd["norm.weight"], sd["norm.bias"]
-    out["encoder_to_decoder.weight"] = sd["decoder_embed.weight"]
-    out["mask_token"] = sd["mask_token"]
-    for i in range(len(model.decoder_blocks)):
-        layer(f"decoder_blocks.{i}", f"decoder.decoder_layers.{i}")
-    for w in ("weight", "bias"):
-        out[f"decoder.norm.{w}"] = sd[f"decoder_norm.{w}"]
-        out[f"decoder.head.{w}"] = sd[f"decoder_pred.{w}"]
-    pe, blk, dblk = model.patch_embed, model.blocks[0], model.decoder_blocks[0]
-    config = {
-        "architectures": ["VideoMAEForPreTraining"], "model_type": "videomae",
-        "image_size": pe.img_size, "patch_size": pe.patch_size, "num_frames": pe.num_frames,
-        "tubelet_size": pe.t_patch_size, "num_channels": model.in_chans, "hidden_size": model.embed_dim,
-        "num_hidden_layers": len(model.blocks), "num_attention_heads": blk.attn.num_heads,
-        "intermediate_size": blk.mlp.fc1.out_features, "hidden_act": "gelu", "qkv_bias": True,
-        "layer_norm_eps": blk.norm1.eps, "use_mean_pooling": False, "norm_pix_loss": True,
-        "decoder_hidden_size": model.decoder_embed.out_features, "decoder_num_hidden_layers": len(model.decoder_blocks),
-        "decoder_num_attention_heads": dblk.attn.num_heads, "decoder_intermediate_size": dblk.mlp.fc1.out_features,
-        "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0, "initializer_range": 0.02,
+    for i in range(e.depth):
+        layer(f"blocks.{i}", f"videomae.encoder.layer.{i}", e.qkv_bias)
+    hidden = sd["blocks.0.mlp.fc1.weight"].shape[0] if e.depth else int(e.embed_dim * e.mlp_ratio)
+    config: dict[str, Any] = {
+        "model_type": "videomae", "image_size": e.img_size, "patch_size": e.patch_size, "num_channels": 3,
+        "num_frames": e.num_frames, "tubelet_size": e.t_patch_size, "hidden_size": e.embed_dim,
+        "num_hidden_layers": e.depth, "num_attention_heads": e.num_heads, "intermediate_size": hidden,
+        "hidden_act": "gelu", "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0,
+        "initializer_range": 0.02, "layer_norm_eps": e.norm_eps, "qkv_bias": e.qkv_bias == "qv",
+    }
+    if classifier:
+        mean_pool = e.pooling == "mean"
+        src = "fc_norm" if mean_pool else "videomae.layernorm"
+        for w in ("weight", "bias"):
+            out[f"{src}.{w}"] = sd[f"norm.{w}"]
+            out[f"classifier.{w}"] = sd[f"head.{w}"]
+        names = list(cfg.label_names) or [f"LABEL_{i}" for i in range(cfg.num_classes)]
+        config.update(architectures=["VideoMAEForVideoClassification"], use_mean_pooling=mean_pool,
+                      id2label={str(i): n for i, n in enumerate(names)},
+                      label2id={n: i for i, n in enumerate(names)})
+    else:
+        d = cfg.decoder
+        if e.final_norm:
+            out["videomae.layernorm.weight"], out["videomae.layernorm.bias"] = sd["norm.weight"], sd["norm.bias"]
+        out["encoder_to_decoder.weight"] = sd["decoder_embed.weight"]
+        out["mask_token"] = sd["mask_token"]
+        for i in range(d.depth):
+            layer(f"decoder_blocks.{i}", f"decoder.decoder_layers.{i}", d.qkv_bias)
+        for w in ("weight", "bias"):
+            out[f"decoder.norm.{w}"] = sd[f"decoder_norm.{w}"]
+            out[f"decoder.head.{w}"] = sd[f"decoder_pred.{w}"]
+        dhidden = sd["decoder_blocks.0.mlp.fc1.weight"].shape[0] if d.depth else int(d.embed_dim * d.mlp_ratio)
+        config.update(architectures=["VideoMAEForPreTraining"], use_mean_pooling=not e.final_norm,
+                      norm_pix_loss=bool(cfg.norm_pix_loss), decoder_hidden_size=d.embed_dim,
+                      decoder_num_hidden_layers=d.depth, decoder_num_attention_heads=d.num_heads,
+                      decoder_intermediate_size=dhidden)
+    left = sorted(set(state) - sd.used)
+    if left:
+        raise ConversionError(f"cannot export to Hugging Face VideoMAE: weights without a counterpart: {left[:8]}")
+    processor = {
+        "image_processor_type": "VideoMAEImageProcessor", "do_resize": True, "size": {"shortest_edge": e.img_size},
+        "resample": 2, "do_center_crop": True, "crop_size": {"height": e.img_size, "width": e.img_size},
+        "do_rescale": True, "rescale_factor": 1 / 255, "do_normalize": True,
+        "image_mean": list(e.mean), "image_std": list(e.std),
     }
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    _write_text(out_dir / "config.json", json.dumps(config, indent=2) + "\n")
+    _write_text(out_dir / "preprocessor_config.json", json.dumps(processor, indent=2) + "\n")
     export_safetensors(out, out_dir / "model.safetensors", {"format": "pt"})
     return out_dir
+
+
+class _Tracked(dict):
+    """A state dict that records which keys were read."""
+
+    def __init__(self, state: dict[str, torch.Tensor]) -> None:
+        super().__init__(state)
+        self.used: set[str] = set()
+
+    def __getitem__(self, key: str) -> torch.Tensor:
+        self.used.add(key)
+        return super().__getitem__(key)
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)

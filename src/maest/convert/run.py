@@ -1,8 +1,16 @@
-"""``maest convert``: read a foreign checkpoint, build the matching maest model, convert with full
-key accounting, and write a maest checkpoint (weights + config), safetensors or an HF folder."""
+"""``maest convert``: read a checkpoint (official MAE-ST, VideoMAE, Hugging Face VideoMAE, or maest
+itself), work out the exact maest model it describes, and write a maest checkpoint (weights + model
+config), safetensors (weights, config in the metadata) or a Hugging Face VideoMAE folder.
+
+Every path is exact or refuses: weights are moved with full key accounting, the model is rebuilt
+from the resolved config and loaded strictly, and anything without an exact counterpart (a head
+count the weights do not record, cosine attention, key biases for HF, ...) is a one-line error.
+"""
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -10,107 +18,156 @@ from typing import Any
 import torch
 
 from maest import checkpoint as ckpt
-from maest.config import PretrainConfig
-from maest.convert.accounting import ConversionError
-from maest.convert.hf_videomae import export_hf_videomae, from_hf_videomae, model_kwargs
-from maest.convert.official import from_official
-from maest.convert.videomae import from_videomae
-from maest.models import create_model
+from maest.convert.accounting import ConversionError, check_fits
+from maest.convert.hf_videomae import export_hf_videomae, read_hf
+from maest.convert.official import from_official_state
+from maest.convert.spec import build_config
+from maest.convert.videomae import is_videomae, read_videomae
+
+FORMATS = {
+    "maest": "a maest checkpoint",
+    "official": "an official MAE-ST / SlowFast checkpoint (separate attn.q/k/v weights)",
+    "videomae": "an original VideoMAE / VideoMAE V2 checkpoint (fused attn.qkv weights)",
+    "hf": "a Hugging Face VideoMAE model",
+}
+OUTPUTS = ("maest", "safetensors", "hf")
 
 
-def _config_for(name: str, kwargs: dict[str, Any], classifier: bool) -> dict[str, Any]:
-    """A config dict that ``maest`` commands rebuild the model from."""
-    if classifier:
-        from maest.finetune_config import FinetuneConfig
-
-        cfg: Any = FinetuneConfig()
-        kwargs = {k: v for k, v in kwargs.items() if k != "dropout"}
-    else:
-        cfg = PretrainConfig()
-    unknown = set(kwargs) - set(cfg.model.__dataclass_fields__)
-    if unknown:
-        raise ConversionError(f"model settings {sorted(unknown)} cannot be stored in a maest config")
-    cfg.model.name = name
-    for k, v in kwargs.items():
-        setattr(cfg.model, k, v)
-    return cfg.to_dict()
+def _load(path: Path) -> dict[str, Any]:
+    # official MAE-ST checkpoints store their argparse Namespace next to the weights
+    with torch.serialization.safe_globals([argparse.Namespace]):
+        return ckpt.load_checkpoint(path)
 
 
-def _infer_videomae(state: dict[str, torch.Tensor]) -> tuple[str, dict[str, Any], bool]:
-    """Model name and geometry of a VideoMAE checkpoint from its tensor shapes."""
-    enc = "encoder." if any(k.startswith("encoder.") for k in state) else ""
-    w = state[f"{enc}patch_embed.proj.weight"]
-    D, _, u, p, _ = w.shape
-    depth = len({k.split(".")[2 if enc else 1] for k in state if k.startswith(f"{enc}blocks.")})
-    kw: dict[str, Any] = dict(embed_dim=D, depth=depth, num_heads=max(D // 64, 1), patch_size=p, t_patch_size=u,
-                              pos_embed_type="sincos", cls_embed=False,
-                              mlp_ratio=state[f"{enc}blocks.0.mlp.fc1.weight"].shape[0] / D)
-    if enc:
-        Dd = state["encoder_to_decoder.weight"].shape[0]
-        kw.update(decoder_embed_dim=Dd, decoder_num_heads=max(Dd // 64, 1), mask_strategy="tube",
-                  decoder_depth=len({k.split(".")[2] for k in state if k.startswith("decoder.blocks.")}))
-        return "mae_vit_base_patch16", kw, False
-    kw.update(num_classes=state["head.weight"].shape[0])
-    return "vit_base_patch16", kw, True
+def _safetensors_metadata(path: Path) -> dict[str, str]:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        return f.metadata() or {}
 
 
-def convert(src: str | Path, fmt: str, out: str | Path, model_name: str | None = None, to: str = "maest",
-            num_frames: int = 16, img_size: int = 224) -> dict[str, Any]:
-    """Convert ``src`` (``fmt``: official | videomae | hf) and write ``out`` (``to``: maest | safetensors | hf)."""
+def _hf_folder(src: Path) -> Path | None:
+    folder = src if src.is_dir() else src.parent
+    cfg = folder / "config.json"
+    if cfg.is_file():
+        try:
+            return folder if json.loads(cfg.read_text()).get("model_type") == "videomae" else None
+        except json.JSONDecodeError:
+            return None
+    return None
+
+
+def detect_format(src: str | Path, raw: dict[str, Any] | None = None) -> str:
+    """Which of :data:`FORMATS` ``src`` is (a file, or a Hugging Face model folder)."""
     src = Path(src)
+    if src.is_dir():
+        if _hf_folder(src):
+            return "hf"
+        raise ConversionError(f"{src} is a folder without a VideoMAE config.json; pass a checkpoint file or a "
+                              "Hugging Face VideoMAE model folder")
+    if not src.is_file():
+        raise FileNotFoundError(f"{src} does not exist; check the path")
+    if src.suffix == ".safetensors" and "model_config" in _safetensors_metadata(src):
+        return "maest"
+    raw = _load(src) if raw is None else raw
+    if "model_config" in raw or isinstance(raw.get("config"), dict) and isinstance(raw["config"].get("model"), dict):
+        return "maest"
+    state = ckpt.model_state(raw)
+    if any(k.startswith(("videomae.", "embeddings.patch_embeddings")) for k in state):
+        return "hf"
+    if is_videomae(state):
+        return "videomae"
+    if any(k.startswith(("patch_embed.proj.", "blocks.0.attn.q.")) for k in state):
+        return "official"
+    raise ConversionError(f"{src}: unrecognised checkpoint layout (first keys {sorted(state)[:4]}); expected "
+                          "MAE-ST, VideoMAE or Hugging Face VideoMAE weights")
+
+
+def _check_sizes(what: str, e: Any, num_frames: int | None, img_size: int | None) -> None:
+    for flag, given, own in (("--num-frames", num_frames, e.num_frames), ("--img-size", img_size, e.img_size)):
+        if given is not None and given != own:
+            raise ConversionError(f"{flag} {given} contradicts {what}, which records {own}; omit {flag}")
+
+
+def read_source(src: Path, fmt: str, raw: dict[str, Any] | None, *, model_name: str | None = None,
+                num_frames: int | None = None, img_size: int | None = None, num_heads: int | None = None,
+                decoder_num_heads: int | None = None) -> tuple[Any, dict[str, torch.Tensor], list[str]]:
+    """(maest model config, maest state dict, notes) of ``src`` read as ``fmt``."""
+    if (num_heads or decoder_num_heads) and fmt not in ("videomae", "official"):
+        raise ConversionError("--num-heads / --decoder-num-heads apply to VideoMAE and official MAE-ST checkpoints "
+                              f"only ({FORMATS[fmt]} records its head count)")
+    if fmt == "maest":
+        from maest.loading import read  # the one loader (safetensors metadata included)
+
+        rec = read(src)
+        cfg, state = rec.model_config, ckpt.model_state(rec.state)
+        _check_sizes("the checkpoint's config", cfg.encoder, num_frames, img_size)
+        if model_name:
+            cfg.name = model_name
+        return cfg, state, []
     if fmt == "hf":
-        folder = src if src.is_dir() else src.parent
-        if not (folder / "config.json").is_file():
-            raise FileNotFoundError(f"{folder} has no config.json: pass a Hugging Face VideoMAE model folder")
+        folder = _hf_folder(src)
+        if folder is None:
+            raise ConversionError(f"{src} has no VideoMAE config.json beside it; pass the Hugging Face model folder")
         hf_cfg = json.loads((folder / "config.json").read_text())
         weights = next((f for f in (folder / "model.safetensors", folder / "pytorch_model.bin") if f.is_file()), None)
         if weights is None:
             raise FileNotFoundError(f"{folder} has neither model.safetensors nor pytorch_model.bin")
-        state = ckpt.model_state(ckpt.load_checkpoint(weights))
-        arch = (hf_cfg.get("architectures") or ["VideoMAEModel"])[0]
-        classifier = arch == "VideoMAEForVideoClassification"
-        if arch == "VideoMAEModel":
-            raise ConversionError("a bare VideoMAEModel has no decoder or head; convert VideoMAEForPreTraining "
-                                  "or VideoMAEForVideoClassification")
-        kw = model_kwargs(hf_cfg, "classify" if classifier else "pretrain")
-        name = model_name or ("vit_base_patch16" if classifier else "mae_vit_base_patch16")
-        model = create_model(name, **kw)
-        converted = from_hf_videomae(state, model)
-    else:
-        raw = ckpt.load_checkpoint(src)
-        state = ckpt.model_state(raw)
-        if fmt == "official":
-            classifier = not any(k.startswith("decoder_") for k in state)
-            if model_name is None:
-                raise ValueError("--model is required for official checkpoints, e.g. mae_vit_large_patch16 "
-                                 "(pre-training) or vit_large_patch16 (fine-tuned)")
-            kw = dict(num_frames=num_frames, img_size=img_size)
-            if classifier:
-                head = state.get("head.weight", state.get("head.projection.weight"))
-                kw["num_classes"] = head.shape[0]
-            name = model_name
-            model = create_model(name, **kw)
-            converted = from_official(raw, model)
-        elif fmt == "videomae":
-            name, kw, classifier = _infer_videomae(state)
-            kw.update(num_frames=num_frames, img_size=img_size)
-            if not classifier:
-                kw["pred_t_dim"] = num_frames
-            name = model_name or name
-            model = create_model(name, **kw)
-            converted = from_videomae(raw, model)
-        else:
-            raise ValueError(f"unknown source format {fmt!r}; choose official, videomae or hf")
-    model.load_state_dict(converted, strict=True)
-    out = Path(out)
+        imp = read_hf(hf_cfg, ckpt.model_state(_load(weights)))
+        cfg = build_config(imp, model_name)
+        _check_sizes("config.json", cfg.encoder, num_frames, img_size)
+        return cfg, imp.state, imp.notes
+    raw = _load(src) if raw is None else raw
+    state = ckpt.model_state(raw)
+    if fmt == "videomae":
+        imp = read_videomae(state, 16 if num_frames is None else num_frames, 224 if img_size is None else img_size,
+                            num_heads, decoder_num_heads)
+        return build_config(imp, model_name), imp.state, imp.notes
+    if fmt == "official":
+        cfg, out = from_official_state(state, model_name, num_frames, img_size, num_heads, decoder_num_heads)
+        return cfg, out, []
+    raise ValueError(f"unknown source format {fmt!r}; choose one of {sorted(FORMATS)} or auto")
+
+
+def _refuse_overwrite(out: Path, to: str, force: bool) -> None:
+    if force:
+        return
+    if to == "hf" and out.is_dir() and any(out.iterdir()) or to != "hf" and out.exists():
+        raise ConversionError(f"{out} already exists; choose another output or pass --force to overwrite it")
+
+
+def convert(src: str | Path, out: str | Path, fmt: str = "auto", to: str = "maest", model_name: str | None = None,
+            num_frames: int | None = None, img_size: int | None = None, num_heads: int | None = None,
+            decoder_num_heads: int | None = None, force: bool = False) -> dict[str, Any]:
+    """Convert ``src`` (``fmt``: auto | maest | official | videomae | hf) and write ``out``
+    (``to``: maest | safetensors | hf). Returns a report dict; raises ConversionError (a ValueError)
+    for anything that would not be exact."""
+    src, out = Path(src), Path(out)
+    if to not in OUTPUTS:
+        raise ValueError(f"unknown output {to!r}; choose one of {OUTPUTS}")
+    if fmt != "auto" and fmt not in FORMATS:
+        raise ValueError(f"unknown source format {fmt!r}; choose one of {sorted(FORMATS)} or auto")
+    if src.resolve() == out.resolve():
+        raise ConversionError(f"{out} is the source itself; write the conversion elsewhere")
+    _refuse_overwrite(out, to, force)
+    raw = None if src.is_dir() or not src.is_file() or src.suffix == ".safetensors" else _load(src)
+    detected = detect_format(src, raw)
+    if fmt == "auto":
+        fmt = detected
+    elif fmt != detected:
+        raise ConversionError(f"{src} is {FORMATS[detected]}, not {FORMATS[fmt]}: use --from {detected}")
+    cfg, state, notes = read_source(src, fmt, raw, model_name=model_name, num_frames=num_frames, img_size=img_size,
+                                    num_heads=num_heads, decoder_num_heads=decoder_num_heads)
+    model = cfg.build()
+    check_fits(state, model.state_dict(), f"{FORMATS[fmt]} -> maest {cfg.kind}")
+    model.load_state_dict(state, strict=True)
+    config = dataclasses.asdict(cfg)
     if to == "hf":
-        export_hf_videomae(model, out)
+        export_hf_videomae(cfg, state, out)
     elif to == "safetensors":
-        ckpt.export_safetensors(converted, out, {"maest_model": model_name or "", "source": str(src)})
-    elif to == "maest":
-        config = _config_for(name, kw, classifier)
-        ckpt.atomic_save({"model": converted, "config": config, "source": str(src), "format": fmt}, out)
+        ckpt.export_safetensors(state, out, {"format": "pt", "kind": cfg.kind, "model_config": json.dumps(config),
+                                             "source": str(src)})
     else:
-        raise ValueError(f"unknown output {to!r}; choose maest, safetensors or hf")
-    return {"source": str(src), "format": fmt, "output": str(out), "to": to, "tensors": len(converted),
-            "parameters": sum(v.numel() for v in converted.values())}
+        ckpt.atomic_save(ckpt.model_record(state, cfg.kind, config, source=str(src), format=fmt), out)
+    return {"source": str(src), "format": fmt, "output": str(out), "to": to, "kind": cfg.kind,
+            "tensors": len(state), "parameters": sum(v.numel() for v in state.values()), "notes": notes}
