@@ -119,7 +119,8 @@ def train(cfg: Any, model: nn.Module, optimizer: torch.optim.Optimizer, dataset:
             tally = SkipTally()
             loss_sum, loss_n = torch.zeros((), device=info.device), 0
             t0 = time.perf_counter()
-            for micro, batch in zip(range(skip_micro, micro_per_epoch), batches):
+            # zip stops at the epoch's last micro-batch without drawing the next epoch's first
+            for micro, batch in zip(range(skip_micro, micro_per_epoch), batches, strict=False):
                 tally.update(batch["skipped"])
                 accum_pos = micro % t.accum_iter
                 if accum_pos == 0:

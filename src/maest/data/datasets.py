@@ -30,10 +30,11 @@ import torch
 from torch.utils.data import Dataset
 
 from maest.data import transforms as T
-from maest.data.decode import VideoDecodeError, open_video, read_frames
+from maest.data.decode import Video, VideoDecodeError, check_decode_device, open_video, read_frames
 from maest.data.loader import epoch_of, mix_seed
 from maest.data.randaugment import rand_augment
 from maest.data.sampling import train_clips, uniform_clips
+from maest.data.shards import is_shard_source
 
 log = logging.getLogger("maest.data")
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".ogv")
@@ -58,6 +59,8 @@ class ClipSpec:
     test_clips: int = 10
     test_crops: int = 3
     backend: str = "auto"
+    decode_device: str = "cpu"  # "cuda": torchcodec decodes on the GPU (checked when the spec is made)
+    shuffle_buffer: int = 64  # shards: encoded samples held per worker for the in-stream shuffle
     mean: tuple[float, ...] = T.MEAN  # input normalisation: the model's (EncoderConfig.mean / std)
     std: tuple[float, ...] = T.STD
     max_retries: int = 10
@@ -69,6 +72,8 @@ class ClipSpec:
         for name in ("num_frames", "sampling_rate", "crop_size", "repeat", "test_clips", "test_crops"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
+        if self.decode_device != "cpu":
+            check_decode_device(self.decode_device)
         if self.test_crops not in (1, 3):
             raise ValueError(f"test_crops={self.test_crops} must be 1 (centre) or 3 (left/centre/right)")
 
@@ -157,8 +162,11 @@ class VideoClipDataset(Dataset):
 
     def _load(self, index: int) -> dict[str, Any]:
         path, label = self.items[index]
+        return self.clips(open_video(path, self.spec.backend, device=self.spec.decode_device), label, index)
+
+    def clips(self, video: Video, label: int, index: int) -> dict[str, Any]:
+        """The item (clips, labels, index) of an open video; shards decode from memory and come here too."""
         s = self.spec
-        video = open_video(path, s.backend)
         if s.mode in ("pretrain", "finetune"):
             clips_idx = train_clips(video.num_frames, s.num_frames, s.sampling_rate, video.fps, s.repeat)
         elif s.mode == "val":
@@ -292,8 +300,15 @@ def read_ssv2(videos_dir: str | Path, labels_json: str | Path, split_json: str |
 
 def dataset_from_source(source: str | Path, layout: str = "auto", **spec: Any) -> VideoClipDataset:
     """A dataset for a CSV list, a class-folder tree or a folder of videos (``layout`` "auto" picks:
-    a file is a list; a folder with sub-folders holding videos is class folders; else unlabelled).
+    shards (a ``.tar`` or brace pattern, ``pipe:``, a URL, a manifest, a folder of ``.tar``) stream
+    through :class:`~maest.data.shards.ShardDataset`; another file is a list; a folder with
+    sub-folders holding videos is class folders; else unlabelled).
     ``spec``: :class:`ClipSpec` fields, plus ``num_classes`` to check the labels of a classifier's data."""
+    if layout == "shards" or (layout == "auto" and is_shard_source(source)):
+        from maest.data.shards import ShardDataset
+
+        spec.pop("num_classes", None)
+        return ShardDataset(source, ClipSpec(**spec))
     p = Path(source)
     if not p.exists():
         raise FileNotFoundError(
@@ -317,4 +332,4 @@ def dataset_from_source(source: str | Path, layout: str = "auto", **spec: Any) -
         return VideoClipDataset(items, cs, classes)
     if layout == "unlabelled":
         return VideoClipDataset(read_unlabelled_folder(p), cs)
-    raise ValueError(f"unknown data layout {layout!r}; choose auto, csv, folder or unlabelled")
+    raise ValueError(f"unknown data layout {layout!r}; choose auto, csv, folder, unlabelled or shards")

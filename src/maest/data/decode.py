@@ -3,8 +3,12 @@
 torchcodec 0.13 with ``seek_mode="exact"`` and all of a video's clip indices in one
 ``get_frames_at`` call is the fastest way to take several clips from one open file (repeated
 sampling, MAE-ST §4); PyAV, which bundles its own FFmpeg, is the fallback and decodes once over the
-union of the requested indices. Both give RGB uint8 frames (N, C, H, W) and one thread per decoder,
-since DataLoader workers supply the parallelism.
+union of the requested indices, feeding the decoder only the packets it needs: an H.264 picture
+that no other picture references (``nal_ref_idc`` 0, about half of the frames of x264's default
+B-pyramid) is skipped unless it is a requested frame, which leaves every decoded frame bit-identical.
+Both give RGB uint8 frames (N, C, H, W) and one thread per decoder, since DataLoader workers supply the
+parallelism. Both decode from a file or from bytes in memory (a sample of a tar shard); torchcodec
+also on a CUDA GPU (``device="cuda"``, see :func:`check_decode_device`).
 
 Container frame counts can overstate what is decodable (a cut-off last GOP, a wrong ``nb_frames``).
 When a request fails past the real end, the video's ``num_frames`` is lowered to the last frame that
@@ -15,7 +19,9 @@ gap is a truncated file and raises :class:`VideoDecodeError`.
 from __future__ import annotations
 
 import functools
+import io
 import math
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -105,11 +111,12 @@ class Video:
 
 
 class TorchcodecVideo(Video):
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, data: bytes | None = None, device: str = "cpu") -> None:
         from torchcodec.decoders import VideoDecoder
 
         self.path = path
-        self._dec = VideoDecoder(path, seek_mode="exact", num_ffmpeg_threads=1, dimension_order="NCHW")
+        self._dec = VideoDecoder(path if data is None else data, seek_mode="exact", num_ffmpeg_threads=1,
+                                 dimension_order="NCHW", device=device)
         meta = self._dec.metadata
         self.num_frames = int(meta.num_frames or 0)
         self.fps = float(meta.average_fps or 0.0)
@@ -124,11 +131,11 @@ class PyAVVideo(Video):
     presentation timestamp of the stream, read from its packets without decoding. Timestamps, not the
     frame rate, locate a frame, so variable-frame-rate files decode like constant-rate ones."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, data: bytes | None = None) -> None:
         import av
 
         self.path = path
-        self._container = av.open(path)
+        self._container = av.open(path if data is None else io.BytesIO(data))
         if not self._container.streams.video:
             raise VideoDecodeError(path, "no video stream")
         stream = self._container.streams.video[0]
@@ -137,7 +144,11 @@ class PyAVVideo(Video):
         self.fps = float(stream.average_rate or stream.guessed_rate or 0.0)
         self.height, self.width = stream.codec_context.height, stream.codec_context.width
         # the presentation timestamps of all frames, in order (a demux pass: no decoding)
-        self._pts = sorted(p.pts for p in self._container.demux(stream) if p.pts is not None and p.size)
+        nal_len = _avcc_nal_length(stream)
+        packets = [(p.pts, nal_len > 0 and _h264_unreferenced(p, nal_len))
+                   for p in self._container.demux(stream) if p.pts is not None and p.size]
+        self._pts = sorted(pts for pts, _ in packets)
+        self._skippable = {pts for pts, unref in packets if unref}  # pictures nothing else refers to
         self._index = {pts: i for i, pts in enumerate(self._pts)}
         self._container.seek(0)
         if len(self._index) != len(self._pts):  # repeated timestamps: number frames in decoding order
@@ -161,7 +172,7 @@ class PyAVVideo(Video):
         else:  # no usable timestamps: count frames from the start
             self._container.seek(stream.start_time or 0, stream=stream, backward=True, any_frame=False)
         got: dict[int, torch.Tensor] = {}
-        for n, frame in enumerate(self._container.decode(stream)):
+        for n, frame in enumerate(self._frames(stream, wanted)):
             i = self._index.get(frame.pts, -1) if self._pts else n
             if i in wanted and i not in got:
                 got[i] = torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1)
@@ -172,29 +183,69 @@ class PyAVVideo(Video):
             raise RuntimeError(f"frames {sorted(missing)[:5]} not found in the stream")
         return torch.stack([got[i] for i in idx])
 
+    def _frames(self, stream, wanted: set[int]):
+        """Decoded frames from the current position; unreferenced pictures not in ``wanted`` are not
+        decoded (nothing else depends on them, so the other frames come out bit-identical)."""
+        if not self._skippable:
+            yield from self._container.decode(stream)
+            return
+        for packet in self._container.demux(stream):
+            if packet.pts in self._skippable and self._index[packet.pts] not in wanted:
+                continue
+            yield from packet.decode()
+
     def close(self) -> None:
         self._container.close()
 
 
-def open_video(path: str | Path, backend: str = "auto") -> Video:
+def _avcc_nal_length(stream) -> int:
+    """The NAL length-prefix size of an H.264 stream stored in ISO/MP4/MKV (avcC) form; 0 otherwise."""
+    ctx = stream.codec_context
+    extra = ctx.extradata or b""
+    return (extra[4] & 3) + 1 if ctx.name == "h264" and len(extra) > 4 and extra[0] == 1 else 0
+
+
+def _h264_unreferenced(packet, nal_len: int) -> bool:
+    """True when every slice of the packet has ``nal_ref_idc`` 0: no other picture is predicted from it."""
+    data = bytes(packet)
+    i, slices = 0, 0
+    while i + nal_len < len(data):
+        size = int.from_bytes(data[i:i + nal_len], "big")
+        header = data[i + nal_len]
+        if header & 0x1F in (1, 5):  # coded slice (non-IDR / IDR)
+            slices += 1
+            if header & 0x60:
+                return False
+        i += nal_len + size
+    return slices > 0
+
+
+def open_video(path: str | Path, backend: str = "auto", data: bytes | None = None, device: str = "cpu") -> Video:
     """Open ``path`` with ``backend`` ("auto": torchcodec when it loads, else PyAV).
+
+    Args:
+        data: the encoded video in memory (a shard sample); ``path`` then only names it in messages.
+        device: "cuda" decodes on the GPU with torchcodec (see :func:`check_decode_device`).
 
     Raises:
         VideoDecodeError: the file is missing, unreadable or has no frames.
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown video backend {backend!r}; choose one of {BACKENDS}")
-    p = Path(path)
-    if not p.is_file():
+    p = Path(path) if data is None else path
+    if data is None and not p.is_file():
         raise VideoDecodeError(p, "file does not exist")
-    if p.stat().st_size == 0:
+    if (len(data) if data is not None else p.stat().st_size) == 0:
         raise VideoDecodeError(p, "file is empty")
+    if device != "cpu":
+        check_decode_device(device)
+        backend = "torchcodec"
     use_tc = backend == "torchcodec" or (backend == "auto" and torchcodec_available())
     if backend == "torchcodec" and not torchcodec_available():
         raise RuntimeError("backend 'torchcodec' requested but it does not load (pip install torchcodec==0.13.0 "
                            "and Debian's ffmpeg); use backend 'pyav' or 'auto'")
     try:
-        video = TorchcodecVideo(str(p)) if use_tc else PyAVVideo(str(p))
+        video = TorchcodecVideo(str(p), data, device) if use_tc else PyAVVideo(str(p), data)
     except VideoDecodeError:
         raise
     except Exception as e:  # decoders raise RuntimeError, ValueError, av.error.*, ...
@@ -202,6 +253,56 @@ def open_video(path: str | Path, backend: str = "auto") -> Video:
     if video.num_frames <= 0 or not math.isfinite(video.fps):
         raise VideoDecodeError(p, "no decodable frames")
     return video
+
+
+DECODE_DEVICES = ("cpu", "cuda")
+
+
+def check_decode_device(device: str) -> None:
+    """Refuse, in one line, a ``data.decode_device`` this machine cannot decode on.
+
+    Raises:
+        ValueError: not "cpu" or "cuda" (or "cuda:N").
+        RuntimeError: "cuda" without a CUDA GPU, without torchcodec, or with a torchcodec build
+            that has no CUDA decoder.
+    """
+    if device == "cpu":
+        return
+    if device != "cuda" and not re.fullmatch(r"cuda:\d+", device):
+        raise ValueError(f"data.decode_device={device!r} is not one of {DECODE_DEVICES}")
+    if not torch.cuda.is_available():
+        raise RuntimeError(f"data.decode_device={device} needs a CUDA GPU, and torch {torch.__version__} sees none "
+                           "on this machine; use data.decode_device=cpu")
+    if not torchcodec_available():
+        raise RuntimeError(f"data.decode_device={device} decodes with torchcodec, which does not load here; "
+                           "pip install torchcodec (a CUDA build) or use data.decode_device=cpu")
+    if not _torchcodec_cuda(device):
+        import torchcodec
+
+        raise RuntimeError(f"data.decode_device={device}: torchcodec {torchcodec.__version__} here has no CUDA "
+                           "decoder (a CPU build); install torchcodec's CUDA build for your torch "
+                           "(https://github.com/pytorch/torchcodec#installing-cuda-enabled-torchcodec) "
+                           "or use data.decode_device=cpu")
+
+
+@functools.cache
+def _torchcodec_cuda(device: str) -> bool:
+    """Whether torchcodec decodes a tiny in-memory H.264 clip on ``device``."""
+    import tempfile
+
+    import numpy as np
+
+    from maest.data.synthetic import encode_mp4
+
+    try:
+        from torchcodec.decoders import VideoDecoder
+
+        with tempfile.TemporaryDirectory() as tmp:
+            clip = encode_mp4(np.zeros((2, 64, 64, 3), np.uint8), Path(tmp) / "probe.mp4")
+            VideoDecoder(str(clip), device=device).get_frame_at(0)
+    except Exception:
+        return False
+    return True
 
 
 def read_frames(video: Video, indices: Sequence[int]) -> torch.Tensor:

@@ -13,7 +13,8 @@ def pretrain_dataset(data: Any, encoder: Any, mode: str = "pretrain") -> VideoCl
     """Args: data: a ``DataConfig``; encoder: an ``EncoderConfig``."""
     return dataset_from_source(data.source, layout=data.layout, mode=mode, num_frames=encoder.num_frames,
                                sampling_rate=data.sampling_rate, crop_size=encoder.img_size, repeat=data.repeat_aug,
-                               backend=data.backend, mean=encoder.mean, std=encoder.std)
+                               backend=data.backend, mean=encoder.mean, std=encoder.std,
+                               decode_device=data.decode_device, shuffle_buffer=data.shuffle_buffer)
 
 
 def classifier_dataset(data: Any, encoder: Any, mode: str, source: str | None = None,
@@ -30,4 +31,5 @@ def classifier_dataset(data: Any, encoder: Any, mode: str, source: str | None = 
         crop_size=encoder.img_size, repeat=data.repeat_aug, scale=(data.min_scale, 1.0), flip=data.flip,
         rand_aug=data.rand_aug, erase_prob=data.erase_prob, test_clips=data.test_clips, test_crops=data.test_crops,
         backend=data.backend, mean=encoder.mean, std=encoder.std, num_classes=num_classes,
+        decode_device=data.decode_device, shuffle_buffer=data.shuffle_buffer,
     )

@@ -226,6 +226,12 @@ def build_run_loader(dataset: Dataset, batch_size: int, *, seed: int, rank: int,
     plan and splits itself over ranks and workers."""
     if per_epoch % batch_size or start % batch_size:
         raise ValueError(f"per_epoch={per_epoch} and start={start} must be multiples of batch_size={batch_size}")
+    spec = getattr(dataset, "spec", None) or getattr(getattr(dataset, "dataset", None), "spec", None)
+    if getattr(spec, "decode_device", "cpu") != "cpu":
+        if num_workers:
+            raise ValueError(f"data.decode_device={spec.decode_device} decodes in the training process (CUDA "
+                             f"cannot be used in forked loader workers): set data.num_workers=0, not {num_workers}")
+        pin_memory = False  # clips are already on the GPU
     common = dict(batch_size=batch_size, num_workers=num_workers, collate_fn=collate_clips,
                   worker_init_fn=worker_init, pin_memory=pin_memory)
     if isinstance(dataset, IterableDataset):
