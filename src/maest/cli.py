@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "finetune": ("maest.commands.finetune", "fine-tune a video ViT classifier from MAE-ST weights"),
     "linprobe": ("maest.commands.linprobe", "train a linear or attentive probe on a frozen encoder"),
     "test": ("maest.commands.test", "multi-view test: top-1/top-5, per-class accuracy, confusion matrix"),
+    "report": ("maest.commands.report", "one self-contained HTML page of a run: config, curves, metrics, figures"),
 }
 
 

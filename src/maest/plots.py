@@ -148,6 +148,7 @@ def curves_figure(runs: dict[str, list[dict[str, Any]]], title: str = "Training 
         if key == "lr":
             ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
         ax.set_title(panel_title)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("optimizer step")
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
@@ -169,7 +170,7 @@ def curves_figure(runs: dict[str, list[dict[str, Any]]], title: str = "Training 
         ax.set_ylim(0, 100)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize="small")
+        ax.legend(fontsize="small", loc="lower right")
     for ax in axes[n:]:
         ax.set_visible(False)
     fig.suptitle(title)
@@ -275,7 +276,7 @@ def confusion_figure(cm, classes: Sequence[str], title: str = "Confusion matrix"
                             color="white" if dark else "black")
     n = int(cm.sum())
     acc = 100.0 * np.trace(cm) / max(n, 1)
-    ax.set_title(f"{title}: {n} videos, {K} classes, top-1 {acc:.1f}%")
+    ax.set_title(f"{title}\n{n} videos, {K} classes, top-1 {acc:.1f}%")
     if axp is not None:
         labels = [f"{_short(t)} → {_short(p)}" for t, p, _, _ in pairs][::-1]
         counts = [c for _, _, c, _ in pairs][::-1]
@@ -303,15 +304,15 @@ def per_class_figure(per_class: dict[str, float | None], title: str = "Per-class
     ax.bar_label(bars, [f"{100 * v:.0f}%" for v, _ in shown], fontsize=7, padding=2)
     ax.set_yticks(range(len(shown)), [_short(k, 30) for _, k in shown], fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlim(0, 100)
+    ax.set_xlim(0, 110)  # room for the 100% labels
+    ax.set_xticks(range(0, 101, 20))
     ax.set_xlabel("accuracy (% of the class's videos)")
     ax.set_ylabel("class (worst first)")
     mean = 100 * sum(v for v, _ in scored) / len(scored)
-    ax.axvline(mean, color="C1", ls="--", lw=1, label=f"mean over classes {mean:.1f}%")
-    ax.legend(fontsize="small", loc="lower right")
+    ax.axvline(mean, color="C1", ls="--", lw=1)
     ax.grid(axis="x", alpha=0.3)
-    note = f" ({len(shown)} lowest of {len(scored)})" if len(shown) < len(scored) else ""
-    ax.set_title(title + note)
+    note = f", {len(shown)} lowest of {len(scored)} classes" if len(shown) < len(scored) else ""
+    ax.set_title(f"{title} (dashed: mean over classes, {mean:.1f}%{note})")
     return fig
 
 
@@ -387,4 +388,27 @@ def bench_data_figure(rows: list[dict[str, Any]], title: str = "maest bench-data
         ax.set_xlabel("keyframe interval (GOP) and loader workers")
         ax.set_ylabel("clips/s (higher is better)")
     fig.suptitle(title)
+    return fig
+
+
+# ------------------------------------------------------------------------------------ reconstruction
+
+def reconstruction_figure(grid, row_labels: Sequence[str], frames: int, title: str = "Reconstruction"):
+    """A ``maest reconstruct`` grid (uint8 (H, W, 3): one row per panel, ``frames`` columns, one per
+    predicted frame, as :func:`maest.visualize.grid_image` lays it out) with rows and columns named."""
+    import numpy as np
+
+    grid = np.asarray(grid)
+    h, w = grid.shape[:2]
+    n = len(row_labels)
+    fig = _figure(w / DPI + 2.8, h / DPI + 1.0)
+    ax = fig.subplots()
+    ax.imshow(grid, interpolation="nearest")
+    ax.set_yticks([(i + 0.5) * h / n for i in range(n)], list(row_labels))
+    ax.set_xticks([(i + 0.5) * w / frames for i in range(frames)], [str(i + 1) for i in range(frames)])
+    ax.set_xlabel("predicted frame")
+    ax.tick_params(length=0)
+    for side in ax.spines.values():
+        side.set_visible(False)
+    ax.set_title(title)
     return fig
