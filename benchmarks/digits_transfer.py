@@ -29,6 +29,8 @@ import torch
 from maest import checkpoint as ckpt
 from maest.config import apply_overrides
 from maest.data import write_moving_digits
+from maest.data.jobs import classifier_dataset, pretrain_dataset
+from maest.data.memory import InMemoryClips
 from maest.evaluate import run_test
 from maest.finetune import run as finetune
 from maest.finetune_config import get_finetune_preset
@@ -50,14 +52,33 @@ def write_data(root: Path, videos: int, test_fraction: float, background: str, l
     return paths
 
 
-def pretrain_cfg(data: Path, out: Path, epochs: int, seed: int, mask_ratio: float = 0.75, blr: float = 1e-2):
+def pretrain_cfg(data: Path, out: Path, epochs: int, seed: int, mask_ratio: float = 0.75, blr: float = 1e-2,
+                 batch_size: int = 8, repeat: int = 2, warmup: float = 2.0):
     cfg = get_preset("demo")
     return apply_overrides(cfg, [
         f"data.source={data}", f"train.output_dir={out}", f"train.epochs={epochs}", f"train.seed={seed}",
-        *(f"model.encoder.{g}" for g in GEOMETRY), "data.repeat_aug=2", "train.batch_size=8",
-        f"train.mask_ratio={mask_ratio}", "model.norm_pix_loss=false",
-        f"optim.blr={blr}", "optim.warmup_epochs=2", "train.keep_checkpoints=1", "train.resume=auto", *QUIET,
+        *(f"model.encoder.{g}" for g in GEOMETRY), f"data.repeat_aug={repeat}", f"train.batch_size={batch_size}",
+        f"train.mask_ratio={mask_ratio}", "model.target.kind=pixels", f"optim.blr={blr}",
+        f"optim.warmup_epochs={warmup}", "train.keep_checkpoints=1", "train.resume=auto", *QUIET,
     ])
+
+
+def in_memory(cfg: Any, mode: str) -> InMemoryClips:
+    """The job's dataset decoded once into memory: same clips and augmentation as from files."""
+    if mode == "pretrain":
+        return InMemoryClips(pretrain_dataset(cfg.data, cfg.model.encoder))
+    return InMemoryClips(classifier_dataset(cfg.data, cfg.model.encoder, mode))
+
+
+def run_pretrain(args: dict[str, Any], data: Path, out: Path, seed: int) -> dict[str, Any]:
+    """Pre-train through the package's trainer (``maest.pretrain.run``); a finished run is reused."""
+    cfg = pretrain_cfg(data, out, args["pretrain_epochs"], seed, args["mask_ratio"], args["pretrain_blr"],
+                       args["pretrain_batch_size"], args["pretrain_repeat"], args["pretrain_warmup"])
+    pre = pretrain(cfg, dataset=in_memory(cfg, "pretrain") if args["in_memory"] else None)
+    if pre["checkpoint"] is None:  # an earlier run of this command finished pre-training: reuse it
+        pre["checkpoint"] = str(ckpt.resolve_resume("auto", out))
+        pre["loss"] = _last_logged_loss(out / "metrics.jsonl")
+    return pre
 
 
 def finetune_cfg(data: Path, val: Path, out: Path, epochs: int, seed: int, init: str, blr: float | None = None,
@@ -78,20 +99,20 @@ def run_seed(seed: int, args: dict[str, Any], paths: dict[str, Path]) -> dict[st
     logging.basicConfig(level=logging.WARNING)
     out, t0 = Path(args["out"]), time.perf_counter()
     pre_dir = out / f"s{seed}/pretrain"
-    if args["pretrained"]:  # weights pre-trained elsewhere (e.g. by digits_sweep.py) on the same train split
+    if args["pretrained"]:  # weights pre-trained elsewhere (or once for all seeds) on the same train split
         pre = {"checkpoint": args["pretrained"], "loss": None}
     else:
-        pre = pretrain(pretrain_cfg(paths["train"], pre_dir, args["pretrain_epochs"], seed, args["mask_ratio"],
-                                    args["pretrain_blr"]))
-    if pre["checkpoint"] is None:  # an earlier run of this command finished pre-training: reuse it
-        pre["checkpoint"] = str(ckpt.resolve_resume("auto", pre_dir))
-        pre["loss"] = _last_logged_loss(pre_dir / "metrics.jsonl")
+        pre = run_pretrain(args, paths["train"], pre_dir, seed)
     row: dict[str, Any] = {"seed": seed, "pretrain_loss": pre["loss"],
                            "pretrain_seconds": round(time.perf_counter() - t0, 1)}
     for arm, init in (("mae", pre["checkpoint"]), ("scratch", "")):
         run_dir = out / f"s{seed}/{arm}"
-        ft = finetune(finetune_cfg(paths["labelled"], paths["val"], run_dir, args["finetune_epochs"], seed, init,
-                                   args["finetune_blr"], args["finetune_head_lr_scale"]))
+        cfg = finetune_cfg(paths["labelled"], paths["val"], run_dir, args["finetune_epochs"], seed, init,
+                           args["finetune_blr"], args["finetune_head_lr_scale"])
+        if args["in_memory"]:
+            ft = finetune(cfg, dataset=in_memory(cfg, "finetune"), val_dataset=in_memory(cfg, "val"))
+        else:
+            ft = finetune(cfg)
         res = run_test(ft["checkpoint"], str(paths["val"]), run_dir / "test", clips=args["clips"],
                        crops=args["crops"], num_workers=0, precision="fp32", device="cpu")
         row[arm] = {"top1": res["top1"], "top5": res["top5"], "final_loss": ft["loss"],
@@ -134,6 +155,14 @@ def main() -> None:
     # in digits_sweep.py an lr of 1.5e-3 (4e-2, the demo preset's, gives 1.25e-3) grew the encoder's
     # activations to 2.5-6x a random init's and fine-tuned far worse than 3e-4 (benchmarks/README_transfer.md)
     p.add_argument("--pretrain-blr", type=float, default=1e-2, help="pre-training base lr (lr = blr * 8 / 256)")
+    p.add_argument("--pretrain-batch-size", type=int, default=8)
+    p.add_argument("--pretrain-repeat", type=int, default=2, help="repeated clips per video in pre-training")
+    p.add_argument("--pretrain-warmup", type=float, default=2.0, help="pre-training warmup epochs")
+    p.add_argument("--shared-pretraining", action="store_true",
+                   help="pre-train once (seed 0, in OUT/pretrain) and fine-tune every seed from it")
+    p.add_argument("--in-memory", action="store_true",
+                   help="decode each video once and train from memory (same clips and augmentation; the "
+                        "package's trainer either way). The test always decodes from files.")
     p.add_argument("--pretrained", default="",
                    help="skip pre-training and fine-tune the `mae` arm from this checkpoint or state dict "
                         "(it must have seen only train.csv; the data written here is the same for the same options)")
@@ -155,6 +184,12 @@ def main() -> None:
     print(f"data: {args.videos} videos ({len(paths['train'].read_text().splitlines())} for pre-training, "
           f"{args.labelled} of them labelled for fine-tuning, "
           f"{len(paths['val'].read_text().splitlines())} held out) in {time.perf_counter() - t0:.0f}s", flush=True)
+    if args.shared_pretraining and not args.pretrained:
+        torch.set_num_threads(args.threads)
+        pre = run_pretrain(vars(args), paths["train"], out / "pretrain", 0)
+        args.pretrained = pre["checkpoint"]
+        print(f"pre-trained once: {pre['checkpoint']} (loss {pre['loss']}) at {time.perf_counter() - t0:.0f}s",
+              flush=True)
     jobs = [(seed, vars(args), paths) for seed in args.seeds]
     if args.jobs > 1:
         with mp.get_context("spawn").Pool(min(args.jobs, len(jobs))) as pool:
