@@ -131,6 +131,15 @@ def _compare_hf(case: str, ours, hf, direction: str) -> None:
         ref = hf(pv, bool_masked_pos=masked)
         K = out.pred.shape[-1]
         _close(case, f"{direction} predictions", out.pred[masked].view(2, -1, K), ref.logits)
+        target = getattr(ours.model_cfg, "target", None)
+        if target is not None and target.kind == "videomae_norm_pix":  # HF's norm_pix_loss: the same loss
+            from maest.losses import reconstruction_loss
+            from maest.targets import make_target
+
+            e = ours.model_cfg.encoder
+            loss = reconstruction_loss(out.pred, make_target(video, target, ours.target_spec, e.mean, e.std),
+                                       out.mask)
+            _close(case, f"{direction} loss", loss, ref.loss)
         # visible tokens after the encoder, in token order (HF keeps them sorted)
         latent, _, ids_restore = ours.forward_encoder(video, 0.75, noise)
         ids_keep = ids_restore.argsort(1)[:, : latent.shape[1]]

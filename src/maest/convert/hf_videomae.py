@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from maest.convert.accounting import ConversionError, KeyMap
-from maest.convert.spec import Imported
+from maest.convert.spec import Imported, mlp_ratio
 
 _LAYER = {"attention.output.dense": "attn.proj", "intermediate.dense": "mlp.fc1", "output.dense": "mlp.fc2",
           "layernorm_before": "norm1", "layernorm_after": "norm2"}
@@ -48,7 +48,7 @@ def spec_from_hf(config: dict[str, Any], classifier: bool) -> tuple[dict[str, An
     encoder = dict(img_size=c["image_size"], patch_size=c["patch_size"], num_frames=c["num_frames"],
                    t_patch_size=c["tubelet_size"], in_chans=3, embed_dim=c["hidden_size"],
                    depth=c["num_hidden_layers"], num_heads=c["num_attention_heads"],
-                   mlp_ratio=c["intermediate_size"] / c["hidden_size"], qkv_bias=bias, norm_eps=eps,
+                   mlp_ratio=mlp_ratio(c["intermediate_size"], c["hidden_size"]), qkv_bias=bias, norm_eps=eps,
                    pos_embed_type="sincos", cls_embed=False, pooling="mean" if mean_pool else "token0",
                    mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
     if classifier:  # fc_norm (eps 1e-5) on the mean, or layernorm (layer_norm_eps) then token 0
@@ -58,7 +58,7 @@ def spec_from_hf(config: dict[str, Any], classifier: bool) -> tuple[dict[str, An
     encoder.update(final_norm=not mean_pool, final_norm_eps=eps)
     decoder = dict(embed_dim=c["decoder_hidden_size"], depth=c["decoder_num_hidden_layers"],
                    num_heads=c["decoder_num_attention_heads"],
-                   mlp_ratio=c["decoder_intermediate_size"] / c["decoder_hidden_size"], qkv_bias=bias,
+                   mlp_ratio=mlp_ratio(c["decoder_intermediate_size"], c["decoder_hidden_size"]), qkv_bias=bias,
                    norm_eps=eps, final_norm_eps=HF_NORM_EPS, embed_bias=False, t_pred_patch_size=c["tubelet_size"])
     return encoder, decoder
 
@@ -119,9 +119,14 @@ def read_hf(config: dict[str, Any], state: dict[str, torch.Tensor]) -> Imported:
         for w in ("weight", "bias"):
             km.move(f"decoder.norm.{w}", f"decoder_norm.{w}")
             km.move(f"decoder.head.{w}", f"decoder_pred.{w}")
+    # HF's loss: norm_pix_loss -> VideoMAE's per-channel normalised pixels; else pixels back in [0, 1],
+    # which maest's "pixels" target (input-normalised) only approximates
+    norm_pix = bool(config.get("norm_pix_loss", True))
+    notes = [] if classifier or norm_pix else ["norm_pix_loss=false: HF's target is [0, 1] pixels, maest's 'pixels' "
+                                               "target is the input-normalised clip (weights and outputs are exact)"]
     return Imported("classifier" if classifier else "mae", encoder, decoder, km.consumed(), num_classes=num_classes,
                     label_names=_label_names(config, num_classes) if classifier else [], mask_strategy="tube",
-                    norm_pix_loss=bool(config.get("norm_pix_loss", True)))
+                    target="videomae_norm_pix" if norm_pix else "pixels", notes=notes)
 
 
 def hf_export_problems(cfg: Any) -> list[str]:
@@ -136,6 +141,9 @@ def hf_export_problems(cfg: Any) -> list[str]:
         why.append("attention has key biases (HF VideoMAE has query and value biases only)")
     if e.in_chans != 3:
         why.append(f"in_chans={e.in_chans} (HF's processor is RGB)")
+    target = getattr(cfg, "target", None)
+    if cfg.kind == "mae" and target is not None and not target.is_pixels:
+        why.append(f"the decoder predicts {target.kind} targets (HF VideoMAE predicts pixels)")
     if cfg.kind == "probe":
         why.append(f"it is a {cfg.probe} probe (HF VideoMAE has no probe head)")
     elif cfg.kind == "classifier":

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from maest.convert.accounting import ConversionError, KeyMap
+from maest.convert.spec import mlp_ratio
 
 
 def _depth(state: dict[str, torch.Tensor], prefix: str) -> int:
@@ -51,7 +52,7 @@ def from_official_state(state: dict[str, torch.Tensor], model_name: str | None, 
     e.num_heads = _heads(D, num_heads, e.embed_dim, e.num_heads, model_name, "--num-heads")
     e.embed_dim, e.in_chans, e.t_patch_size, e.patch_size, e.depth = D, C, u, p, depth
     if depth:
-        e.mlp_ratio = state["blocks.0.mlp.fc1.weight"].shape[0] / D
+        e.mlp_ratio = mlp_ratio(state["blocks.0.mlp.fc1.weight"].shape[0], D)
         e.qkv_bias = "qkv" if "blocks.0.attn.q.bias" in state else "none"
     e.cls_embed = "cls_token" in state
     e.pos_embed_type = "separable" if "pos_embed_spatial" in state else "joint" if "pos_embed" in state else "sincos"
@@ -77,7 +78,7 @@ def from_official_state(state: dict[str, torch.Tensor], model_name: str | None, 
         d.num_heads = _heads(Dd, decoder_num_heads, d.embed_dim, d.num_heads, model_name, "--decoder-num-heads")
         d.embed_dim, d.depth = Dd, _depth(state, "decoder_blocks")
         if d.depth:
-            d.mlp_ratio = state["decoder_blocks.0.mlp.fc1.weight"].shape[0] / Dd
+            d.mlp_ratio = mlp_ratio(state["decoder_blocks.0.mlp.fc1.weight"].shape[0], Dd)
             d.qkv_bias = "qkv" if "decoder_blocks.0.attn.q.bias" in state else "none"
         d.embed_bias = "decoder_embed.bias" in state
         d.t_pred_patch_size = state["decoder_pred.weight"].shape[0] // (p * p * C)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +20,8 @@ class Imported:
         encoder, decoder: fields of maest's ``EncoderConfig`` / ``DecoderConfig`` (decoder: MAE only).
         state: weights under maest's parameter names.
         num_classes, label_names, dropout: the classifier's head.
-        mask_strategy, norm_pix_loss: the MAE's.
+        mask_strategy: the MAE's encoder mask.
+        target: the MAE's reconstruction target (a ``TargetConfig`` kind).
         notes: exact transformations applied on the way (reported, never approximations).
     """
 
@@ -30,8 +32,14 @@ class Imported:
     num_classes: int = 0
     label_names: list[str] = field(default_factory=list)
     mask_strategy: str = "tube"
-    norm_pix_loss: bool = True
+    target: str = "videomae_norm_pix"
     notes: list[str] = field(default_factory=list)
+
+
+def mlp_ratio(hidden: int, dim: int) -> float:
+    """The ratio whose ``int(dim * ratio)`` (how blocks size their MLP) gives back ``hidden``."""
+    r = hidden / dim
+    return r if int(dim * r) == hidden else (hidden + 0.5) / dim
 
 
 def build_config(imp: Imported, name: str | None = None) -> Any:
@@ -42,8 +50,15 @@ def build_config(imp: Imported, name: str | None = None) -> Any:
 
     enc = EncoderConfig(**imp.encoder)
     if imp.kind == "mae":
-        cfg = MAEConfig(name=name or "converted_mae", encoder=enc, decoder=DecoderConfig(**imp.decoder),
-                        mask_strategy=imp.mask_strategy, norm_pix_loss=imp.norm_pix_loss)
+        kw: dict[str, Any] = dict(name=name or "converted_mae", encoder=enc, decoder=DecoderConfig(**imp.decoder))
+        if "target" in {f.name for f in dataclasses.fields(MAEConfig)}:
+            from maest.models.masking import MaskConfig
+            from maest.targets import TargetConfig
+
+            kw.update(mask=MaskConfig(strategy=imp.mask_strategy), target=TargetConfig(kind=imp.target))
+        else:  # the first model spec: two flat fields
+            kw.update(mask_strategy=imp.mask_strategy, norm_pix_loss=imp.target.endswith("norm_pix"))
+        cfg = MAEConfig(**kw)
     else:
         cfg = ClassifierConfig(name=name or "converted_classifier", encoder=enc, num_classes=imp.num_classes,
                                dropout=0.0, drop_path=0.0, label_names=list(imp.label_names))

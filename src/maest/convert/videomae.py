@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 
 from maest.convert.accounting import ConversionError, KeyMap
-from maest.convert.spec import IMAGENET_MEAN, IMAGENET_STD, Imported
+from maest.convert.spec import IMAGENET_MEAN, IMAGENET_STD, Imported, mlp_ratio
 from maest.models.pos_embed import sincos_1d_table
 
 # (embed_dim, depth) -> (name, heads) of the encoders in the official model factories
@@ -123,7 +123,7 @@ def read_videomae(
     bias = _qkv_bias(state, f"{enc}blocks.0")
     num_patches = (num_frames // u) * (img_size // p) ** 2
     encoder = dict(img_size=img_size, patch_size=p, num_frames=num_frames, t_patch_size=u, in_chans=C, embed_dim=D,
-                   depth=depth, num_heads=heads, mlp_ratio=hidden / D, qkv_bias=bias, norm_eps=NORM_EPS,
+                   depth=depth, num_heads=heads, mlp_ratio=mlp_ratio(hidden, D), qkv_bias=bias, norm_eps=NORM_EPS,
                    final_norm=True, final_norm_eps=NORM_EPS, pos_embed_type="sincos", cls_embed=False,
                    pooling="mean", mean=IMAGENET_MEAN, std=IMAGENET_STD)
     km = KeyMap(state, "VideoMAE checkpoint")
@@ -169,7 +169,7 @@ def read_videomae(
             raise ConversionError(f"decoder.head predicts {out} values per token; a VideoMAE decoder predicts "
                                   f"{C}x{u}x{p}x{p} = {C * u * p * p} (every frame of the tube)")
         dhidden = state["decoder.blocks.0.mlp.fc1.weight"].shape[0] if ddepth else hidden * Dd // D
-        decoder = dict(embed_dim=Dd, depth=ddepth, num_heads=dheads, mlp_ratio=dhidden / Dd, qkv_bias=dbias,
+        decoder = dict(embed_dim=Dd, depth=ddepth, num_heads=dheads, mlp_ratio=mlp_ratio(dhidden, Dd), qkv_bias=dbias,
                        norm_eps=NORM_EPS, final_norm_eps=NORM_EPS, embed_bias="encoder_to_decoder.bias" in state,
                        t_pred_patch_size=u)
         num_classes = 0
@@ -187,10 +187,9 @@ def read_videomae(
             km.move(f"{src}.{w_}", f"norm.{w_}")
             km.move(f"head.{w_}", f"head.{w_}")
         num_classes = state["head.weight"].shape[0]
-    # VideoMAE pre-trains with tube masking; its normalised target (per patch and channel, on
-    # unnormalised pixels) is close to but not the same as maest's norm-pix target (per patch)
+    # VideoMAE pre-trains with tube masking on per-channel normalised pixels (its normlize_target)
     return Imported("mae" if pretrain else "classifier", encoder, decoder, km.consumed(), num_classes=num_classes,
-                    mask_strategy="tube", norm_pix_loss=True, notes=notes)
+                    mask_strategy="tube", target="videomae_norm_pix", notes=notes)
 
 
 def _block(km: KeyMap, src: str, dst: str, bias: str, notes: list[str]) -> None:
