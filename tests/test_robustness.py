@@ -252,7 +252,7 @@ def test_non_finite_loss_is_one_line_with_the_last_checkpoint(tmp_path, capsys, 
     assert "checkpoint-00000002.pt" in line
 
 
-@pytest.mark.parametrize("command", ["pretrain", "finetune", "test", "extract", "convert"])
+@pytest.mark.parametrize("command", ["pretrain", "finetune", "test", "extract", "convert", "reconstruct", "demo"])
 @pytest.mark.parametrize("kind", ["file", "inside_file", "not_writable"])
 def test_unusable_output_dir_is_one_line_before_any_work(command, kind, tmp_path, capsys, monkeypatch, fake_data):
     blocker = tmp_path / "blocker"
@@ -292,6 +292,9 @@ def test_unusable_output_dir_is_one_line_before_any_work(command, kind, tmp_path
         "extract": ["extract", str(tmp_path), "--checkpoint", str(src), "--out", str(out)],
         "convert": ["convert", str(src), str(out if kind == "file" else out / "x.pt"), "--from", "official",
                     "--model", "mae_vit_tiny_test", *(["--to", "hf"] if kind == "file" else [])],
+        "reconstruct": ["reconstruct", "v.mp4", "--checkpoint", str(src), "--out",
+                        str((blocker if kind == "file" else out) / "r")],
+        "demo": ["demo", "--quick", "--out", str(out)],
     }[command]
     line = _one_line_error(capsys, main(argv), str(blocker if kind != "not_writable" else locked))
     assert "Errno" not in line

@@ -26,32 +26,38 @@ def writable_dir(path: str | Path, flag: str) -> Path:
     p = Path(path)
     if p.exists() and not p.is_dir():
         raise ValueError(f"{flag} {p} is a file, not a folder; choose a folder path for {flag}")
-    blocker = next((a for a in p.parents if a.exists() and not a.is_dir()), None)
-    if blocker is not None:
-        raise ValueError(f"{flag} {p} cannot be created: {blocker} is a file; choose a folder path for {flag}")
-    try:
-        p.mkdir(parents=True, exist_ok=True)
-        _probe_write(p)
-    except OSError as e:
-        where = next((a for a in (p, *p.parents) if a.exists()), p)
-        raise ValueError(f"{flag} {p} is not writable ({e.strerror or type(e).__name__} in {where}); "
-                         f"choose a folder you can write to") from None
+    _make_writable(p, p, flag)
     return p
 
 
-def writable_file(path: str | Path, flag: str, force: bool) -> Path:
-    """Check that file ``path`` can be written (its folder is created) and does not hold an earlier result.
+def writable_file(path: str | Path, flag: str, force: bool = True) -> Path:
+    """Check that file ``path`` can be written (its folder is created) and, unless ``force``, that it
+    does not exist yet (an earlier result).
 
     Raises:
-        ValueError: ``path`` exists and ``force`` is False, is a folder, or its folder is not writable.
+        ValueError: ``path`` is a folder, exists and ``force`` is False, or its folder cannot be written.
     """
     p = Path(path)
     if p.is_dir():
         raise ValueError(f"{flag} {p} is a folder; give a file path")
     if p.exists() and not force:
         raise ValueError(f"{p} already exists; pass --force to replace it, or choose another {flag}")
-    writable_dir(p.parent, f"the folder of {flag}")
+    _make_writable(p.parent, p, flag)
     return p
+
+
+def _make_writable(folder: Path, target: Path, flag: str) -> None:
+    """Create ``folder`` and probe a write there; errors name ``target`` (what ``flag`` asked for)."""
+    blocker = next((a for a in (folder, *folder.parents) if a.exists() and not a.is_dir()), None)
+    if blocker is not None:
+        raise ValueError(f"{flag} {target} cannot be created: {blocker} is a file; choose another path for {flag}")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        _probe_write(folder)
+    except OSError as e:
+        where = next((a for a in (folder, *folder.parents) if a.exists()), folder)
+        raise ValueError(f"{flag} {target} is not writable ({e.strerror or type(e).__name__} in {where}); "
+                         f"choose a path you can write to") from None
 
 
 def refuse_existing(folder: str | Path, names: Iterable[str], flag: str, force: bool) -> list[Path]:

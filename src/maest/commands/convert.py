@@ -33,16 +33,16 @@ def main(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from maest.convert.run import convert
-    from maest.outputs import writable_dir
+    from maest.outputs import writable_dir, writable_file
 
-    # before reading the source: the output's folder can be written
+    # before reading the source: the output can be written (replacing one needs --force: see convert)
     out = Path(args.out)
     if args.to == "hf":
         writable_dir(out, "OUT")
     elif out.is_dir():
         raise ValueError(f"OUT {out} is a folder; give a file path (or --to hf for a Hugging Face folder)")
     else:
-        writable_dir(out.parent, "the folder of OUT")
+        writable_file(out, "OUT")
     report = convert(args.src, args.out, fmt=args.fmt, to=args.to, model_name=args.model, num_frames=args.num_frames,
                      img_size=args.img_size, num_heads=args.num_heads, decoder_num_heads=args.decoder_num_heads,
                      force=args.force)

@@ -80,9 +80,11 @@ def main(args: argparse.Namespace) -> int:
 
 def _replace_earlier_demo(cfg, out: Path) -> None:
     """A demo folder is the demo's own: a re-run replaces the earlier demo's run, says so, and never
-    reports the earlier run's files as its own."""
+    reports the earlier run's files as its own. A folder that cannot be written is refused first."""
     from maest.checkpoint import list_checkpoints
+    from maest.outputs import writable_dir
 
+    writable_dir(out, "--out")
     run_dir = Path(cfg.train.output_dir)
     earlier = list_checkpoints(run_dir)
     if earlier or (run_dir / "metrics.jsonl").exists():

@@ -27,6 +27,9 @@ def main(args: argparse.Namespace) -> int:
     from maest.loading import read
     from maest.visualize import grid_image, reconstruct, save_gif, save_mp4, save_png
 
+    from maest.outputs import writable_file
+
+    writable_file(Path(args.out).with_suffix(".png"), "--out")  # before any work: the figures can be written
     source = read(args.checkpoint)
     if source.kind != "mae":
         raise ValueError(f"{args.checkpoint} holds a {source.kind}, not a pre-training (MAE) model: reconstructions "
