@@ -119,3 +119,214 @@ def test_loss_over_decoded_tokens_is_v2s():
     pred2 = pred.clone()
     pred2[m == 0] += 10
     torch.testing.assert_close(reconstruction_loss(pred2, target, mask, ids), loss)
+
+
+# --- the model with a decoder mask ------------------------------------------------------------------
+
+def _v2_to_maest(state: dict) -> dict:
+    """VideoMAE V2 pre-training names -> maest's: fused qkv split, q/v biases, ``encoder_to_decoder``."""
+    out = {}
+    for key, value in state.items():
+        k = key.removeprefix("encoder.")
+        for a, b in (("decoder.blocks.", "decoder_blocks."), ("decoder.norm.", "decoder_norm."),
+                     ("decoder.head.", "decoder_pred."), ("encoder_to_decoder.", "decoder_embed.")):
+            k = k.replace(a, b)
+        if k.endswith("attn.qkv.weight"):
+            out.update({k.replace("qkv", n): w for n, w in zip("qkv", value.chunk(3), strict=True)})
+        else:
+            out[k.replace("q_bias", "q.bias").replace("v_bias", "v.bias")] = value
+    return out
+
+
+def _v2_tiny(decoder: str):
+    from maest.models.encoder import IMAGENET_MEAN, IMAGENET_STD, EncoderConfig
+    from maest.models.mae import DecoderConfig, MAEConfig
+    from maest.targets import TargetConfig
+
+    enc = EncoderConfig(img_size=32, patch_size=8, num_frames=4, t_patch_size=2, embed_dim=32, depth=2, num_heads=2,
+                        qkv_bias="qv", pos_embed_type="sincos", cls_embed=False, mean=IMAGENET_MEAN,
+                        std=IMAGENET_STD)
+    dec = DecoderConfig(embed_dim=16, depth=1, num_heads=2, qkv_bias="qv", embed_bias=False, t_pred_patch_size=2)
+    mask = MaskConfig("tube", decoder, 0.5 if decoder != "none" else 0.0)
+    return MAEConfig(name="v2_tiny", encoder=enc, decoder=dec, mask=mask, target=TargetConfig("videomae_norm_pix"))
+
+
+@pytest.mark.parametrize("case", ["running_cell", "none"])
+def test_v2_pretraining_forward_and_loss_match_official(golden, case):
+    from maest.mae_step import mae_loss
+
+    g = golden["forward"]
+    model = _v2_tiny(case).build().eval()
+    model.load_state_dict(_v2_to_maest(g["state_dict"]), strict=True)
+    enc_mask = g["encoder_mask"].flatten(1).float()
+    dec_mask = g["cases"][case]["decoder_mask"].flatten(1).float()  # 1 = not decoded
+    noise = mask_to_noise(enc_mask)
+    dnoise = mask_to_noise(dec_mask) if case != "none" else None
+    with torch.no_grad():
+        out = model(g["input"], 0.75, noise, decoder_noise=dnoise)
+        loss = mae_loss(model, g["input"], 0.75, noise, decoder_noise=dnoise)
+    assert torch.equal(out.mask, enc_mask)
+    official = g["cases"][case]["pred"]
+    if case == "none":  # V2 predicts only the masked tokens; maest's MAE-ST path predicts every token
+        assert out.pred_ids is None
+        pred = out.pred[enc_mask.bool()].view(official.shape)
+    else:  # both list the decoded tokens in token order
+        assert torch.equal(out.pred_ids, (dec_mask == 0).nonzero()[:, 1].view(2, -1))
+        pred = out.pred
+    torch.testing.assert_close(pred, official)
+    torch.testing.assert_close(loss, g["cases"][case]["loss"])
+
+
+def test_decoder_mask_changes_only_what_is_decoded(video):
+    from maest.models import model_config
+
+    cfg = model_config("tiny")
+    plain = cfg.build().eval()
+    cfg.mask = MaskConfig(decoder="running_cell", decoder_ratio=0.5)
+    dual = cfg.build().eval()
+    dual.load_state_dict(plain.state_dict())
+    noise = plain.make_noise(2, generator=torch.Generator().manual_seed(0))
+    dnoise = dual.make_decoder_noise(2, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        a = plain(video, 0.75, noise)
+        b = dual(video, 0.75, noise, decoder_noise=dnoise)
+    assert a.pred_ids is None and a.pred.shape == (2, 32, a.pred.shape[-1])
+    assert b.pred.shape == (2, 16, a.pred.shape[-1]) and b.pred_ids.shape == (2, 16)
+    assert torch.equal(a.mask, b.mask)
+    # a decoder with fewer tokens predicts something else for the same positions, but not nonsense
+    same = torch.gather(a.pred, 1, b.pred_ids[..., None].expand(-1, -1, a.pred.shape[-1]))
+    assert not torch.allclose(same, b.pred)
+    # the same noise gives the same decoded tokens and predictions
+    with torch.no_grad():
+        c = dual(video, 0.75, noise, decoder_noise=dnoise)
+    assert torch.equal(c.pred, b.pred) and torch.equal(c.pred_ids, b.pred_ids)
+
+
+def test_decoder_noise_without_a_decoder_mask_is_refused(video):
+    from maest.models import model_config
+
+    model = model_config("tiny").build()
+    with pytest.raises(ValueError, match="no decoder mask"):
+        model(video, 0.75, decoder_noise=torch.rand(2, 32))
+
+
+def test_model_config_validates_mask_and_target():
+    from maest.models import model_config
+    from maest.targets import TargetConfig
+
+    cfg = model_config("tiny")
+    cfg.mask = MaskConfig(decoder="running_cell", decoder_ratio=0.3)
+    with pytest.raises(ValueError, match="decoder_ratio=0.3 cannot be expressed"):
+        cfg.build()
+    cfg = model_config("tiny")
+    cfg.target = TargetConfig(kind="hog", hog_cell=3)
+    with pytest.raises(ValueError, match="hog_cell=3 does not divide the patch size 8"):
+        cfg.build()
+    cfg.target.hog_cell = 8  # the decoder's width follows the target: 3 channels x 9 bins x 1 cell
+    assert cfg.build().decoder_pred.out_features == 27
+
+
+def test_reconstruction_figure_shows_the_decoded_tokens():
+    from maest.models import model_config
+    from maest.visualize import default_rows, grid_image, reconstruct
+
+    cfg = model_config("tiny")
+    cfg.mask = MaskConfig(decoder="running_cell", decoder_ratio=0.5)
+    panels = reconstruct(cfg.build(), torch.randn(3, 4, 32, 32), mask_ratio=0.75, seed=0)
+    assert default_rows(panels) == ("original", "masked", "decoder", "reconstruction", "pasted")
+    d, m = panels["decoded"], panels["mask"]
+    assert d.float().mean().item() == 0.5
+    grey = panels["decoder"][~d]
+    assert (grey == grey[0]).all()  # tokens the decoder was not asked for are one flat grey
+    assert torch.equal(panels["decoder"][d], panels["original"][d])
+    assert torch.equal(panels["reconstruction"][~d], grey)  # no prediction there
+    assert torch.equal(panels["pasted"][~m], panels["original"][~m])
+    assert grid_image(panels).shape == (5 * 32 + 4 * 2, 2 * 32 + 2, 3)
+
+
+def test_videomae_target_true_stats_of_a_perfect_prediction_is_the_clip(golden):
+    from maest.targets import make_target
+    from maest.visualize import reconstruct
+
+    model = _v2_tiny("running_cell").build().eval()
+    clip = torch.randn(3, 4, 32, 32) * 0.5
+    target = make_target(clip[None], model.model_cfg.target, model.target_spec, model.model_cfg.encoder.mean,
+                         model.model_cfg.encoder.std)
+
+    class Perfect(torch.nn.Module):
+        def forward(self, video, ratio, noise, decoder_noise=None):
+            out = model(video, ratio, noise, decoder_noise=decoder_noise)
+            ids = out.pred_ids[..., None].expand(-1, -1, target.shape[-1])
+            return out._replace(pred=torch.gather(target, 1, ids))
+
+    perfect = Perfect()
+    perfect.target_spec, perfect.grid, perfect.model_cfg = model.target_spec, model.grid, model.model_cfg
+    perfect.make_noise, perfect.make_decoder_noise = model.make_noise, model.make_decoder_noise
+    panels = reconstruct(perfect, clip, 0.75, mode="true-stats")
+    d = panels["decoded"]
+    diff = (panels["reconstruction"][d].int() - panels["original"][d].int()).abs().max()
+    assert diff <= 1
+
+
+@pytest.mark.parametrize("extra", [["model.mask.decoder=running_cell", "model.mask.decoder_ratio=0.5"],
+                                   ["model.mask.strategy=tube", "model.target.kind=hog"]])
+def test_pretraining_with_decoder_mask_or_hog_resumes_exactly(tmp_path, extra):
+    from maest.config import apply_overrides
+    from maest.presets import get_preset
+    from maest.pretrain import run
+    from maest.tracking import read_metrics
+
+    from .conftest import RandomClips
+
+    def cfg(out, *more):
+        return apply_overrides(get_preset("tiny"), [f"train.output_dir={out}", "train.tensorboard=false",
+                                                    "train.progress=false", "train.log_every=1",
+                                                    "data.num_workers=0", *extra, *more])
+
+    def losses(path):
+        return {r["step"]: r["loss"] for r in read_metrics(path / "metrics.jsonl") if "loss" in r}
+
+    run(cfg(tmp_path / "full", "train.max_steps=4"), dataset=RandomClips())
+    run(cfg(tmp_path / "split", "train.max_steps=2", "train.save_every_steps=2"), dataset=RandomClips())
+    run(cfg(tmp_path / "split", "train.max_steps=4", "train.resume=auto"), dataset=RandomClips())
+    a, b = losses(tmp_path / "full"), losses(tmp_path / "split")
+    assert sorted(a) == [1, 2, 3, 4] and a == b
+
+
+def test_decoder_masks_are_seeded_per_clip_and_leave_encoder_masks_alone():
+    from maest.mae_step import decoder_masking_noise, masking_noise
+    from maest.models import model_config
+
+    plain = model_config("tiny").build()
+    cfg = model_config("tiny")
+    cfg.mask = MaskConfig(decoder="running_cell", decoder_ratio=0.5)
+    dual = cfg.build()
+    index = torch.tensor([3, 3, 5])
+    assert torch.equal(masking_noise(plain, index, 0, 7), masking_noise(dual, index, 0, 7))
+    assert decoder_masking_noise(plain, index, 0, 7) is None
+    a = decoder_masking_noise(dual, index, 0, 7)
+    assert torch.equal(a, decoder_masking_noise(dual, index, 0, 7))
+    assert torch.equal(a[2:], decoder_masking_noise(dual, torch.tensor([5]), 0, 7))  # per clip, not per batch
+    assert not torch.equal(a, decoder_masking_noise(dual, index, 0, 8))
+
+
+@pytest.mark.parametrize("kind", ["videomae_pixels", "pixels"])
+def test_plain_pixel_targets_draw_the_clip_from_a_perfect_prediction(kind):
+    from maest.targets import TargetConfig, make_target
+    from maest.visualize import reconstruct
+
+    cfg = _v2_tiny("none")
+    cfg.target = TargetConfig(kind)
+    model = cfg.build().eval()
+    clip = torch.randn(3, 4, 32, 32) * 0.5
+    target = make_target(clip[None], cfg.target, model.target_spec, cfg.encoder.mean, cfg.encoder.std)
+
+    class Perfect(torch.nn.Module):
+        def forward(self, video, ratio, noise):
+            return model(video, ratio, noise)._replace(pred=target)
+
+    perfect = Perfect()
+    perfect.target_spec, perfect.grid, perfect.model_cfg, perfect.make_noise = (
+        model.target_spec, model.grid, model.model_cfg, model.make_noise)
+    panels = reconstruct(perfect, clip, 0.75)
+    assert (panels["reconstruction"].int() - panels["original"].int()).abs().max() <= 1

@@ -65,3 +65,19 @@ def test_target_config_errors_are_one_line(kw, msg):
 def test_hog_needs_one_frame_per_token():
     with pytest.raises(ValueError, match="t_pred_patch_size=1"):
         target_dim(TargetConfig(kind="hog"), 16, 2)
+
+
+def test_hog_reconstruction_figure_says_there_are_no_pixels(tmp_path):
+    from maest.models import model_config
+    from maest.visualize import HOG_CAPTION, default_rows, grid_image, reconstruct, save_gif
+
+    cfg = model_config("tiny")
+    cfg.target = TargetConfig(kind="hog")
+    panels = reconstruct(cfg.build(), torch.randn(3, 4, 32, 32), mask_ratio=0.75)
+    assert "reconstruction" not in panels and default_rows(panels) == ("original", "masked")
+    img = grid_image(panels)
+    rows_only = 2 * 32 + 2
+    assert img.shape[0] > rows_only and img.shape[1] == 2 * 32 + 2  # a caption strip on top
+    assert (img[: img.shape[0] - rows_only] < 128).any()  # with text in it
+    assert "not pixels" in HOG_CAPTION
+    assert save_gif(panels, tmp_path / "hog.gif").is_file()

@@ -115,7 +115,7 @@ def test_same_noise_same_output_and_visible_pred_does_not_change_loss(video):
         (dict(pred_t_dim=3), "pred_t_dim=3"),
         (dict(decoder_t_pred_patch_size=3), "t_pred_patch_size=3 must be in"),
         (dict(num_heads=3), "num_heads=3 does not divide"),
-        (dict(mask_strategy="blocks"), "mask_strategy='blocks' is not one of"),
+        (dict(mask_strategy="blocks"), "mask.strategy='blocks' is not one of"),
         (dict(pos_embed_type="rope"), "pos_embed_type='rope' is not one of"),
         (dict(qkv_bias="k"), "qkv_bias='k' is not one of"),
         (dict(pooling="token0"), "pooling='token0' reads the first patch token"),

@@ -1,7 +1,8 @@
 """Training-step benchmark: seconds per step, clips/s, peak memory, FLOPs and achieved FLOP/s against
 the measured matmul peak, for model sizes x mask ratios x precisions x compile, plus the reference
 computation (fp32, explicit-softmax attention with three q/k/v GEMMs, plain AdamW, as the official
-MAE-ST code runs) on the same weights for a side-by-side speedup.
+MAE-ST code runs) on the same weights for a side-by-side speedup. Rows may mask the decoder too
+(VideoMAE V2's running cell, ``--decoder-masks 0.5``) and predict other targets (``--targets hog``).
 
 Each configuration runs in its own process, so peak memory is its own and one configuration's
 allocator state cannot slow the next. FLOPs are counted analytically (matmuls and attention; norms,
@@ -24,19 +25,24 @@ from typing import Any
 
 import torch
 
-from maest.models.masking import num_keep
+from maest.models.masking import decoder_num_keep, num_keep
 from maest.optim import build_adamw
 
 
 def forward_flops(model: torch.nn.Module, mask_ratio: float, embed_all: bool = True) -> float:
     """Multiply-adds x 2 of one clip's forward pass through the MAE (encoder on visible tokens,
-    decoder on all tokens). ``embed_all``: the patch projection runs on every patch, as in the
-    reference; maest projects only the visible ones (``embed_all=False``)."""
+    decoder on all tokens, or with a decoder mask on the visible plus the decoded ones). ``embed_all``:
+    the patch projection runs on every patch, as in the reference; maest projects only the visible ones
+    (``embed_all=False``)."""
     pe = model.patch_embed
     L, D = pe.num_patches, model.embed_dim
     C = pe.proj.in_channels
     cls = int(model.cls_embed)
-    keep = num_keep(mask_ratio, model.grid)
+    keep = num_keep(mask_ratio, model.grid, getattr(model, "mask_strategy", "random"))
+    decoded, dec_tokens = L, L  # predicted tokens, tokens in the decoder blocks
+    if getattr(model, "decoder_mask", "none") != "none":
+        decoded = decoder_num_keep(model.decoder_mask_ratio, model.grid, model.decoder_mask)
+        dec_tokens = keep + decoded
     Dd = model.decoder_embed.out_features
     K = model.decoder_pred.out_features
     hidden = model.blocks[0].mlp.fc1.out_features if len(model.blocks) else 4 * D
@@ -48,9 +54,21 @@ def forward_flops(model: torch.nn.Module, mask_ratio: float, embed_all: bool = T
     flops = 2 * (L if embed_all else keep) * D * C * pe.t_patch_size * pe.patch_size**2
     flops += len(model.blocks) * block(keep + cls, D, hidden)
     flops += 2 * keep * D * Dd
-    flops += len(model.decoder_blocks) * block(L + cls, Dd, dhidden)
-    flops += 2 * L * Dd * K
+    flops += len(model.decoder_blocks) * block(dec_tokens + cls, Dd, dhidden)
+    flops += 2 * decoded * Dd * K
     return float(flops)
+
+
+def build_model(model_name: str, decoder_mask_ratio: float = 0.0, target: str = "norm_pix",
+                decoder_strategy: str = "running_cell") -> torch.nn.Module:
+    """A registered model, with a decoder mask of ``decoder_mask_ratio`` (0: none) and ``target``."""
+    from maest.models import model_config
+
+    cfg = model_config(model_name)
+    if decoder_mask_ratio > 0:
+        cfg.mask.decoder, cfg.mask.decoder_ratio = decoder_strategy, decoder_mask_ratio
+    cfg.target.kind = target
+    return cfg.build()
 
 
 def matmul_peak(dtype: torch.dtype, device: str, n: int = 4096, repeats: int = 5) -> float:
@@ -73,15 +91,16 @@ def _sync(device: str) -> None:
 
 
 def time_step(model_name: str, mask_ratio: float, precision: str, compile: bool, mode: str, batch: int,
-              steps: int, warmup: int, device: str, grad_checkpointing: bool = False) -> dict[str, Any]:
+              steps: int, warmup: int, device: str, grad_checkpointing: bool = False,
+              decoder_mask_ratio: float = 0.0, target: str = "norm_pix",
+              decoder_strategy: str = "running_cell") -> dict[str, Any]:
     """Median seconds of full training steps (forward, loss, backward, AdamW) on random clips."""
     from maest.mae_step import mae_loss
-    from maest.precision import autocast
-    from maest.models import create_model
     from maest.models.layers import reference_attention
+    from maest.precision import autocast
 
     torch.manual_seed(0)
-    model = create_model(model_name).to(device)
+    model = build_model(model_name, decoder_mask_ratio, target, decoder_strategy).to(device)
     model.grad_checkpointing = grad_checkpointing
     pe = model.patch_embed
     video = torch.randn(batch, pe.proj.in_channels, pe.num_frames, pe.img_size, pe.img_size, device=device)
@@ -99,7 +118,7 @@ def time_step(model_name: str, mask_ratio: float, precision: str, compile: bool,
             _sync(device)
             t0 = time.perf_counter()
             with autocast(device, precision):
-                loss = mae_loss(run_model, video, mask_ratio, None, True)
+                loss = mae_loss(run_model, video, mask_ratio, None)
             loss.backward()
             opt.step()
             opt.zero_grad(set_to_none=True)
@@ -114,7 +133,8 @@ def time_step(model_name: str, mask_ratio: float, precision: str, compile: bool,
     else:
         peak_mem = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB (Linux)
     return {"model": model_name, "mode": mode, "mask_ratio": mask_ratio, "precision": precision,
-            "compile": compile, "batch": batch, "s_per_step": step, "clips_per_s": batch / step,
+            "decoder_mask": decoder_mask_ratio, "target": target, "compile": compile, "batch": batch,
+            "s_per_step": step, "clips_per_s": batch / step,
             "gflop_per_step": flops / 1e9, "achieved_gflops": flops / step / 1e9, "peak_mem_gib": peak_mem,
             "steps": steps, "spread": [min(times), max(times)]}
 
@@ -125,9 +145,9 @@ def side_by_side(model_name: str, mask_ratio: float, rounds: int, batch: int, de
     so load from other processes falls on all modes alike. Returns per-mode medians and the median
     of the per-round speedups against the reference."""
     from maest.mae_step import mae_loss
-    from maest.precision import autocast
     from maest.models import create_model
     from maest.models.layers import reference_attention
+    from maest.precision import autocast
 
     torch.manual_seed(0)
     model = create_model(model_name).to(device)
@@ -199,6 +219,12 @@ def run(argv: list[str] | None = None) -> list[dict[str, Any]]:
     p = argparse.ArgumentParser(prog="maest bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--models", nargs="+", default=["tiny", "small", "base"])
     p.add_argument("--masks", nargs="+", type=float, default=[0.9, 0.0])
+    p.add_argument("--decoder-masks", nargs="+", type=float, default=[0.0], metavar="RATIO",
+                   help="decoder mask ratios (0: the decoder runs on every token; VideoMAE V2: 0.5), each "
+                        "combined with every mask above 0")
+    p.add_argument("--decoder-strategy", default="running_cell", choices=["running_cell", "random"])
+    p.add_argument("--targets", nargs="+", default=["norm_pix"], choices=["norm_pix", "pixels", "hog"],
+                   help="reconstruction targets (the decoder's output width follows)")
     p.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
     p.add_argument("--compile", nargs="+", default=["off"], choices=["off", "on"],
                    help="torch.compile settings to run (cold compile adds 25-45 s per CPU config)")
@@ -231,24 +257,30 @@ def run(argv: list[str] | None = None) -> list[dict[str, Any]]:
     for name in args.models:
         for mask in args.masks:
             ratio = _effective_ratio(mask, name)
-            if name in args.reference:
-                specs.append((mask, dict(model_name=name, mask_ratio=ratio, precision="fp32", compile=False,
-                                         mode="reference", **base)))
-            for prec in args.precisions:
-                for comp in args.compile:
-                    specs.append((mask, dict(model_name=name, mask_ratio=ratio, precision=prec,
-                                             compile=comp == "on", mode="maest", **base)))
+            for dmask in args.decoder_masks:
+                if dmask > 0 and mask == 0:
+                    continue  # nothing masked: no decoder to save
+                for target in args.targets:
+                    extra = dict(decoder_mask_ratio=dmask, target=target, decoder_strategy=args.decoder_strategy)
+                    if name in args.reference and dmask == 0 and target == "norm_pix":
+                        specs.append((mask, dict(model_name=name, mask_ratio=ratio, precision="fp32",
+                                                 compile=False, mode="reference", **base, **extra)))
+                    for prec in args.precisions:
+                        for comp in args.compile:
+                            specs.append((mask, dict(model_name=name, mask_ratio=ratio, precision=prec,
+                                                     compile=comp == "on", mode="maest", **base, **extra)))
     rows = []
-    print(f"{'model':<6} {'mode':<9} {'mask':>5} {'prec':<5} {'comp':<4} {'s/step':>8} {'clips/s':>8} "
-          f"{'GFLOP/step':>10} {'GFLOP/s':>8} {'%peak':>6} {'mem GiB':>8}", flush=True)
+    print(f"{'model':<6} {'mode':<9} {'mask':>5} {'dec':>4} {'target':<8} {'prec':<5} {'comp':<4} {'s/step':>8} "
+          f"{'clips/s':>8} {'GFLOP/step':>10} {'GFLOP/s':>8} {'%peak':>6} {'mem GiB':>8}", flush=True)
     for mask, spec in specs:
         r = _spawn(spec)
         r["mask"] = mask
         r["pct_of_peak"] = 100 * r["achieved_gflops"] / peaks[r["precision"]]
         rows.append(r)
         comp = "on" if r["compile"] else "off"
-        print(f"{r['model']:<6} {r['mode']:<9} {r['mask']:>5.2f} {r['precision']:<5} {comp:<4} "
-              f"{r['s_per_step']:>8.3f} {r['clips_per_s']:>8.2f} {r['gflop_per_step']:>10.1f} "
+        print(f"{r['model']:<6} {r['mode']:<9} {r['mask']:>5.2f} {r['decoder_mask']:>4.2f} {r['target']:<8} "
+              f"{r['precision']:<5} {comp:<4} {r['s_per_step']:>8.3f} {r['clips_per_s']:>8.2f} "
+              f"{r['gflop_per_step']:>10.1f} "
               f"{r['achieved_gflops']:>8.1f} {r['pct_of_peak']:>6.1f} {r['peak_mem_gib']:>8.2f}", flush=True)
     for line in summarize(rows):
         print(line)
@@ -285,10 +317,11 @@ def summarize(rows: list[dict[str, Any]]) -> list[str]:
     """Speedups vs the reference computation and masking speedups (0.9 vs 0.0), per model."""
     out = []
 
-    def find(model, mode, mask, prec=None):
+    def find(model, mode, mask, prec=None, dmask=0.0):
         for r in rows:
             if r["model"] == model and r["mode"] == mode and r["mask"] == mask and not r["compile"] \
-                    and (prec is None or r["precision"] == prec):
+                    and (prec is None or r["precision"] == prec) and r.get("decoder_mask", 0.0) == dmask \
+                    and r.get("target", "norm_pix") == "norm_pix":
                 return r
         return None
 
@@ -305,6 +338,16 @@ def summarize(rows: list[dict[str, Any]]) -> list[str]:
                 if hi and lo:
                     out.append(f"{model} {mode} {prec}: masking speedup 0.9 vs 0.0 = "
                                f"{lo['s_per_step'] / hi['s_per_step']:.1f}x")
+                for dm in sorted({r.get("decoder_mask", 0.0) for r in rows} - {0.0}):
+                    both = find(model, mode, 0.9, prec, dm)
+                    if both and lo:
+                        out.append(f"{model} {mode} {prec}: masking speedup 0.9 + decoder {dm} vs 0.0 = "
+                                   f"{lo['s_per_step'] / both['s_per_step']:.1f}x (FLOPs "
+                                   f"{lo['gflop_per_step'] / both['gflop_per_step']:.1f}x)")
+                    if both and hi:
+                        out.append(f"{model} {mode} {prec}: decoder mask {dm} at 0.9 = "
+                                   f"{hi['s_per_step'] / both['s_per_step']:.2f}x faster than 0.9 alone (FLOPs "
+                                   f"{hi['gflop_per_step'] / both['gflop_per_step']:.2f}x)")
     return out
 
 

@@ -196,7 +196,7 @@ def upgrade_model_section(data: dict[str, Any], classifier: bool) -> dict[str, A
     """A ``model`` section of maest 0.1 (a name plus flat, optional geometry overrides) as the
     resolved config of today; a current section is returned unchanged."""
     if "encoder" in data:
-        return data
+        return _mask_target_sections(data)
     flat = {k: v for k, v in data.items() if v is not None and k not in ("grad_checkpointing",)}
     name = flat.pop("name", "vit_large_patch16" if classifier else "mae_vit_base_patch16")
     if classifier and "cls_embed" not in data:
@@ -218,10 +218,28 @@ def upgrade_run_config(data: dict[str, Any]) -> dict[str, Any]:
             model["norm_pix_loss"] = train["norm_pix_loss"]
         norm_pix = model.pop("norm_pix_loss", None)
         data["model"] = upgrade_model_section(model, classifier)
-        if norm_pix is not None:
-            data["model"]["norm_pix_loss"] = norm_pix
+        if norm_pix is not None and "target" in data["model"]:
+            data["model"]["target"]["kind"] = "norm_pix" if norm_pix else "pixels"
+    elif not classifier:
+        data["model"] = _mask_target_sections(model)
     train.pop("norm_pix_loss", None)
     return data
+
+
+def _mask_target_sections(section: dict[str, Any]) -> dict[str, Any]:
+    """An MAE section with the flat ``mask_strategy`` / ``norm_pix_loss`` of the first resolved
+    configs, moved into its ``mask`` and ``target`` sections."""
+    if "mask_strategy" not in section and "norm_pix_loss" not in section:
+        return section
+    section = dict(section)
+    mask, target = dict(section.get("mask", {})), dict(section.get("target", {}))
+    if "mask_strategy" in section:
+        mask["strategy"] = section.pop("mask_strategy")
+    if "norm_pix_loss" in section:
+        videomae = target.get("kind", "").startswith("videomae_")
+        target["kind"] = ("videomae_" if videomae else "") + ("norm_pix" if section.pop("norm_pix_loss") else "pixels")
+    section["mask"], section["target"] = mask, target
+    return section
 
 
 def from_dict(cls: type, data: dict[str, Any]) -> Any:

@@ -7,6 +7,8 @@ from typing import Generic, TypeVar
 
 from maest.config import PretrainConfig
 from maest.models import model_config
+from maest.models.masking import MaskConfig
+from maest.targets import TargetConfig
 
 C = TypeVar("C")
 
@@ -80,4 +82,31 @@ def demo() -> PretrainConfig:
     cfg.optim.blr, cfg.optim.warmup_epochs, cfg.optim.clip_grad, cfg.optim.weight_decay = 4e-2, 3.0, 1.0, 0.05
     cfg.train.epochs, cfg.train.batch_size, cfg.train.log_every = 50, 8, 10
     cfg.train.output_dir = "maest_demo/run"
+    return cfg
+
+
+@preset
+def videomae_v2_b_pretrain() -> PretrainConfig:
+    """VideoMAE V2's ViT-B pre-training (Wang et al., CVPR 2023; scripts/pretrain/vit_b_hybrid_pt.sh):
+    VideoMAE's ViT-B (fixed sin-cos positions, no class token, q/v biases, ImageNet normalisation, a
+    384 x 4 decoder predicting both frames of each tube), tube masking 0.9 on the encoder, running-cell
+    masking 0.5 on the decoder, per-channel normalised pixel targets; 16x4 clips, repeated sampling 4,
+    AdamW (0.9, 0.95), weight decay 0.05, lr 1e-3 per 256 videos, 20 warm-up epochs of 200, no clipping."""
+    cfg = PretrainConfig(model=model_config("videomae_vit_base_patch16"))
+    cfg.model.mask = MaskConfig(strategy="tube", decoder="running_cell", decoder_ratio=0.5)
+    cfg.model.target = TargetConfig(kind="videomae_norm_pix")
+    cfg.train.mask_ratio = 0.9
+    cfg.optim.blr, cfg.optim.warmup_epochs, cfg.optim.clip_grad = 1e-3, 20.0, None
+    cfg.train.epochs = 200
+    return cfg
+
+
+@preset
+def maskfeat_hog() -> PretrainConfig:
+    """MaskFeat's HOG target (Wei et al., CVPR 2022; SlowFast ``MASK.PRED_HOG``: 9 orientation bins per
+    colour channel over 8x8-pixel cells, L2-normalised per cell, first frame of each tube) on the MAE-ST
+    ViT-B and recipe (random masking 0.9, the 512 x 4 decoder, 108 outputs per token instead of 512
+    pixels). MaskFeat itself keeps mask tokens in the encoder; this is its target in MAE-ST's model."""
+    cfg = vit_b_k400_pretrain()
+    cfg.model.target = TargetConfig(kind="hog")
     return cfg

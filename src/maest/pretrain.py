@@ -14,7 +14,7 @@ from maest import distributed as dist
 from maest.config import PretrainConfig
 from maest.data.jobs import pretrain_dataset
 from maest.distributed import unwrap
-from maest.mae_step import mae_loss, masking_noise
+from maest.mae_step import decoder_masking_noise, mae_loss, masking_noise
 from maest.optim import build_adamw, param_groups_weight_decay
 from maest.precision import autocast, resolve_precision
 from maest.schedule import scaled_lr
@@ -61,9 +61,12 @@ def _run(cfg: PretrainConfig, dataset: Dataset | None, info: dist.DistInfo) -> d
 
     def loss_fn(train_model: torch.nn.Module, batch: dict, step: int, accum_pos: int) -> torch.Tensor:
         video = batch["video"].to(info.device, non_blocking=True)
-        noise = masking_noise(unwrap(model), batch["index"], t.seed, step)
+        core = unwrap(model)
+        noise = masking_noise(core, batch["index"], t.seed, step).to(info.device)
+        dnoise = decoder_masking_noise(core, batch["index"], t.seed, step)  # None without decoder masking
         with autocast(info.device, precision):
-            return mae_loss(train_model, video, t.mask_ratio, noise.to(info.device), cfg.model.norm_pix_loss)
+            return mae_loss(train_model, video, t.mask_ratio, noise, cfg.model.target,
+                            None if dnoise is None else dnoise.to(info.device))
 
     return train(cfg, model, optimizer, dataset, info, loss_fn, base_lr=base_lr, precision=precision,
                  title=f"pretrain {cfg.model.name}")

@@ -8,7 +8,10 @@ mean and variance, which it never sees for masked patches. Two ways to show pixe
 * ``"true-stats"``: the ground-truth mean/variance of every patch are put back, as VideoMAE's
   visualiser does. It looks better because it leaks information; figures are labelled as such.
 
-Models trained without ``norm_pix`` predict normalised pixels directly and need neither.
+Models trained on plain pixels need neither; VideoMAE's per-channel targets get per-channel
+statistics the same two ways. With a decoder mask (VideoMAE V2) the figure adds a row of the tokens
+the decoder was asked for; the others have no prediction and stay grey. HOG targets (MaskFeat) are
+gradient histograms, not pixels: the figure shows the clip and the masks and says so in a caption.
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ import torch
 from torch import nn
 
 from maest.data.transforms import MEAN, STD
-from maest.losses import mae_target, target_frame_indices
-from maest.models.masking import unpatchify
+from maest.losses import target_frame_indices
+from maest.models.masking import patchify, unpatchify
+from maest.targets import TargetConfig
 
 MODES = ("honest", "true-stats")
 GAP = 2
@@ -34,10 +38,57 @@ def _to_pixels(x: torch.Tensor, mean_std: tuple = (MEAN, STD)) -> torch.Tensor:
     return ((x * std + mean) * 255).clamp(0, 255).round().byte().permute(1, 2, 3, 0)
 
 
+HOG_CAPTION = "HOG target: the model predicts gradient histograms, not pixels, so there is no reconstruction to draw"
+
+
+def _target_kind(model: nn.Module, norm_pix: bool | None, target: TargetConfig | str | None) -> str:
+    if isinstance(target, TargetConfig):
+        return target.kind
+    if target is not None:
+        return target
+    if norm_pix is not None:
+        return "norm_pix" if norm_pix else "pixels"
+    cfg = getattr(getattr(model, "model_cfg", None), "target", None)
+    return cfg.kind if cfg is not None else "norm_pix"
+
+
+def _token_pixels(mask: torch.Tensor, grid: tuple[int, int, int], u: int, p: int) -> torch.Tensor:
+    """(L,) token flags -> (T', H, W) pixel flags at the predicted frames (each token covers u of them)."""
+    t, h, w = grid
+    m = mask.view(t, h, w).bool()
+    return m.repeat_interleave(u, 0).repeat_interleave(p, 1).repeat_interleave(p, 2)
+
+
+def _denormalise(pred: torch.Tensor, video: torch.Tensor, kind: str, spec, src: torch.Tensor | None,
+                 mean_std: tuple) -> torch.Tensor:
+    """Put per-patch statistics back into normalised-pixel predictions (B, L, K), taking token ``src[i]``'s
+    statistics for token i (the truth when ``src`` is None)."""
+    p, u, frames = spec
+    clip = video.index_select(2, target_frame_indices(video.shape[2], frames))
+    if kind == "norm_pix":
+        raw = patchify(clip, p, u)
+        mean, var = raw.mean(-1, keepdim=True), raw.var(-1, keepdim=True)
+        if src is not None:
+            mean, var = mean[:, src], var[:, src]
+        return pred * (var + 1e-6) ** 0.5 + mean
+    # videomae_norm_pix: per channel, in [0, 1] pixels; back to the model's input normalisation
+    C = video.shape[1]
+    m = torch.tensor(mean_std[0]).view(1, -1, 1, 1, 1)
+    sd = torch.tensor(mean_std[1]).view(1, -1, 1, 1, 1)
+    raw = patchify(clip * sd + m, p, u)
+    B, L, K = raw.shape
+    raw = raw.view(B, L, K // C, C)
+    mu, sigma = raw.mean(-2, keepdim=True), raw.var(-2, keepdim=True).sqrt()
+    if src is not None:
+        mu, sigma = mu[:, src], sigma[:, src]
+    pixels01 = pred.view(B, L, K // C, C) * (sigma + 1e-6) + mu
+    return ((pixels01 - m.view(1, 1, 1, C)) / sd.view(1, 1, 1, C)).view(B, L, K)
+
+
 @torch.no_grad()
 def reconstruct(
     model: nn.Module, clip: torch.Tensor, mask_ratio: float = 0.9, seed: int = 0, mode: str = "honest",
-    norm_pix: bool = True,
+    norm_pix: bool | None = None, target: TargetConfig | str | None = None,
 ) -> dict[str, torch.Tensor]:
     """Run the MAE on one clip and return uint8 (T', H, W, C) panels at the predicted frames.
 
@@ -45,41 +96,76 @@ def reconstruct(
         model: a :class:`~maest.models.mae.MaskedAutoencoderViT` (eval mode is set here).
         clip: normalised (C, T, H, W).
         mask_ratio: fraction of tokens removed.
-        seed: masking seed.
-        mode: "honest" or "true-stats" (see module docstring); ignored when ``norm_pix`` is False.
-        norm_pix: whether the model was trained on normalised-pixel targets.
+        seed: seed of the encoder mask and, after it, the decoder mask.
+        mode: "honest" or "true-stats" (see module docstring); ignored for plain pixel targets.
+        norm_pix: older flag for the target (True: norm-pix, False: pixels).
+        target: the target the model was trained on (default: the model's own ``model.target``).
 
     Returns:
         {"original", "masked", "reconstruction", "pasted"} where "pasted" shows visible patches from
-        the input and reconstructions elsewhere; plus "mask" (T', H, W) bool, True = removed.
+        the input and reconstructions elsewhere; plus "mask" (T', H, W) bool, True = removed. With a
+        decoder mask also "decoder" (the clip at the tokens the decoder was asked for, grey elsewhere)
+        and "decoded" (T', H, W) bool. HOG targets give no "reconstruction" / "pasted".
     """
     if mode not in MODES:
         raise ValueError(f"unknown reconstruction mode {mode!r}; choose one of {MODES}")
+    kind = _target_kind(model, norm_pix, target)
     model.eval()
     p, u, frames = model.target_spec
-    t, h, w = model.grid
+    grid = model.grid
+    L = grid[0] * grid[1] * grid[2]
     video = clip.unsqueeze(0).float()
-    noise = model.make_noise(1, generator=torch.Generator().manual_seed(seed))
-    out = model(video, mask_ratio, noise)
-    pred = out.pred.float()
-    if norm_pix:
-        raw = mae_target(video, p, u, frames, norm_pix=False)
-        mean, var = raw.mean(-1, keepdim=True), raw.var(-1, keepdim=True)
-        if mode == "honest":
-            src = nearest_visible(out.mask[0].bool(), (t, h, w))
-            mean, var = mean[:, src], var[:, src]
-        pred = pred * (var + 1e-6) ** 0.5 + mean
-    rec = unpatchify(pred, p, u, (t, h, w), channels=clip.shape[0])[0]  # (C, T', H, W)
+    g = torch.Generator().manual_seed(seed)
+    noise = model.make_noise(1, generator=g)
+    make_dnoise = getattr(model, "make_decoder_noise", None)
+    dnoise = make_dnoise(1, generator=g) if make_dnoise is not None else None
+    out = model(video, mask_ratio, noise) if dnoise is None else model(video, mask_ratio, noise, decoder_noise=dnoise)
+    pred_ids = getattr(out, "pred_ids", None)
+    decoded = torch.ones(L, dtype=torch.bool)
+    if pred_ids is not None:
+        decoded = torch.zeros(L, dtype=torch.bool)
+        decoded[pred_ids[0]] = True
+    enc = getattr(getattr(model, "model_cfg", None), "encoder", None)
+    ms = (enc.mean, enc.std) if enc is not None else (MEAN, STD)
     original = clip.index_select(1, target_frame_indices(clip.shape[1], frames))
-    # token mask (t, h, w) -> pixels at the predicted frames; each token covers u predicted frames
-    m = out.mask[0].view(t, h, w).bool()
-    m = m.repeat_interleave(u, 0).repeat_interleave(p, 1).repeat_interleave(p, 2)  # (T', H, W)
+    grey = ((0.5 - torch.tensor(ms[0])) / torch.tensor(ms[1])).view(-1, 1).to(original.dtype)
+    m = _token_pixels(out.mask[0], grid, u, p)  # (T', H, W)
     masked = original.clone()
-    ms = (model.cfg.mean, model.cfg.std)
-    masked[:, m] = ((0.5 - torch.tensor(ms[0])) / torch.tensor(ms[1])).view(-1, 1).to(masked.dtype)  # grey
+    masked[:, m] = grey
+    panels = {"original": _to_pixels(original, ms), "masked": _to_pixels(masked, ms), "mask": m}
+    if pred_ids is not None:
+        d = _token_pixels(decoded, grid, u, p)
+        asked = original.clone()
+        asked[:, ~d] = grey
+        panels.update(decoder=_to_pixels(asked, ms), decoded=d)
+    if kind == "hog":
+        return panels
+    pred = torch.zeros(1, L, out.pred.shape[-1])
+    pred[:, decoded] = out.pred.float().reshape(-1, out.pred.shape[-1])  # pred_ids are in token order
+    if kind in ("norm_pix", "videomae_norm_pix"):
+        src = nearest_visible(out.mask[0].bool(), grid) if mode == "honest" else None
+        pred = _denormalise(pred, video, kind, model.target_spec, src, ms)
+    elif kind == "videomae_pixels":  # [0, 1] pixels, channel innermost -> the input's normalisation
+        C = clip.shape[0]
+        mu, sd = torch.tensor(ms[0]).view(1, 1, 1, C), torch.tensor(ms[1]).view(1, 1, 1, C)
+        pred = ((pred.view(1, L, -1, C) - mu) / sd).view(1, L, -1)
+    rec = unpatchify(pred, p, u, grid, channels=clip.shape[0])[0]  # (C, T', H, W)
+    if pred_ids is not None:
+        rec[:, ~panels["decoded"]] = grey
     pasted = torch.where(m.unsqueeze(0), rec, original)
-    return {"original": _to_pixels(original, ms), "masked": _to_pixels(masked, ms),
-            "reconstruction": _to_pixels(rec, ms), "pasted": _to_pixels(pasted, ms), "mask": m}
+    panels.update(reconstruction=_to_pixels(rec, ms), pasted=_to_pixels(pasted, ms))
+    return panels
+
+
+def default_rows(panels: dict[str, torch.Tensor]) -> tuple[str, ...]:
+    """The rows a figure of ``panels`` shows: clip, masked input, decoder tokens (if masked), and the
+    reconstruction rows when the target is pixels."""
+    return tuple(r for r in ("original", "masked", "decoder", "reconstruction", "pasted") if r in panels)
+
+
+def caption(panels: dict[str, torch.Tensor]) -> str | None:
+    """A caption for figures without pixels (HOG targets)."""
+    return None if "reconstruction" in panels else HOG_CAPTION
 
 
 def nearest_visible(mask: torch.Tensor, grid: tuple[int, int, int]) -> torch.Tensor:
@@ -95,15 +181,32 @@ def nearest_visible(mask: torch.Tensor, grid: tuple[int, int, int]) -> torch.Ten
     return visible[nearest]
 
 
-def grid_image(panels: dict[str, torch.Tensor], rows=("original", "masked", "reconstruction", "pasted")) -> np.ndarray:
-    """Stack panels as rows, frames as columns: uint8 (rows*H + gaps, T*W + gaps, 3) on white."""
+def grid_image(panels: dict[str, torch.Tensor], rows: tuple[str, ...] | None = None) -> np.ndarray:
+    """Stack panels as rows, frames as columns: uint8 (rows*H + gaps, T*W + gaps, 3) on white, with a
+    caption strip on top when the panels have no pixels to show (:func:`caption`)."""
+    rows = default_rows(panels) if rows is None else rows
     first = panels[rows[0]]
     T, H, W, C = first.shape
     img = np.full((len(rows) * (H + GAP) - GAP, T * (W + GAP) - GAP, C), 255, np.uint8)
     for r, name in enumerate(rows):
         for f in range(T):
             img[r * (H + GAP): r * (H + GAP) + H, f * (W + GAP): f * (W + GAP) + W] = panels[name][f].numpy()
-    return img
+    text = caption(panels)
+    return img if text is None else np.concatenate([_caption_strip(text, img.shape[1]), img])
+
+
+def _caption_strip(text: str, width: int) -> np.ndarray:
+    """White strip (lines * 12 px, width, 3) with ``text`` wrapped in PIL's built-in bitmap font."""
+    import textwrap
+
+    from PIL import Image, ImageDraw
+
+    lines = textwrap.wrap(text, max(width // 6, 8), break_long_words=False)  # the default font: 6 px wide
+    im = Image.new("RGB", (width, 12 * len(lines) + 2), "white")
+    draw = ImageDraw.Draw(im)
+    for i, line in enumerate(lines):
+        draw.text((1, 1 + 12 * i), line, fill=(0, 0, 0))
+    return np.asarray(im)
 
 
 def save_png(img: np.ndarray, path: str | Path, scale: int = 1) -> Path:
@@ -120,6 +223,8 @@ def save_png(img: np.ndarray, path: str | Path, scale: int = 1) -> Path:
 
 def _strips(panels: dict[str, torch.Tensor], rows, scale: int) -> list[np.ndarray]:
     """One image per predicted frame: the chosen panels side by side, upscaled."""
+    if rows is None:  # the figure's rows without the pasted one
+        rows = tuple(r for r in default_rows(panels) if r != "pasted")
     T = panels[rows[0]].shape[0]
     strips = []
     for f in range(T):
@@ -129,7 +234,7 @@ def _strips(panels: dict[str, torch.Tensor], rows, scale: int) -> list[np.ndarra
     return strips
 
 
-def save_mp4(panels: dict[str, torch.Tensor], path: str | Path, rows=("original", "masked", "reconstruction"),
+def save_mp4(panels: dict[str, torch.Tensor], path: str | Path, rows: tuple[str, ...] | None = None,
              fps: int = 4, scale: int = 2) -> Path:
     """The GIF's frames as an H.264 MP4 (dimensions padded to even numbers)."""
     from maest.data.synthetic import encode_mp4
@@ -140,7 +245,7 @@ def save_mp4(panels: dict[str, torch.Tensor], path: str | Path, rows=("original"
     return encode_mp4(frames, path, fps=fps, gop=fps)
 
 
-def save_gif(panels: dict[str, torch.Tensor], path: str | Path, rows=("original", "masked", "reconstruction"),
+def save_gif(panels: dict[str, torch.Tensor], path: str | Path, rows: tuple[str, ...] | None = None,
              fps: int = 4, scale: int = 1) -> Path:
     """Animated GIF: the chosen panels side by side, one animation frame per predicted frame."""
     from PIL import Image

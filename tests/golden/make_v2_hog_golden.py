@@ -117,8 +117,8 @@ def videomae_v2(root: Path) -> dict:
     cases = {}
     for name, decode in [("running_cell", dec_mask), ("none", ~enc_mask)]:
         model.load_state_dict(state)
-        captured = []
-        hook = model.register_forward_hook(lambda m, a, o: captured.append(o.detach().clone()))
+        captured: list[torch.Tensor] = []
+        hook = model.register_forward_hook(lambda m, a, o, into=captured: into.append(o.detach().clone()))
         # one step of the official engine on a one-batch loader; lr 0 leaves the weights as they are
         opt = torch.optim.SGD(model.parameters(), lr=0.0)
         stats = train_one_epoch(model, [(video, enc_mask, decode)], opt, torch.device("cpu"), 0, None,

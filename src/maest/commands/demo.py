@@ -64,7 +64,7 @@ def main(args: argparse.Namespace) -> int:
     clip = val[0]["video"][0]
     figures = {}
     for mode in ("honest", "true-stats"):
-        panels = reconstruct(model, clip, cfg.train.mask_ratio, seed=0, mode=mode, norm_pix=cfg.model.norm_pix_loss)
+        panels = reconstruct(model, clip, cfg.train.mask_ratio, seed=0, mode=mode, target=cfg.model.target)
         name = "reconstruction" if mode == "honest" else "reconstruction_true_stats"
         figures[mode] = str(save_png(grid_image(panels), out / f"{name}.png", scale=3))
         if mode == "honest":

@@ -1,5 +1,6 @@
 """``maest reconstruct VIDEO --checkpoint C``: PNG grid, GIF and MP4 of a clip, its masked input and
-the MAE's reconstruction (see :mod:`maest.visualize` for the honest / true-stats modes)."""
+the MAE's reconstruction, and the tokens a masked decoder reconstructed (see :mod:`maest.visualize` for
+the honest / true-stats modes; HOG models have no pixels to show, and the figure says so)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ def configure(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from maest.data import ClipSpec, VideoClipDataset
     from maest.loading import read
-    from maest.visualize import grid_image, reconstruct, save_gif, save_mp4, save_png
+    from maest.visualize import caption, grid_image, reconstruct, save_gif, save_mp4, save_png
 
     from maest.outputs import writable_file
 
@@ -44,11 +45,16 @@ def main(args: argparse.Namespace) -> int:
         raise ValueError(f"--clip {args.clip} must be in [0, {args.clips})")
     clip = VideoClipDataset([(args.video, -1)], spec)[0]["video"][args.clip]
     ratio = run.get("train", {}).get("mask_ratio", 0.9) if args.mask_ratio is None else args.mask_ratio
-    panels = reconstruct(model, clip, ratio, seed=args.seed, mode=args.mode, norm_pix=mcfg.norm_pix_loss)
+    panels = reconstruct(model, clip, ratio, seed=args.seed, mode=args.mode, target=mcfg.target)
     out = Path(args.out)
     files = {"png": str(save_png(grid_image(panels), out.with_suffix(".png"), scale=args.scale)),
              "gif": str(save_gif(panels, out.with_suffix(".gif"), scale=args.scale))}
     if not args.no_mp4:
         files["mp4"] = str(save_mp4(panels, out.with_suffix(".mp4"), scale=args.scale))
-    print(json.dumps({"video": args.video, "mask_ratio": ratio, "mode": args.mode, **files}))
+    info = {"video": args.video, "mask_ratio": ratio, "mode": args.mode, "target": mcfg.target.kind}
+    if mcfg.mask.decoder != "none":  # the figure's "decoder" row shows the tokens it reconstructed
+        info["decoder_mask"] = f"{mcfg.mask.decoder} {mcfg.mask.decoder_ratio}"
+    if caption(panels):
+        info["note"] = caption(panels)
+    print(json.dumps({**info, **files}))
     return 0

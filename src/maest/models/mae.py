@@ -16,16 +16,26 @@ from torch import nn
 
 from maest.models.encoder import EncoderConfig, VideoEncoder, trunc_normal_
 from maest.models.layers import QKV_BIAS, Block
-from maest.models.masking import STRATEGIES, mask_indices, mask_noise, num_keep
+from maest.models.masking import (
+    MaskConfig,
+    decoder_mask_noise,
+    decoder_num_keep,
+    mask_indices,
+    mask_noise,
+    num_keep,
+)
+from maest.targets.config import TargetConfig, target_dim
 
 
 class MAEOutput(NamedTuple):
-    """pred: (B, L, t_pred_patch_size*p*p*C) for every token; mask: (B, L), 1 = removed;
-    ids_restore: (B, L)."""
+    """pred: (B, L, K) for every token, or (B, N, K) for the N decoded tokens listed in ``pred_ids``
+    when the decoder is masked (VideoMAE V2); mask: (B, L), 1 = removed; ids_restore: (B, L);
+    pred_ids: (B, N) token indices in ascending order, or None when every token is predicted."""
 
     pred: torch.Tensor
     mask: torch.Tensor
     ids_restore: torch.Tensor
+    pred_ids: torch.Tensor | None = None
 
 
 class TargetSpec(NamedTuple):
@@ -72,15 +82,16 @@ class MAEConfig:
 
     Attributes:
         name: the registered name it started from (a label; the fields below are what count).
-        mask_strategy: "random" (spacetime-agnostic, MAE-ST), "tube" or "frame".
-        norm_pix_loss: targets are per-patch normalised pixels (MAE-ST's default).
+        mask: encoder and decoder masking (``model.mask.*``, :class:`~maest.models.masking.MaskConfig`).
+        target: what the decoder predicts (``model.target.*``, :class:`~maest.targets.TargetConfig`);
+            the decoder's output width follows it.
     """
 
     name: str = "mae_vit_base_patch16"
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
-    mask_strategy: str = "random"
-    norm_pix_loss: bool = True
+    mask: MaskConfig = field(default_factory=MaskConfig)
+    target: TargetConfig = field(default_factory=TargetConfig)
 
     kind = "mae"
 
@@ -96,12 +107,46 @@ class MAEConfig:
             raise ValueError(f"model.decoder.num_heads={d.num_heads} does not divide decoder embed_dim={d.embed_dim}")
         if d.qkv_bias not in QKV_BIAS:
             raise ValueError(f"model.decoder.qkv_bias={d.qkv_bias!r} is not one of {QKV_BIAS}")
-        if self.mask_strategy not in STRATEGIES:
-            raise ValueError(f"model.mask_strategy={self.mask_strategy!r} is not one of {STRATEGIES}")
+        self.mask.validate(e.grid)
+        self.target.validate(e.patch_size, d.t_pred_patch_size)
         return self
 
     def build(self, trunc_init: bool = False) -> MaskedAutoencoderViT:
         return MaskedAutoencoderViT(self, trunc_init=trunc_init)
+
+    # The flat spellings of the first MAEConfig, still read and written (and accepted by the
+    # constructor) while callers move to ``mask`` / ``target``; not stored.
+    @property
+    def mask_strategy(self) -> str:
+        return self.mask.strategy
+
+    @mask_strategy.setter
+    def mask_strategy(self, value: str) -> None:
+        self.mask.strategy = value
+
+    @property
+    def norm_pix_loss(self) -> bool:
+        return self.target.kind in ("norm_pix", "videomae_norm_pix")
+
+    @norm_pix_loss.setter
+    def norm_pix_loss(self, value: bool) -> None:
+        videomae = self.target.kind.startswith("videomae_")
+        self.target.kind = ("videomae_" if videomae else "") + ("norm_pix" if value else "pixels")
+
+
+def _init_with_flat_spellings(init):
+    def __init__(self, *args, mask_strategy: str | None = None, norm_pix_loss: bool | None = None, **kwargs) -> None:
+        init(self, *args, **kwargs)
+        if mask_strategy is not None:
+            self.mask_strategy = mask_strategy
+        if norm_pix_loss is not None:
+            self.norm_pix_loss = norm_pix_loss
+
+    __init__.__doc__ = init.__doc__
+    return __init__
+
+
+MAEConfig.__init__ = _init_with_flat_spellings(MAEConfig.__init__)  # type: ignore[method-assign]
 
 
 class MaskedAutoencoderViT(VideoEncoder):
@@ -120,7 +165,8 @@ class MaskedAutoencoderViT(VideoEncoder):
         num_frames, u = self.patch_embed.num_frames, self.patch_embed.t_patch_size
         self.t_pred_patch_size = d.t_pred_patch_size
         self.pred_t_dim = num_frames * d.t_pred_patch_size // u  # target frames
-        self.mask_strategy = cfg.mask_strategy
+        self.mask_strategy = cfg.mask.strategy
+        self.decoder_mask, self.decoder_mask_ratio = cfg.mask.decoder, cfg.mask.decoder_ratio
         p = self.patch_embed.patch_size
 
         self.decoder_embed = nn.Linear(self.embed_dim, d.embed_dim, bias=d.embed_bias)
@@ -134,7 +180,7 @@ class MaskedAutoencoderViT(VideoEncoder):
             for _ in range(d.depth)
         )
         self.decoder_norm = nn.LayerNorm(d.embed_dim, eps=d.final_norm_eps)
-        self.decoder_pred = nn.Linear(d.embed_dim, self.t_pred_patch_size * p * p * self.in_chans)
+        self.decoder_pred = nn.Linear(d.embed_dim, target_dim(cfg.target, p, self.t_pred_patch_size, self.in_chans))
         self._init_weights(trunc_init)
 
     def _init_weights(self, trunc_init: bool) -> None:
@@ -155,6 +201,12 @@ class MaskedAutoencoderViT(VideoEncoder):
     def make_noise(self, batch: int, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
         """Masking noise (B, L) for this model's grid and strategy."""
         return mask_noise(batch, self.grid, self.mask_strategy, generator=generator, device=device)
+
+    def make_decoder_noise(
+        self, batch: int, generator: torch.Generator | None = None, device=None
+    ) -> torch.Tensor | None:
+        """Decoder-mask noise (B, L) for this model's decoder strategy; None without decoder masking."""
+        return decoder_mask_noise(batch, self.grid, self.decoder_mask, generator=generator, device=device)
 
     def forward_encoder(
         self, video: torch.Tensor, mask_ratio: float, noise: torch.Tensor | None = None
@@ -182,8 +234,13 @@ class MaskedAutoencoderViT(VideoEncoder):
         # the decoder brings its own class token, so the encoder's is dropped here as in the reference
         return (latent[:, 1:] if self.cls_embed else latent), m.mask, m.ids_restore
 
-    def forward_decoder(self, latent: torch.Tensor, ids_restore: torch.Tensor) -> torch.Tensor:
-        """(B, len_keep, D) latent -> (B, L, t_pred_patch_size*p*p*C) predictions."""
+    def forward_decoder(
+        self, latent: torch.Tensor, ids_restore: torch.Tensor, pred_ids: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """(B, len_keep, D) latent -> (B, L, K) predictions, or (B, N, K) for the tokens ``pred_ids``
+        (B, N) when the decoder is masked."""
+        if pred_ids is not None:
+            return self._forward_masked_decoder(latent, ids_restore, pred_ids)
         x = self.decoder_embed(latent)
         B, N, C = x.shape
         L = ids_restore.shape[1]
@@ -201,7 +258,50 @@ class MaskedAutoencoderViT(VideoEncoder):
         x = self.decoder_pred(self.decoder_norm(x))
         return x[:, 1:] if self.cls_embed else x
 
-    def forward(self, video: torch.Tensor, mask_ratio: float = 0.9, noise: torch.Tensor | None = None) -> MAEOutput:
-        """Mask, encode, decode. ``video``: (B, C, T, H, W), normalised pixels."""
+    def _forward_masked_decoder(
+        self, latent: torch.Tensor, ids_restore: torch.Tensor, pred_ids: torch.Tensor
+    ) -> torch.Tensor:
+        """VideoMAE V2's decoder masking: the visible tokens plus one mask token at every decoded
+        position (visible ones included, so every clip has the same count; the loss then skips them),
+        each with its positional embedding; only the mask tokens are read out."""
+        x = self.decoder_embed(latent)
+        B, N, C = x.shape
+        ids_keep = torch.argsort(ids_restore, dim=1)[:, :N]  # the shuffle's first N: visible tokens
+        pos, pos_cls = self._pos_tables("decoder_pos_embed")
+        pos = pos.to(x.dtype).expand(B, -1, -1)
+        x = x + torch.gather(pos, 1, ids_keep.unsqueeze(-1).expand(-1, -1, C))
+        queries = self.mask_token.to(x.dtype) + torch.gather(pos, 1, pred_ids.unsqueeze(-1).expand(-1, -1, C))
+        x = torch.cat([x, queries], dim=1)  # (B, N + N_dec, C); attention does not care about order
+        if self.cls_embed:
+            cls = self.decoder_cls_token.expand(B, -1, -1).to(x.dtype)
+            if pos_cls is not None:
+                cls = cls + pos_cls
+            x = torch.cat([cls, x], dim=1)
+        for blk in self.decoder_blocks:
+            x = blk(x)
+        return self.decoder_pred(self.decoder_norm(x[:, -pred_ids.shape[1]:]))
+
+    def decoded_tokens(self, batch: int, decoder_noise: torch.Tensor | None = None, device=None) -> torch.Tensor | None:
+        """(B, N) ascending indices of the tokens the decoder reconstructs, from ``decoder_noise`` (drawn
+        when None); None without decoder masking."""
+        if self.decoder_mask == "none":
+            if decoder_noise is not None:
+                raise ValueError("decoder_noise given, but the model has no decoder mask (model.mask.decoder='none')")
+            return None
+        if decoder_noise is None:
+            decoder_noise = self.make_decoder_noise(batch, device=device)
+        L = self.num_patches
+        if decoder_noise.shape != (batch, L):
+            raise ValueError(f"decoder_noise has shape {tuple(decoder_noise.shape)}, expected {(batch, L)}")
+        keep = decoder_num_keep(self.decoder_mask_ratio, self.grid, self.decoder_mask)
+        return torch.argsort(decoder_noise.to(device), dim=1)[:, :keep].sort(dim=1).values
+
+    def forward(
+        self, video: torch.Tensor, mask_ratio: float = 0.9, noise: torch.Tensor | None = None,
+        decoder_noise: torch.Tensor | None = None,
+    ) -> MAEOutput:
+        """Mask, encode, decode. ``video``: (B, C, T, H, W), normalised pixels; ``noise`` and
+        ``decoder_noise`` (B, L) fix the encoder and decoder masks (drawn when None)."""
         latent, mask, ids_restore = self.forward_encoder(video, mask_ratio, noise)
-        return MAEOutput(self.forward_decoder(latent, ids_restore), mask, ids_restore)
+        pred_ids = self.decoded_tokens(video.shape[0], decoder_noise, video.device)
+        return MAEOutput(self.forward_decoder(latent, ids_restore, pred_ids), mask, ids_restore, pred_ids)

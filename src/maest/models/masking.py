@@ -53,6 +53,8 @@ class MaskConfig:
         """One-line errors for unknown strategies and ratios a strategy cannot express on ``grid``."""
         if self.strategy not in STRATEGIES:
             raise ValueError(f"model.mask.strategy={self.strategy!r} is not one of {STRATEGIES}")
+        if grid is not None and canonical_strategy(self.strategy) == "running_cell":
+            _check_even(grid)
         if self.decoder not in DECODER_STRATEGIES:
             raise ValueError(f"model.mask.decoder={self.decoder!r} is not one of {DECODER_STRATEGIES}")
         if self.decoder == "none":

@@ -9,8 +9,10 @@ from typing import Any
 
 from maest.models.encoder import IMAGENET_MEAN, IMAGENET_STD, EncoderConfig
 from maest.models.mae import DecoderConfig, MAEConfig
+from maest.models.masking import MaskConfig
 from maest.models.registry import register_config
 from maest.models.vit import ClassifierConfig
+from maest.targets.config import TargetConfig
 
 _ENCODERS: dict[str, dict[str, Any]] = {
     # the tiny test geometry of STYLE.md: 32 px, 4 frames, 8 px patches -> L = 32, 49k params
@@ -47,7 +49,8 @@ def _vit(size: str, name: str, **encoder: Any) -> ClassifierConfig:
 def _videomae(size: str, name: str) -> MAEConfig:
     enc = EncoderConfig(**{**_ENCODERS[size], **_VIDEOMAE_ENCODER})
     dec = DecoderConfig(**_VIDEOMAE_DECODERS[size], qkv_bias="qv", embed_bias=False, t_pred_patch_size=2)
-    return MAEConfig(name=name, encoder=enc, decoder=dec, mask_strategy="tube")
+    return MAEConfig(name=name, encoder=enc, decoder=dec, mask=MaskConfig(strategy="tube"),
+                     target=TargetConfig(kind="videomae_norm_pix"))
 
 
 for _size in ("tiny", "small", "base", "large", "huge"):

@@ -4,7 +4,8 @@
 * ``norm_pix``: MAE-ST's per-patch normalised pixels (mean and unbiased variance over the whole patch,
   ``(var + 1e-6) ** 0.5``), the default;
 * ``videomae_norm_pix``: VideoMAE / V2's: pixels put back in [0, 1] with the input mean/std, then each
-  patch normalised per colour channel by ``std + 1e-6``;
+  patch normalised per colour channel by ``std + 1e-6``; ``videomae_pixels``: the [0, 1] pixels alone
+  (VideoMAE's ``normlize_target=False``);
 * ``hog``: MaskFeat's histograms of oriented gradients (Wei et al., CVPR 2022), as SlowFast's
   ``MASK.PRED_HOG``: per colour channel, 9 unsigned orientation bins over 8x8-pixel cells, L2-normalised
   per cell, on the first frame of each tube.

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-TARGET_KINDS = ("norm_pix", "pixels", "videomae_norm_pix", "hog")
+TARGET_KINDS = ("norm_pix", "pixels", "videomae_norm_pix", "videomae_pixels", "hog")
 
 
 @dataclass
 class TargetConfig:
     """Attributes:
-        kind: "norm_pix" (MAE-ST, default), "pixels", "videomae_norm_pix" (VideoMAE / V2) or "hog"
-            (MaskFeat).
+        kind: "norm_pix" (MAE-ST, default), "pixels" (the input as the model sees it),
+            "videomae_norm_pix" (VideoMAE / V2), "videomae_pixels" (VideoMAE without target
+            normalisation: pixels in [0, 1]) or "hog" (MaskFeat).
         hog_bins: orientation bins over 180 degrees (MaskFeat: 9).
         hog_cell: cell size in pixels over which gradients are pooled (MaskFeat: 8).
     """

@@ -25,15 +25,15 @@ def pixel_target(
     Args:
         video: (B, C, T, H, W) normalised input.
         patch_size, t_pred_patch_size, frames: the model's ``target_spec``.
-        kind: "pixels", "norm_pix" (MAE-ST: whole-patch mean and unbiased variance, ``(var + 1e-6)**0.5``)
-            or "videomae_norm_pix" (VideoMAE: un-normalise with ``mean``/``std``, then per channel,
-            ``std + 1e-6``).
+        kind: "pixels", "norm_pix" (MAE-ST: whole-patch mean and unbiased variance, ``(var + 1e-6)**0.5``),
+            "videomae_norm_pix" (VideoMAE: un-normalise with ``mean``/``std``, then per channel,
+            ``std + 1e-6``) or "videomae_pixels" (un-normalised only, in [0, 1]).
     """
     idx = target_frame_indices(video.shape[2], frames, device=video.device)
     clip = video.index_select(2, idx)
-    if kind == "videomae_norm_pix":
+    if kind in ("videomae_norm_pix", "videomae_pixels"):
         if mean is None or std is None:
-            raise ValueError("videomae_norm_pix targets need the input normalisation's mean and std")
+            raise ValueError(f"{kind} targets need the input normalisation's mean and std")
         m = torch.tensor(mean, device=video.device, dtype=video.dtype).view(1, -1, 1, 1, 1)
         s = torch.tensor(std, device=video.device, dtype=video.dtype).view(1, -1, 1, 1, 1)
         clip = clip * s + m  # back to [0, 1], as V2's engine does
@@ -49,7 +49,7 @@ def pixel_target(
         mu = per_channel.mean(dim=-2, keepdim=True)
         sd = per_channel.var(dim=-2, keepdim=True).sqrt()
         target = ((per_channel - mu) / (sd + 1e-6)).view(B, L, K)
-    elif kind != "pixels":
+    elif kind not in ("pixels", "videomae_pixels"):
         raise ValueError(f"{kind!r} is not a pixel target")
     return target
 
