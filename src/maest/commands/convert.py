@@ -37,8 +37,10 @@ def main(args: argparse.Namespace) -> int:
 
     # before reading the source: the output can be written (replacing one needs --force: see convert)
     out = Path(args.out)
-    if args.to == "hf":
-        writable_dir(out, "OUT")
+    if args.to == "hf":  # the folder itself is made only once the export is known to be exact
+        if out.exists() and not out.is_dir():
+            raise ValueError(f"OUT {out} is a file; --to hf writes a folder: give a folder path")
+        writable_dir(out if out.is_dir() else out.parent, "OUT" if out.is_dir() else "the folder of OUT")
     elif out.is_dir():
         raise ValueError(f"OUT {out} is a folder; give a file path (or --to hf for a Hugging Face folder)")
     else:

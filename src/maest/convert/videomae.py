@@ -77,9 +77,10 @@ def _heads(width: int, given: int | None, what: str, known: int | None, flag: st
             raise ConversionError(f"{flag} {given} does not divide the {what} width {width}")
         return given
     if known is None:
+        options = [f"{width // d} for head dim {d}" for d in (64, 32) if width % d == 0]
+        hint = f" ({' or '.join(options)})" if options else f" (a divisor of {width})"
         raise ConversionError(f"the {what} is {why}, so its number of attention heads is unknown (the weights do not "
-                              f"record it): pass {flag} (for width {width}: e.g. {width // 64 or 1} heads of 64 or "
-                              f"{max(width // 32, 1)} of 32)")
+                              f"record it): pass {flag}{hint}")
     return known
 
 
