@@ -330,3 +330,24 @@ def test_plain_pixel_targets_draw_the_clip_from_a_perfect_prediction(kind):
         model.target_spec, model.grid, model.model_cfg, model.make_noise)
     panels = reconstruct(perfect, clip, 0.75)
     assert (panels["reconstruction"].int() - panels["original"].int()).abs().max() <= 1
+
+
+def test_bench_counts_the_masked_decoder_and_reports_its_speedups():
+    from maest.bench import build_model, forward_flops, summarize
+
+    plain, dual = build_model("base"), build_model("base", 0.5)
+    dense = forward_flops(plain, 0.5 / plain.num_patches, embed_all=False)
+    masked, both = forward_flops(plain, 0.9, embed_all=False), forward_flops(dual, 0.9, embed_all=False)
+    # the FLOP ceiling: about 7x for ViT-B at 0.9 + decoder 0.5 (4.75x without decoder masking)
+    assert dense / both == pytest.approx(7.09, rel=0.01)
+    assert dense / masked == pytest.approx(4.75, rel=0.01)
+    assert masked / both == pytest.approx(1.49, rel=0.01)
+
+    def row(mask, dmask, s):
+        return {"model": "base", "mode": "maest", "mask": mask, "precision": "bf16", "compile": False,
+                "decoder_mask": dmask, "target": "norm_pix", "s_per_step": s, "gflop_per_step": 100 / s}
+
+    lines = summarize([row(0.0, 0.0, 12.0), row(0.9, 0.0, 3.0), row(0.9, 0.5, 2.0)])
+    assert "base maest bf16: masking speedup 0.9 vs 0.0 = 4.0x" in lines
+    assert any(line.startswith("base maest bf16: masking speedup 0.9 + decoder 0.5 vs 0.0 = 6.0x") for line in lines)
+    assert any(line.startswith("base maest bf16: decoder mask 0.5 at 0.9 = 1.50x faster") for line in lines)
