@@ -131,8 +131,8 @@ def _compare_hf(case: str, ours, hf, direction: str) -> None:
         ref = hf(pv, bool_masked_pos=masked)
         K = out.pred.shape[-1]
         _close(case, f"{direction} predictions", out.pred[masked].view(2, -1, K), ref.logits)
-        target = getattr(ours.model_cfg, "target", None)
-        if target is not None and target.kind == "videomae_norm_pix":  # HF's norm_pix_loss: the same loss
+        target = ours.model_cfg.target
+        if target.kind == "videomae_norm_pix":  # HF's norm_pix_loss: the same loss
             from maest.losses import reconstruction_loss
             from maest.targets import make_target
 
@@ -161,6 +161,8 @@ def test_hf_matrix_converts_exactly_both_ways(tf, tmp_path, case):
     assert tuple(e.mean) == (0.485, 0.456, 0.406) and tuple(e.std) == (0.229, 0.224, 0.225)
     if arch == "pre":
         assert rec.model_config.norm_pix_loss is norm_pix
+        assert rec.model_config.target.kind == ("videomae_norm_pix" if norm_pix else "pixels")
+        assert rec.model_config.mask.strategy == "tube"
         assert e.final_norm is (not HF_CASES[case][4])  # use_mean_pooling: no final encoder norm
     else:
         assert rec.model_config.label_names == [f"class {i}" for i in range(5)]
@@ -464,3 +466,24 @@ def test_cli_refusal_is_one_line(tmp_path, capsys):
     assert main(["convert", str(src), str(tmp_path / "m.pt"), "--num-frames", "8", "--img-size", "16"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("maest convert: error: ") and "--num-heads" in err
+
+
+def test_more_refusals(tmp_path):
+    from maest.convert import hf_export_problems
+    from maest.models import model_config
+
+    # learned positions record the token count: sizes that contradict it are refused
+    c = _golden()["v1_finetune_learnedpos_hd32"]
+    with pytest.raises(ConversionError, match="pos_embed has shape \\(1, 64, 64\\).*give 128 tokens"):
+        convert(_videomae_file(c, tmp_path / "v.pth"), tmp_path / "m.pt", num_frames=16, img_size=16, num_heads=2)
+    # probes and HOG targets have no Hugging Face counterpart
+    probe = model_config("vit_tiny_test")
+    probe.encoder.pos_embed_type, probe.encoder.cls_embed, probe.encoder.qkv_bias = "sincos", False, "qv"
+    probe.encoder.final_norm_eps, probe.probe = 1e-5, "linear"
+    assert any("probe" in why for why in hf_export_problems(probe))
+    mae = model_config("videomae_vit_small_patch16")
+    mae.decoder.final_norm_eps = 1e-5
+    assert hf_export_problems(mae) == []
+    mae.target.kind = "hog"
+    mae.decoder.t_pred_patch_size = 1
+    assert [w for w in hf_export_problems(mae) if "hog" in w] and [w for w in hf_export_problems(mae) if "frames" in w]
