@@ -193,6 +193,17 @@ def test_hf_pretraining_with_mean_pooling_has_no_final_norm(tf, tmp_path):
     assert not any(k.startswith("norm.") for k in ckpt.model_state(rec.state))
 
 
+def test_hf_sharded_folder_converts(tf, tmp_path):
+    hf = _hf_model(tf, "cls-t2f8s64-mean-bias-v4")
+    hf.save_pretrained(tmp_path / "hf", max_shard_size="20KB")
+    assert (tmp_path / "hf" / "model.safetensors.index.json").is_file()
+    convert(tmp_path / "hf", tmp_path / "m.pt")
+    video = torch.randn(1, 3, 8, 64, 64)
+    with torch.no_grad():
+        ours, ref = maest.load(tmp_path / "m.pt")(video), hf(video.transpose(1, 2)).logits
+    _close("cls-sharded", "hf->maest logits", ours, ref)
+
+
 def test_hf_refusals(tf, tmp_path):
     hf = _hf_model(tf, "cls-t2f8s64-mean-bias-v4")
     hf.save_pretrained(tmp_path / "hf")

@@ -57,6 +57,20 @@ def _hf_folder(src: Path) -> Path | None:
     return None
 
 
+def _hf_weights(folder: Path) -> dict[str, torch.Tensor]:
+    """The state dict of an HF model folder: one weights file, or the shards its index lists."""
+    for name in ("model.safetensors", "pytorch_model.bin"):
+        if (folder / name).is_file():
+            return ckpt.model_state(_load(folder / name))
+        index = folder / f"{name}.index.json"
+        if index.is_file():
+            state: dict[str, torch.Tensor] = {}
+            for shard in sorted(set(json.loads(index.read_text())["weight_map"].values())):
+                state.update(ckpt.model_state(_load(folder / shard)))
+            return state
+    raise FileNotFoundError(f"{folder} has neither model.safetensors nor pytorch_model.bin (nor a sharded index)")
+
+
 def detect_format(src: str | Path, raw: dict[str, Any] | None = None) -> str:
     """Which of :data:`FORMATS` ``src`` is (a file, or a Hugging Face model folder)."""
     src = Path(src)
@@ -110,10 +124,7 @@ def read_source(src: Path, fmt: str, raw: dict[str, Any] | None, *, model_name: 
         if folder is None:
             raise ConversionError(f"{src} has no VideoMAE config.json beside it; pass the Hugging Face model folder")
         hf_cfg = json.loads((folder / "config.json").read_text())
-        weights = next((f for f in (folder / "model.safetensors", folder / "pytorch_model.bin") if f.is_file()), None)
-        if weights is None:
-            raise FileNotFoundError(f"{folder} has neither model.safetensors nor pytorch_model.bin")
-        imp = read_hf(hf_cfg, ckpt.model_state(_load(weights)))
+        imp = read_hf(hf_cfg, _hf_weights(folder))
         cfg = build_config(imp, model_name)
         _check_sizes("config.json", cfg.encoder, num_frames, img_size)
         return cfg, imp.state, imp.notes
