@@ -3,7 +3,13 @@ predicts the pixels of every token (Feichtenhofer et al., arXiv:2205.09113).
 
 Reproduces the official ``models_mae.MaskedAutoencoderViT`` (facebookresearch/mae_st @c5dec1b):
 same parameter names and shapes, same masking order, the zero-initialised decoder class token, and
-a prediction of ``t_pred_patch_size`` frames per token. The loss lives in :mod:`maest.losses`.
+a prediction of ``t_pred_patch_size`` frames per token. The loss lives in :mod:`maest.losses`, the
+targets in :mod:`maest.targets`.
+
+With a decoder mask (``model.mask.decoder``, VideoMAE V2, arXiv:2303.16727) the decoder runs on the
+visible tokens plus mask tokens at the decoded positions only and predicts just those; this matches
+the official V2 pre-training step to fp32 rounding (tests/test_dual_masking.py). Without one, the
+MAE-ST path is unchanged.
 """
 
 from __future__ import annotations
