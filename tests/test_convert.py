@@ -2,6 +2,8 @@
 key accounted for, outputs equal to the official model's (golden tensors). The VideoMAE and Hugging
 Face matrix is in test_convert_matrix.py."""
 
+import argparse
+
 import pytest
 import torch
 
@@ -17,7 +19,9 @@ def _official(tmp_path, container: str = "model", **extra):
         pytest.skip("golden tensors not available")
     g = torch.load(GOLDEN, weights_only=True)["tiny_sep_cls"]
     path = tmp_path / "official.pth"
-    torch.save({container: {**g["state_dict"], **extra}, "epoch": 3}, path)
+    # as mae_st's misc.save_model writes it: the argparse Namespace travels with the weights
+    args = argparse.Namespace(model="mae_vit_large_patch16", mask_ratio=0.9)
+    torch.save({container: {**g["state_dict"], **extra}, "epoch": 3, "args": args}, path)
     return g, path
 
 
