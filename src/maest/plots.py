@@ -257,7 +257,7 @@ def confusion_figure(cm, classes: Sequence[str], title: str = "Confusion matrix"
     cbar.set_label("share of the true class (%)" + (", square-root scale" if norm is not None else ""))
     step = max(1, math.ceil(K / MAX_TICKS))
     ticks = list(range(0, K, step))
-    fs = 10 if K <= 12 else 8 if K <= 30 else 6
+    fs = 10 if K <= 12 else 8 if K <= 30 else 7 if K <= 60 else 6
     ax.set_xticks(ticks, [names[i] for i in ticks], rotation=45 if K <= ANNOTATE_MAX else 90,
                   ha="right" if K <= ANNOTATE_MAX else "center", rotation_mode="anchor" if K <= ANNOTATE_MAX
                   else "default", fontsize=fs)
@@ -283,7 +283,7 @@ def confusion_figure(cm, classes: Sequence[str], title: str = "Confusion matrix"
         bars = axp.barh(range(len(pairs)), counts, color="C3")
         axp.set_yticks(range(len(pairs)), labels, fontsize=8)
         axp.bar_label(bars, [f"{c} ({pct:.0f}%)" for _, _, c, pct in pairs[::-1]], fontsize=7, padding=2)
-        axp.set_xlabel("videos of the true class predicted as the other (share of the true class)")
+        axp.set_xlabel("videos (in brackets: % of the true class)")
         axp.set_title(f"Top {len(pairs)} confusions (true → predicted)")
         axp.set_ylabel("true class → predicted class")
         axp.margins(x=0.15)
@@ -309,7 +309,7 @@ def per_class_figure(per_class: dict[str, float | None], title: str = "Per-class
     ax.set_xlabel("accuracy (% of the class's videos)")
     ax.set_ylabel("class (worst first)")
     mean = 100 * sum(v for v, _ in scored) / len(scored)
-    ax.axvline(mean, color="C1", ls="--", lw=1)
+    ax.axvline(mean, color="C1", ls="--", lw=1, zorder=0)
     ax.grid(axis="x", alpha=0.3)
     note = f", {len(shown)} lowest of {len(scored)} classes" if len(shown) < len(scored) else ""
     ax.set_title(f"{title} (dashed: mean over classes, {mean:.1f}%{note})")
