@@ -129,7 +129,7 @@ def train(cfg: Any, model: nn.Module, optimizer: torch.optim.Optimizer, dataset:
                         g["lr"] = lr * g.get("lr_scale", 1.0)
                 loss = loss_fn(train_model, batch, step, accum_pos)
                 if not torch.isfinite(loss):
-                    raise non_finite_loss(loss.item(), step, epoch, summary["checkpoint"] or resume_from)
+                    raise non_finite_loss(loss.item(), step, epoch, out_dir)
                 (loss / t.accum_iter).backward()
                 loss_sum += loss.detach()
                 loss_n += 1
@@ -245,10 +245,12 @@ def prepare_run_dir(cfg: Any, start_step: int, info: dist.DistInfo) -> None:
         log.info("removed %d temporary file(s) of interrupted saves from %s", len(stale), out_dir)
 
 
-def non_finite_loss(value: float, step: int, epoch: int, last_checkpoint: str | Path | None) -> FloatingPointError:
-    """The one-line error for a NaN/inf loss, naming the last checkpoint to go back to."""
-    where = (f"last good checkpoint: {last_checkpoint} (continue from it with --resume {last_checkpoint})"
-             if last_checkpoint else "no checkpoint was written yet")
+def non_finite_loss(value: float, step: int, epoch: int, out_dir: Path) -> FloatingPointError:
+    """The one-line error for a NaN/inf loss at ``step``, naming the newest checkpoint from before it
+    (its own step's loss was finite, so its weights are good)."""
+    good = [p for p in ckpt.list_checkpoints(out_dir) if ckpt.checkpoint_step(p) < step]
+    where = (f"last good checkpoint: {good[-1]} (continue from it with --resume {good[-1]})" if good
+             else f"no checkpoint from before step {step} is kept")
     return FloatingPointError(
         f"loss is {value} at step {step} (epoch {epoch}); lower optim.blr, set optim.clip_grad, or use "
         f"train.precision=fp32; {where}"
