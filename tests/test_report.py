@@ -182,3 +182,38 @@ def test_pretraining_run_shows_a_real_reconstruction(tmp_path):
     cfg["data"]["source"] = str(tmp_path / "moved.csv")
     (run / "config.json").write_text(json.dumps(cfg))
     assert "has no readable video here; pass --video PATH" in _check_page(report.build_html(run)).all_text
+
+
+def _pretrain_run(root: Path) -> Path:
+    run = root / "pre"
+    run.mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"model": {"name": "tiny"}, "data": {"source": "v.csv"},
+                                                 "train": {"epochs": 1, "mask_ratio": 0.9}}))
+    (run / "metrics.jsonl").write_text("")
+    (run / "checkpoint-00000002.pt").write_bytes(b"x")
+    return run
+
+
+def test_reconstruction_section_names_rows_and_reports_failures(tmp_path, monkeypatch):
+    import numpy as np
+
+    run = _pretrain_run(tmp_path)
+    monkeypatch.setattr(report, "first_video", lambda r: tmp_path / "clip.mp4")
+    grid = np.full((3 * (4 * 66 - 2), 3 * (4 * 66 - 2), 3), 255, np.uint8)  # 4 rows x 4 frames of 64 px, x3
+    buf = io.BytesIO()
+    Image.fromarray(grid).save(buf, format="PNG")
+    monkeypatch.setattr(report, "reconstruction_png", lambda ckpt, video: buf.getvalue())
+    page = _check_page(report.build_html(run))
+    assert [i["alt"] for i in page.images] == ["reconstruction"]
+    assert "no training record (loss) in metrics.jsonl yet" in page.all_text
+    fig = report.plots.reconstruction_figure(grid, ["a", "b", "c", "d"], 4)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "b", "c", "d"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "2", "3", "4"] and ax.get_xlabel()
+
+    def boom(ckpt, video):
+        raise RuntimeError("cannot decode")
+
+    monkeypatch.setattr(report, "reconstruction_png", boom)
+    text = _check_page(report.build_html(run)).all_text
+    assert "reconstruction failed for" in text and "RuntimeError: cannot decode" in text

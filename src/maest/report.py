@@ -151,8 +151,9 @@ def _note_missing(run: Run) -> None:
     if run.parts["train"] and total and run.last_step < total:
         m.append(f"the run is in progress or stopped: step {run.last_step} of {total} "
                  f"({100 * run.last_step / total:.0f}%); 'final' metrics are the latest so far")
-    if run.records and not run.parts["train"]:
-        m.append("no training record (loss) yet: no curves")
+    if (run.path / "metrics.jsonl").is_file() and not run.parts["train"]:
+        m.append("no training record (loss) in metrics.jsonl yet: no curves (the first comes after "
+                 "train.log_every steps)")
     if not run.checkpoints:
         m.append("no checkpoint-*.pt yet (one is written at the end of each epoch)")
     if run.kind in ("fine-tuning", "probe"):
@@ -400,8 +401,8 @@ def _section_reconstruction(run: Run, video: Path | None, notes: list[str]) -> s
     step, ckpt = run.checkpoints[-1]
     try:
         png = reconstruction_png(ckpt, video)
-    except (ValueError, RuntimeError, OSError, KeyError) as e:
-        notes.append(f"reconstruction failed for {ckpt}: {e}")
+    except Exception as e:  # noqa: BLE001 - one figure must not cost the whole page; the reason is shown
+        notes.append(f"reconstruction failed for {ckpt}: {type(e).__name__}: {e}")
         return '<p class="note">The reconstruction could not be made (see "What is missing").</p>'
     ratio = ((run.config or {}).get("train") or {}).get("mask_ratio")
     masked = f"masked input ({ratio:.0%} removed)" if isinstance(ratio, float) else "masked input"
