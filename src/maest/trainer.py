@@ -158,7 +158,7 @@ def train(cfg: Any, model: nn.Module, optimizer: torch.optim.Optimizer, dataset:
                 if step >= last_step:
                     break
             summary["skipped"] += report_skipped(tally, epoch, info, logger, step)
-            progress.epoch_end(epoch, t.epochs, step, summary["loss"])
+            progress.epoch_end(epoch, t.epochs, step)
             epoch_done = step == (epoch + 1) * steps_per_epoch
             if epoch_done or step >= last_step:
                 summary["checkpoint"] = save(model, optimizer, step, epoch, cfg, info)
@@ -262,7 +262,7 @@ class _Silent:
 
     def update(self, n: int) -> None: ...
     def report(self, step: int, rec: dict[str, float]) -> None: ...
-    def epoch_end(self, epoch: int, epochs: int, step: int, loss: float | None) -> None: ...
+    def epoch_end(self, epoch: int, epochs: int, step: int) -> None: ...
     def close(self) -> None: ...
 
 
@@ -272,11 +272,15 @@ class _EpochLines(_Silent):
     def __init__(self, total: int, initial: int, desc: str) -> None:
         self.total, self.initial, self.desc = total, initial, desc
         self.start = self.epoch_start = time.perf_counter()
+        self.logged: tuple[int, float] | None = None  # (step, loss) of the last metrics record
 
-    def epoch_end(self, epoch: int, epochs: int, step: int, loss: float | None) -> None:
+    def report(self, step: int, rec: dict[str, float]) -> None:
+        self.logged = (step, rec["loss"])
+
+    def epoch_end(self, epoch: int, epochs: int, step: int) -> None:
         now = time.perf_counter()
-        log.info("epoch %d/%d: step %d/%d, loss %s, %.1fs", epoch + 1, epochs, step, self.total,
-                 "-" if loss is None else f"{loss:.4f}", now - self.epoch_start)
+        loss = f", loss {self.logged[1]:.4f} (step {self.logged[0]})" if self.logged else ""
+        log.info("epoch %d/%d: step %d/%d, %.1fs%s", epoch + 1, epochs, step, self.total, now - self.epoch_start, loss)
         self.epoch_start = now
 
 
@@ -284,6 +288,7 @@ class _StepLines(_EpochLines):
     """Plain lines for logs that are not a terminal (a pipe, a file): every ``log_every`` steps and per epoch."""
 
     def report(self, step: int, rec: dict[str, float]) -> None:
+        super().report(step, rec)
         elapsed, done = time.perf_counter() - self.start, step - self.initial
         eta = datetime.timedelta(seconds=round(elapsed / done * (self.total - step))) if done > 0 else "?"
         log.info("%s step %d/%d: loss %.4f, lr %.3g, %.1f clips/s, ETA %s", self.desc, step, self.total, rec["loss"],
@@ -306,6 +311,7 @@ class _Bar(_EpochLines):
         self._bar.update(n)
 
     def report(self, step: int, rec: dict[str, float]) -> None:
+        super().report(step, rec)
         self._bar.set_postfix(loss=f"{rec['loss']:.4f}", lr=f"{rec['lr']:.2e}")
 
     def close(self) -> None:
