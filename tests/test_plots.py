@@ -150,6 +150,9 @@ def test_bench_figures(tmp_path):
     assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["reference fp32", "maest fp32",
                                                                             "maest bf16"]
     assert _png_size(plots.save(fig, tmp_path / "b.png")) == (1440, 420)
+    dual = [dict(r, decoder_mask=dm) for r in _bench_rows() for dm in (0.0, 0.5)]
+    labels = [t.get_text() for t in plots.bench_figure(dual).axes[0].get_legend().get_texts()]
+    assert len(labels) == 6 and "maest bf16, decoder mask 0.5" in labels
     side = [{"model": "base", "mask": 0.9, "s_per_step": {"reference": 12.0, "maest-bf16": 3.6}}]
     assert _png_size(plots.save(plots.bench_figure(side), tmp_path / "s.png")) == (560, 420)
     rows = [{"size": "340x256", "gop": g, "backend": b, "workers": w, "repeat": r, "clips_per_s": 1.0 + r}

@@ -340,7 +340,9 @@ def _grouped_bars(ax, groups: list[str], series: dict[str, list[float | None]], 
 
 def bench_figure(rows: list[dict[str, Any]], title: str = "maest bench: seconds per training step"):
     """``maest bench`` results: s/step by mask ratio (groups) and precision / mode (bars), one panel
-    per model. Takes the table's rows or the ``--side-by-side`` results."""
+    per model; decoder mask ratio and target name the bars too when the rows differ in them. Takes
+    the table's rows or the ``--side-by-side`` results."""
+    varies = {k for k in ("decoder_mask", "target") if len({r.get(k) for r in rows}) > 1}
     flat = []
     for r in rows:
         if isinstance(r.get("s_per_step"), dict):  # side by side: {mode: seconds}
@@ -348,6 +350,8 @@ def bench_figure(rows: list[dict[str, Any]], title: str = "maest bench: seconds 
         else:
             label = "reference fp32" if r["mode"] == "reference" else f"maest {r['precision']}"
             label += " compiled" if r.get("compile") else ""
+            label += f", decoder mask {r['decoder_mask']:g}" if "decoder_mask" in varies else ""
+            label += f", {r['target']}" if "target" in varies else ""
             flat.append((r["model"], r.get("mask", r.get("mask_ratio")), label, r["s_per_step"]))
     if not flat:
         raise ValueError("no benchmark results to plot")
