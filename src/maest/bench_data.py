@@ -1,36 +1,28 @@
-"""Loader throughput on real H.264 files: clips/s through ``build_loader`` for the MAE-ST
-pre-training dataset (decode + temporal sampling + random resized crop + flip + normalise; 16 frames
-at stride 4, crop 224), at 340x256 and 1280x720 with GOP 30 and 250, repeated sampling r=1 vs r=4
-(arXiv:2205.09113 §4), per decoder backend, with 0 workers (one core) and 2 workers.
+"""Loader and end-to-end throughput on generated H.264 corpora (issue 15).
 
-Usage: ``maest bench-data [--quick] [--out results.json]`` (or ``python benchmarks/bench_data.py``).
+Usage: ``maest bench-data [--sections speedup shards profile e2e stall] [--quick] [--out results.json]``
+(or ``python benchmarks/bench_data.py``). Sections:
 
-Measured (2-core x86 VM, torch 2.13 CPU, torchcodec 0.13 + Debian FFmpeg 5.1, PyAV 18.1;
-300-frame 30 fps files at 0.8 Mbit/s (256p) / 4 Mbit/s (720p); clips/s, per core in brackets):
+- ``speedup``: clips/s on one core (0 workers) of the loader as it was before issue 15 ("before":
+  torchcodec or PyAV decoding every frame up to the last one needed, float crop + resize, separate
+  normalise, stack, cat) and as it is now ("now": PyAV skips unreferenced pictures it does not need,
+  uint8 crop + resize, one-pass normalise into the batch, shared-memory collation), side by side in
+  interleaved rounds, medians reported, at 340x256 and 1280x720, repeated sampling 1/2/4;
+- ``shards``: files vs WebDataset shards of the same videos through the trainer's loader
+  (:func:`maest.data.loader.build_run_loader`), repeat 1/2/4 x workers 0/1/2;
+- ``profile``: where one clip's time goes (open/demux, decode, colour conversion, crop + resize, float
+  conversion + normalise, collate), before and now;
+- ``e2e``: the MAE pre-training step (90% masking, AdamW) fed by the real loader vs by in-memory
+  tensors for tiny, small and base: the fraction of step time spent waiting on data, and the
+  decode + augment cost per clip as a fraction of the step's compute per clip;
+- ``stall``: step times around epoch boundaries with the run-long loader (workers start once) and
+  with a loader rebuilt every epoch (as before).
 
-| file | backend | workers | r=1 clips/s (per core) | r=4 clips/s (per core) |
-|---|---|---|---|---|
-| 340x256 GOP30 | torchcodec | 0 | 9.5 (9.5) | 13.4 (13.4) |
-| 340x256 GOP30 | torchcodec | 2 | 9.1 (4.6) | 11.1 (5.6) |
-| 340x256 GOP30 | pyav | 0 | 9.6 (9.6) | 11.5 (11.5) |
-| 340x256 GOP30 | pyav | 2 | 12.5 (6.3) | 13.9 (6.9) |
-| 340x256 GOP250 | torchcodec | 0 | 6.1 (6.1) | 18.0 (18.0) |
-| 340x256 GOP250 | torchcodec | 2 | 9.4 (4.7) | 17.7 (8.9) |
-| 340x256 GOP250 | pyav | 0 | 9.3 (9.3) | 16.4 (16.4) |
-| 340x256 GOP250 | pyav | 2 | 8.5 (4.2) | 13.8 (6.9) |
-| 1280x720 GOP30 | torchcodec | 0 | 1.8 (1.8) | 2.7 (2.7) |
-| 1280x720 GOP30 | torchcodec | 2 | 1.9 (1.0) | 2.9 (1.5) |
-| 1280x720 GOP30 | pyav | 0 | 1.5 (1.5) | 1.8 (1.8) |
-| 1280x720 GOP30 | pyav | 2 | 1.5 (0.8) | 2.3 (1.1) |
-| 1280x720 GOP250 | torchcodec | 0 | 1.0 (1.0) | 2.4 (2.4) |
-| 1280x720 GOP250 | torchcodec | 2 | 1.2 (0.6) | 2.6 (1.3) |
-| 1280x720 GOP250 | pyav | 0 | 0.9 (0.9) | 2.4 (2.4) |
-| 1280x720 GOP250 | pyav | 2 | 1.1 (0.6) | 1.9 (1.0) |
-
-Goal (>= 4 clips/s per core at 340x256) met in every 256p setting. The machine was shared with other
-jobs during this run (load average ~4.5-5 on 2 cores), so the 2-worker rows, divided by 2 cores, are
-understated and the 0-worker rows noisy; 720p is decode-bound at 0.5-2 s per video, where repeated
-sampling (r=4) gives 1.5-2.6x the clips/s of r=1.
+"cores/GPU" = the loader cores needed to feed one GPU: a GPU's clips/s divided by clips/s per core.
+GPU rates (``GPU_MS_PER_CLIP``): ViT-L on A100, 58.8 ms per clip, derived from MAE-ST Table 1
+(arXiv:2205.09113: 24.5 h of compute on 128 A100s for 800 effective epochs of K400, taken as 240k
+videos x 800 clips); ViT-B on H100, 12.5 ms per clip, the middle of the 10-15 ms issue 15 quotes
+(no published measurement found). Measured results: benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -38,92 +30,400 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
 
-from maest.data import ClipSpec, VideoClipDataset, build_loader, torchcodec_available, write_test_pattern
+from maest.data import ClipSpec, VideoClipDataset, torchcodec_available, write_test_pattern
+from maest.data import transforms as T
+from maest.data.decode import PyAVVideo, open_video, read_frames
+from maest.data.loader import build_loader, build_run_loader
+from maest.data.sampling import train_clips
 
 SIZES = {"340x256": (340, 256), "1280x720": (1280, 720)}
+GPU_MS_PER_CLIP = {"ViT-B H100": 12.5, "ViT-L A100": 58.8}
 
 
-def measure(path: Path, backend: str, repeat: int, workers: int, items: int, spec_kw: dict) -> dict:
-    """Time one full pass of a loader over ``items`` reads of ``path`` (batch = 1 video)."""
-    ds = VideoClipDataset([(str(path), 0)] * items, ClipSpec(mode="pretrain", repeat=repeat, backend=backend,
-                                                              seed=0, **spec_kw))
-    ds[0]  # warm-up in this process: library loading, first open
-    loader = build_loader(ds, 1, shuffle=False, num_workers=workers, seed=0, drop_last=False)
+class BeforeClips(Dataset):
+    """The pre-training item as maest computed it before issue 15, for side-by-side ratios."""
+
+    def __init__(self, paths: list[Path], spec: ClipSpec) -> None:
+        self.paths, self.spec = paths, spec
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        s = self.spec
+        video = open_video(self.paths[index], s.backend)
+        if isinstance(video, PyAVVideo):
+            video._skippable = set()  # decode every frame, as before
+        idx = train_clips(video.num_frames, s.num_frames, s.sampling_rate, video.fps, s.repeat)
+        frames = read_frames(video, torch.cat(idx).tolist()).split(s.num_frames)
+        m = torch.tensor(T.MEAN).view(1, -1, 1, 1) * 255
+        sd = torch.tensor(T.STD).view(1, -1, 1, 1) * 255
+        out = []
+        for f in frames:
+            top, left, h, w = T.rrc_box(f.shape[-2], f.shape[-1], (0.5, 1.0), s.aspect)
+            x = F.interpolate(f[..., top:top + h, left:left + w].float(), size=(s.crop_size, s.crop_size),
+                              mode="bilinear", align_corners=False)
+            if torch.rand(()).item() < 0.5:
+                x = x.flip(-1)
+            out.append(((x - m) / sd).permute(1, 0, 2, 3).contiguous())
+        r = len(out)
+        return {"video": torch.stack(out), "index": torch.full((r,), index), "label": torch.zeros(r, dtype=torch.long),
+                "skipped": []}
+
+
+def make_corpus(work: Path, size: str, gop: int, files: int) -> list[Path]:
+    w, h = SIZES[size]
+    paths = []
+    for i in range(files):
+        p = work / f"pattern_{size}_gop{gop}_{i}.mp4"
+        if not p.exists():
+            write_test_pattern(p, w, h, num_frames=300, fps=30, gop=gop, seed=i)
+        paths.append(p)
+    return paths
+
+
+def make_shards(work: Path, size: str, gop: int, paths: list[Path], items: int) -> Path:
+    from maest.data.shards import write_shards
+
+    out = work / f"shards_{size}_gop{gop}_{items}"
+    if not (out / "manifest.json").exists():
+        write_shards([(str(paths[i % len(paths)]), 0) for i in range(items)], out, shard_bytes=64_000_000,
+                     overwrite=True, progress=False)
+    return out
+
+
+def loader_rate(ds: Any, workers: int, items: int) -> float:
+    """Clips/s of one pass of the trainer's loader over ``items`` videos (batch 1), the first not timed."""
+    loader = build_run_loader(ds, 1, seed=0, rank=0, world=1, per_epoch=items, epochs=1, num_workers=workers)
     it = iter(loader)
-    next(it)  # start-up (worker fork) and the first item are not timed
+    next(it)  # worker start-up and the first item are not timed
     t0 = time.perf_counter()
     n = sum(b["video"].shape[0] for b in it)
-    dt = time.perf_counter() - t0
-    cores = max(workers, 1)
-    return {"clips_per_s": n / dt, "clips_per_s_per_core": n / dt / cores, "ms_per_video": dt / (items - 1) * 1e3}
+    return n / (time.perf_counter() - t0)
 
 
-def table(rows: list[dict]) -> str:
-    """Markdown table: one row per file x backend x workers, r=1 and r=4 columns."""
-    reps = sorted({r["repeat"] for r in rows})
-    head = "| file | backend | workers | " + " | ".join(f"r={r} clips/s (per core)" for r in reps) + " |"
-    lines = [head, "|" + "---|" * (3 + len(reps))]
-    keys = list(dict.fromkeys((r["size"], r["gop"], r["backend"], r["workers"]) for r in rows))
-    for size, gop, backend, workers in keys:
-        cells = []
-        for rep in reps:
-            m = [r for r in rows if (r["size"], r["gop"], r["backend"], r["workers"], r["repeat"])
-                 == (size, gop, backend, workers, rep)]
-            cells.append(f"{m[0]['clips_per_s']:.1f} ({m[0]['clips_per_s_per_core']:.1f})" if m else "-")
-        lines.append(f"| {size} GOP{gop} | {backend} | {workers} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+def _datasets(paths: list[Path], shards: Path | None, spec_kw: dict, repeat: int, backend: str) -> dict[str, Any]:
+    from maest.data.datasets import dataset_from_source
+
+    items = [(str(p), 0) for p in paths]
+    spec = dict(mode="pretrain", repeat=repeat, seed=0, **spec_kw)
+    out = {}
+    for b in ("torchcodec", "pyav"):
+        if b == "torchcodec" and not torchcodec_available():
+            continue
+        out[f"before {b}"] = BeforeClips(paths, ClipSpec(backend=b, **spec))
+        out[f"now {b}"] = VideoClipDataset(items, ClipSpec(backend=b, **spec))
+    if shards is not None:
+        out[f"now shards {backend}"] = dataset_from_source(shards, backend=backend, **spec)
+    return out
+
+
+def gpu_cores(per_core: float) -> dict[str, float]:
+    return {name: (1000 / ms) / per_core for name, ms in GPU_MS_PER_CLIP.items()}
+
+
+def section_speedup(args, work: Path) -> list[dict]:
+    rows = []
+    for size in args.sizes:
+        paths = make_corpus(work, size, args.gop, args.files)
+        items = args.items if size == "340x256" else max(3, args.items // 3)
+        shards = make_shards(work, size, args.gop, paths, items)
+        for repeat in args.repeats:
+            sets = _datasets([paths[i % len(paths)] for i in range(items)], shards, args.spec_kw, repeat, args.backend)
+            got: dict[str, list[float]] = {k: [] for k in sets}
+            for _ in range(args.rounds):  # interleaved, so load from other jobs falls on all alike
+                for name, ds in sets.items():
+                    got[name].append(loader_rate(ds, 0, items))
+            base = statistics.median(got.get("before torchcodec") or got["before pyav"])
+            for name, vals in got.items():
+                med = statistics.median(vals)
+                rows.append({"section": "speedup", "size": size, "gop": args.gop, "repeat": repeat, "pipeline": name,
+                             "backend": name, "workers": 0, "clips_per_s": med, "clips_per_s_per_core": med,
+                             "rounds": vals, "vs_before_torchcodec": med / base,
+                             **{f"cores/GPU {k}": v for k, v in gpu_cores(med).items()}})
+                print(f"{size:>9} r={repeat} {name:<22} {med:6.1f} clips/s/core  x{med / base:.2f}  "
+                      f"rounds {', '.join(f'{v:.1f}' for v in vals)}", flush=True)
+    return rows
+
+
+def section_shards(args, work: Path) -> list[dict]:
+    from maest.data.datasets import dataset_from_source
+
+    rows = []
+    for size in args.sizes:
+        paths = make_corpus(work, size, args.gop, args.files)
+        items = args.items if size == "340x256" else max(3, args.items // 3)
+        shards = make_shards(work, size, args.gop, paths, items)
+        for repeat in args.repeats:
+            spec = dict(mode="pretrain", repeat=repeat, seed=0, backend=args.backend, **args.spec_kw)
+            files = VideoClipDataset([(str(paths[i % len(paths)]), 0) for i in range(items)], ClipSpec(**spec))
+            sh = dataset_from_source(shards, **spec)
+            for workers in args.workers:
+                for name, ds in (("files", files), ("shards", sh)):
+                    cps = loader_rate(ds, workers, items)
+                    per_core = cps / max(workers, 1)
+                    rows.append({"section": "shards", "size": size, "gop": args.gop, "repeat": repeat, "source": name,
+                                 "backend": f"{name} ({args.backend})", "workers": workers, "clips_per_s": cps,
+                                 "clips_per_s_per_core": per_core,
+                                 **{f"cores/GPU {k}": v for k, v in gpu_cores(per_core).items()}})
+                    print(f"{size:>9} r={repeat} workers {workers} {name:<6} {cps:6.1f} clips/s "
+                          f"({per_core:.1f}/core)", flush=True)
+    return rows
+
+
+def section_profile(args, work: Path) -> list[dict]:
+    """ms per clip by stage for one video read (repeat r), before and now, PyAV (decode and colour
+    conversion timed apart) and torchcodec (together)."""
+    rows = []
+    for size in args.sizes:
+        path = make_corpus(work, size, args.gop, 1)[0]
+        for repeat in args.repeats:
+            for mode in ("before", "now"):
+                for backend in ("pyav", "torchcodec"):
+                    if backend == "torchcodec" and not torchcodec_available():
+                        continue
+                    acc: dict[str, float] = {}
+                    n = args.profile_reads
+                    for it in range(n + 1):
+                        _profile_once(path, repeat, backend, mode, args.spec_kw, acc if it else {}, it)
+                    per_clip = {k: v / n / repeat * 1e3 for k, v in acc.items()}
+                    rows.append({"section": "profile", "size": size, "repeat": repeat, "pipeline": f"{mode} {backend}",
+                                 "ms_per_clip": per_clip, "total_ms_per_clip": sum(per_clip.values())})
+                    print(f"{size:>9} r={repeat} {mode:<6} {backend:<10} {sum(per_clip.values()):6.1f} ms/clip: "
+                          + ", ".join(f"{k} {v:.1f}" for k, v in per_clip.items()), flush=True)
+    return rows
+
+
+def _profile_once(path: Path, repeat: int, backend: str, mode: str, spec_kw: dict, acc: dict, seed: int) -> None:
+    def tick(key: str, t0: float) -> float:
+        t = time.perf_counter()
+        acc[key] = acc.get(key, 0.0) + t - t0
+        return t
+
+    g = torch.Generator().manual_seed(seed)
+    t = time.perf_counter()
+    video = open_video(path, backend)
+    if mode == "before" and isinstance(video, PyAVVideo):
+        video._skippable = set()
+    idx = train_clips(video.num_frames, spec_kw["num_frames"], spec_kw["sampling_rate"], video.fps, repeat, g)
+    flat = torch.cat(idx).tolist()
+    t = tick("open+demux", t)
+    if isinstance(video, PyAVVideo):
+        wanted, last = set(flat), max(flat)
+        video._container.seek(video._pts[min(flat)], stream=video._stream, backward=True, any_frame=False)
+        got, raw = {}, {}
+        for frame in video._frames(video._stream, wanted):
+            i = video._index.get(frame.pts, -1)
+            if i in wanted:
+                raw[i] = frame
+            if i >= last:
+                break
+        t = tick("decode", t)
+        for i, frame in raw.items():
+            got[i] = torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1)
+        frames = torch.stack([got[i] for i in flat])
+        t = tick("colour", t)
+    else:
+        frames = read_frames(video, flat)
+        t = tick("decode+colour", t)
+    size = spec_kw["crop_size"]
+    outs = torch.empty(repeat, 3, spec_kw["num_frames"], size, size) if mode == "now" else []
+    for k, f in enumerate(frames.split(spec_kw["num_frames"])):
+        top, left, h, w = T.rrc_box(f.shape[-2], f.shape[-1], (0.5, 1.0), (3 / 4, 4 / 3))
+        crop = f[..., top:top + h, left:left + w]
+        if mode == "before":
+            x = crop.float()
+            t = tick("float", t)
+            x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+            t = tick("crop+resize", t)
+            x = T.normalize(x.flip(-1))
+            outs.append(x)
+            t = tick("flip+normalise", t)
+        else:
+            x = T.resize(crop, (size, size))
+            t = tick("crop+resize", t)
+            T.normalize(x.flip(-1), out=outs[k])
+            t = tick("flip+float+normalise", t)
+    batch = torch.cat([torch.stack(outs)]) if mode == "before" else outs
+    del batch
+    tick("collate", t)
+
+
+def _step_fn(model_name: str, precision: str):
+    from maest.mae_step import mae_loss
+    from maest.models import create_model
+    from maest.optim import build_adamw, param_groups_weight_decay
+    from maest.precision import autocast
+
+    torch.manual_seed(0)
+    model = create_model(model_name)
+    opt = build_adamw(param_groups_weight_decay(model, 0.05), 1e-4, (0.9, 0.95), "auto", "cpu")
+
+    def step(video: torch.Tensor) -> None:
+        with autocast("cpu", precision):
+            loss = mae_loss(model, video, 0.9, None)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    return model, step
+
+
+def section_e2e(args, work: Path) -> list[dict]:
+    from maest.precision import resolve_precision
+
+    precision = resolve_precision("auto", "cpu")
+    paths = make_corpus(work, "340x256", args.gop, args.files)
+    rows = []
+    for model_name in args.models:
+        model, step = _step_fn(model_name, precision)
+        pe = model.patch_embed
+        spec = ClipSpec(mode="pretrain", repeat=args.e2e_repeat, seed=0, backend=args.backend,
+                        num_frames=pe.num_frames, sampling_rate=4, crop_size=pe.img_size)
+        steps = args.e2e_steps
+        ds = VideoClipDataset([(str(paths[i % len(paths)]), 0) for i in range(args.e2e_batch * (steps + 2))], spec)
+        first = next(iter(build_loader(ds, args.e2e_batch, shuffle=False, num_workers=0)))
+        video = first["video"]
+        step(video)  # warm-up
+        mem = []
+        for _ in range(steps):
+            t0 = time.perf_counter()
+            step(video)
+            mem.append(time.perf_counter() - t0)
+        t_mem = statistics.median(mem)
+        clips = video.shape[0]
+        for workers in args.e2e_workers:
+            loader = build_run_loader(ds, args.e2e_batch, seed=0, rank=0, world=1,
+                                      per_epoch=args.e2e_batch * (steps + 1), epochs=1, num_workers=workers)
+            it = iter(loader)
+            step(next(it)["video"])  # start-up not timed
+            wait = compute = 0.0
+            for _ in range(steps):
+                t0 = time.perf_counter()
+                b = next(it)["video"]
+                t1 = time.perf_counter()
+                step(b)
+                wait, compute = wait + t1 - t0, compute + time.perf_counter() - t1
+            del it
+            data_per_clip = wait / steps / clips  # with 0 workers: the decode + augment cost of a clip
+            row = {"section": "e2e", "model": model_name, "precision": precision, "workers": workers,
+                   "clips_per_step": clips, "step_s_in_memory": t_mem, "step_s_loader": (wait + compute) / steps,
+                   "data_wait_fraction": wait / (wait + compute),
+                   "data_ms_per_clip": data_per_clip * 1e3, "compute_ms_per_clip": t_mem / clips * 1e3,
+                   "data_cost_vs_compute": data_per_clip / (t_mem / clips)}
+            rows.append(row)
+            print(f"e2e {model_name:<6} workers {workers}: step {row['step_s_loader']:.3f} s (in memory {t_mem:.3f}), "
+                  f"waiting {100 * row['data_wait_fraction']:.0f}%, data {row['data_ms_per_clip']:.0f} ms/clip = "
+                  f"{100 * row['data_cost_vs_compute']:.0f}% of compute per clip", flush=True)
+        del model
+    return rows
+
+
+def section_stall(args, work: Path) -> list[dict]:
+    """A GPU-like step (the CPU idles ``step_s`` while the data keeps up) over 3 epochs of 6 batches, 2
+    workers: the first step of epochs 2 and 3 vs the median step, with the run-long loader (workers
+    start once, prefetch runs across epoch ends) and with a loader rebuilt every epoch (as before)."""
+    from torch.utils.data import DataLoader
+
+    from maest.data.loader import ShardedSampler, collate_clips, worker_init
+
+    paths = make_corpus(work, "340x256", args.gop, args.files)
+    batch, per_epoch, epochs = 1, 6, 3
+    spec = ClipSpec(mode="pretrain", repeat=4, seed=0, backend=args.backend, **args.spec_kw)
+    ds = VideoClipDataset([(str(paths[i % len(paths)]), 0) for i in range(batch * per_epoch)], spec)
+    ds[0]  # library loading, first open
+    t0 = time.perf_counter()
+    ds[1]
+    step_s = time.perf_counter() - t0  # one batch's decode time: 2 workers keep ahead of it
+    rows = []
+    for how in ("run-long loader", "rebuilt each epoch"):
+        run_it = iter(build_run_loader(ds, batch, seed=0, rank=0, world=1, per_epoch=batch * per_epoch,
+                                       epochs=epochs, num_workers=2)) if how == "run-long loader" else None
+        times = []
+        for e in range(epochs):
+            if run_it is None:  # before issue 15: a new loader (new workers) every epoch
+                sampler = ShardedSampler(len(ds), seed=0)
+                sampler.set_epoch(e)
+                cur = iter(DataLoader(ds, batch, sampler=sampler, num_workers=2, collate_fn=collate_clips,
+                                      worker_init_fn=worker_init, persistent_workers=False))
+            else:
+                cur = run_it
+            ts = []
+            for _ in range(per_epoch):
+                t0 = time.perf_counter()
+                next(cur)
+                time.sleep(step_s)
+                ts.append(time.perf_counter() - t0)
+            times.append(ts)
+        steady = statistics.median([t for ts in times for t in ts[1:]])
+        firsts = [ts[0] for ts in times[1:]]
+        rows.append({"section": "stall", "loader": how, "step_s": step_s, "median_step_s": steady,
+                     "first_step_s": firsts, "first_over_median": [f / steady for f in firsts]})
+        print(f"stall {how:<20}: median step {steady:.3f} s (GPU-like step {step_s:.3f} s), first step of epochs "
+              f"2-{epochs}: " + ", ".join(f"{f:.3f} s ({f / steady:.2f}x)" for f in firsts), flush=True)
+    return rows
 
 
 def run(argv: list[str] | None = None) -> list[dict]:
     p = argparse.ArgumentParser(prog="maest bench-data", description=__doc__.split("\n\n")[0])
+    p.add_argument("--sections", nargs="+", default=["speedup", "shards", "profile", "e2e", "stall"],
+                   choices=["speedup", "shards", "profile", "e2e", "stall"])
     p.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
-    p.add_argument("--gops", nargs="+", type=int, default=[30, 250])
-    p.add_argument("--repeats", nargs="+", type=int, default=[1, 4])
-    p.add_argument("--backends", nargs="+", default=["torchcodec", "pyav"], choices=["torchcodec", "pyav"])
-    p.add_argument("--workers", nargs="+", type=int, default=[0, 2])
-    p.add_argument("--items", type=int, default=9, help="video reads per setting (the first is not timed)")
+    p.add_argument("--gop", type=int, default=30)
+    p.add_argument("--repeats", nargs="+", type=int, default=[1, 2, 4])
+    p.add_argument("--workers", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--backend", default="auto", choices=["auto", "torchcodec", "pyav"],
+                   help="decoder of the 'now' files/shards rows (default: auto)")
+    p.add_argument("--files", type=int, default=3, help="distinct generated videos per corpus")
+    p.add_argument("--items", type=int, default=9, help="video reads per 256p measurement (720p: a third)")
+    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the speedup section")
+    p.add_argument("--profile-reads", type=int, default=4)
+    p.add_argument("--models", nargs="+", default=["tiny", "small", "base"])
+    p.add_argument("--e2e-batch", type=int, default=1, help="videos per step (each gives --e2e-repeat clips)")
+    p.add_argument("--e2e-repeat", type=int, default=4)
+    p.add_argument("--e2e-steps", type=int, default=3)
+    p.add_argument("--e2e-workers", nargs="+", type=int, default=[0, 2])
     p.add_argument("--frames", type=int, default=16)
     p.add_argument("--rate", type=int, default=4)
     p.add_argument("--crop", type=int, default=224)
-    p.add_argument("--quick", action="store_true", help="256p only, GOP 30, 0 workers, 5 reads")
-    p.add_argument("--workdir", help="keep the generated test videos here (default: a temp folder)")
+    p.add_argument("--quick", action="store_true", help="256p, repeat 4, 1 round, tiny e2e: a smoke run")
+    p.add_argument("--workdir", help="keep the generated videos and shards here (default: a temp folder)")
     p.add_argument("--out", help="write results as JSON here")
     args = p.parse_args(argv)
     if args.quick:
-        args.sizes, args.gops, args.workers, args.items = ["340x256"], [30], [0], 5
+        args.sizes, args.repeats, args.workers, args.rounds, args.items = ["340x256"], [4], [0, 2], 1, 4
+        args.models, args.profile_reads, args.e2e_steps = ["tiny"], 1, 2
+    args.spec_kw = dict(num_frames=args.frames, sampling_rate=args.rate, crop_size=args.crop)
     torch.set_num_threads(1)  # the timed process is one decoding core, as a worker is
-    backends = [b for b in args.backends if b != "torchcodec" or torchcodec_available()]
-    spec_kw = dict(num_frames=args.frames, sampling_rate=args.rate, crop_size=args.crop)
-    rows = []
+    rows: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(args.workdir or tmp)
-        for size in args.sizes:
-            w, h = SIZES[size]
-            for gop in args.gops:
-                path = work / f"pattern_{size}_gop{gop}.mp4"
-                if not path.exists():
-                    write_test_pattern(path, w, h, num_frames=300, fps=30, gop=gop)
-                for backend in backends:
-                    for workers in args.workers:
-                        for repeat in args.repeats:
-                            r = measure(path, backend, repeat, workers, args.items, spec_kw)
-                            rows.append({"size": size, "gop": gop, "backend": backend, "workers": workers,
-                                         "repeat": repeat, **r})
-                            print(f"{size:>9} gop{gop:<4} {backend:<10} workers {workers} repeat {repeat}: "
-                                  f"{r['clips_per_s']:6.1f} clips/s ({r['clips_per_s_per_core']:.1f}/core, "
-                                  f"{r['ms_per_video']:.0f} ms per video)", flush=True)
-    print(table(rows))
-    if args.out:
-        meta = {"torch": torch.__version__, "machine": platform.machine(), "torchcodec": torchcodec_available(),
-                "clip": f"{args.frames} frames x stride {args.rate}, crop {args.crop}", "items": args.items}
-        Path(args.out).write_text(json.dumps({"meta": meta, "results": rows}, indent=2) + "\n")
+        work.mkdir(parents=True, exist_ok=True)
+        for section in args.sections:
+            if section == "e2e":
+                torch.set_num_threads(2)  # the step uses the machine, as training does
+            rows += globals()[f"section_{section}"](args, work)
+            torch.set_num_threads(1)
+            if args.out:
+                _write(args, rows)
     return rows
+
+
+def _write(args: argparse.Namespace, rows: list[dict]) -> None:
+    meta = {"torch": torch.__version__, "machine": platform.machine(), "torchcodec": torchcodec_available(),
+            "clip": f"{args.frames} frames x stride {args.rate}, crop {args.crop}", "gop": args.gop,
+            "gpu_ms_per_clip": GPU_MS_PER_CLIP}
+    Path(args.out).write_text(json.dumps({"meta": meta, "results": rows}, indent=1, default=str) + "\n")
 
 
 if __name__ == "__main__":

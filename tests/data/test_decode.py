@@ -93,8 +93,7 @@ def test_overstated_frame_count_is_clamped_near_the_end(digits, backend):
 
 def test_auto_backend_and_layout(digits):
     v = open_video(_first_video(digits))
-    expected = "TorchcodecVideo" if torchcodec_available() else "PyAVVideo"
-    assert type(v).__name__ == expected
+    assert type(v).__name__ == "PyAVVideo"  # the faster CPU decoder since it skips unneeded pictures
     assert v.get_frames([3]).shape == (1, 3, v.height, v.width)  # (N, C, H, W)
     with pytest.raises(IndexError):
         v.get_frames([v.num_frames])

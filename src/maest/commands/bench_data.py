@@ -28,7 +28,7 @@ def main(args: argparse.Namespace) -> int:
     from maest.bench_data import run
 
     plot, rest = plot_option(args)
-    rows = run(rest)
+    rows = [r for r in run(rest) if "clips_per_s" in r]  # loader rows; e2e/profile/stall are not charted
     if plot and rows:
         from maest import plots
 

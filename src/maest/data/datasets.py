@@ -175,25 +175,30 @@ class VideoClipDataset(Dataset):
             clips_idx = uniform_clips(video.num_frames, s.num_frames, s.sampling_rate, video.fps, s.test_clips)
         # one decoder call for all clips of this video
         frames = read_frames(video, torch.cat(clips_idx).tolist()).split(s.num_frames)
+        crops = [1] if s.mode != "test" or s.test_crops == 1 else [0, 1, 2]
+        channels, size = frames[0].shape[1], s.crop_size
+        # every clip is normalised straight into its slot of the item (no list, no stack)
+        out = torch.empty(len(frames) * len(crops), channels, s.num_frames, size, size, device=frames[0].device)
         if s.mode in ("pretrain", "finetune"):
-            out = [self._train_view(f) for f in frames]
+            for f, dst in zip(frames, out, strict=True):
+                self._train_view(f, dst)
             views = None
         else:
-            crops = [1] if s.mode == "val" or s.test_crops == 1 else [0, 1, 2]
-            out, views = [], []
+            views = []
             for ci, f in enumerate(frames):
-                f = T.short_side_resize(f, s.short_side or s.crop_size)
+                f = T.short_side_resize(f, s.short_side or s.crop_size)  # one resize shared by the crops
                 for crop in crops:
-                    out.append(T.normalize(T.uniform_crop(f, s.crop_size, crop), s.mean, s.std))
+                    T.normalize(T.uniform_crop(f, s.crop_size, crop), s.mean, s.std, out=out[len(views)])
                     views.append(ci * len(crops) + crop if len(crops) == 3 else ci)
         r = len(out)
-        item = {"video": torch.stack(out), "label": torch.full((r,), label, dtype=torch.long),
+        item = {"video": out, "label": torch.full((r,), label, dtype=torch.long),
                 "index": torch.full((r,), index, dtype=torch.long), "skipped": []}
         if views is not None:
             item["view"] = torch.tensor(views, dtype=torch.long)
         return item
 
-    def _train_view(self, frames: torch.Tensor) -> torch.Tensor:
+    def _train_view(self, frames: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """One augmented clip of uint8 (T, C, H, W) frames, normalised (C, T, s, s) into ``out`` if given."""
         s = self.spec
         scale = s.scale or ((0.5, 1.0) if s.mode == "pretrain" else (0.08, 1.0))
         x = T.random_resized_crop(frames, s.crop_size, scale, s.aspect)
@@ -201,9 +206,9 @@ class VideoClipDataset(Dataset):
             x = T.random_flip(x)
         if s.rand_aug:
             x = rand_augment(x)
-        clip = T.normalize(x, s.mean, s.std)
-        if s.erase_prob > 0:
-            clip = T.random_erasing(clip, s.erase_prob)
+        clip = T.normalize(x, s.mean, s.std, out=out)
+        if s.erase_prob > 0 and (erased := T.random_erasing(clip, s.erase_prob)) is not clip:
+            clip.copy_(erased)
         return clip
 
 

@@ -1,11 +1,12 @@
 """Video decoding: the only importer of torchcodec and PyAV.
 
-torchcodec 0.13 with ``seek_mode="exact"`` and all of a video's clip indices in one
-``get_frames_at`` call is the fastest way to take several clips from one open file (repeated
-sampling, MAE-ST §4); PyAV, which bundles its own FFmpeg, is the fallback and decodes once over the
-union of the requested indices, feeding the decoder only the packets it needs: an H.264 picture
-that no other picture references (``nal_ref_idc`` 0, about half of the frames of x264's default
-B-pyramid) is skipped unless it is a requested frame, which leaves every decoded frame bit-identical.
+PyAV (bundled FFmpeg; the "auto" choice on the CPU) decodes once over the union of a video's clip
+indices (repeated sampling, MAE-ST §4) and feeds the decoder only the packets it needs: an H.264
+picture that no other picture references (``nal_ref_idc`` 0, about half of the frames of x264's
+default B-pyramid) is skipped unless it is a requested frame, which leaves every decoded frame
+bit-identical and makes PyAV the faster CPU decoder here (``maest bench-data``). torchcodec 0.13
+(``seek_mode="exact"``, all indices in one ``get_frames_at`` call) decodes every frame up to the last
+one asked for; it gives the same frames (``tests/data/test_decode.py``) and is the GPU path.
 Both give RGB uint8 frames (N, C, H, W) and one thread per decoder, since DataLoader workers supply the
 parallelism. Both decode from a file or from bytes in memory (a sample of a tar shard); torchcodec
 also on a CUDA GPU (``device="cuda"``, see :func:`check_decode_device`).
@@ -221,7 +222,9 @@ def _h264_unreferenced(packet, nal_len: int) -> bool:
 
 
 def open_video(path: str | Path, backend: str = "auto", data: bytes | None = None, device: str = "cpu") -> Video:
-    """Open ``path`` with ``backend`` ("auto": torchcodec when it loads, else PyAV).
+    """Open ``path`` with ``backend`` ("auto": PyAV on the CPU, since skipping the pictures it does not
+    need makes it the faster decoder there (``maest bench-data``; frames are identical); torchcodec
+    for ``device="cuda"``).
 
     Args:
         data: the encoded video in memory (a shard sample); ``path`` then only names it in messages.
@@ -240,7 +243,7 @@ def open_video(path: str | Path, backend: str = "auto", data: bytes | None = Non
     if device != "cpu":
         check_decode_device(device)
         backend = "torchcodec"
-    use_tc = backend == "torchcodec" or (backend == "auto" and torchcodec_available())
+    use_tc = backend == "torchcodec"
     if backend == "torchcodec" and not torchcodec_available():
         raise RuntimeError("backend 'torchcodec' requested but it does not load (pip install torchcodec==0.13.0 "
                            "and Debian's ffmpeg); use backend 'pyav' or 'auto'")
