@@ -23,9 +23,9 @@ from maest import checkpoint as ckpt
 from maest import distributed as dist
 from maest.config import save_json
 from maest.data.loader import SeededItems, SkipTally, build_run_loader
+from maest.outputs import writable_dir
 from maest.plots import write_run_curves
 from maest.schedule import lr_at
-from maest.outputs import writable_dir
 from maest.tracking import MetricsLogger, records_after, truncate_metrics
 
 log = logging.getLogger("maest")

@@ -26,9 +26,8 @@ def configure(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from maest.data import ClipSpec, VideoClipDataset
     from maest.loading import read
-    from maest.visualize import caption, grid_image, reconstruct, save_gif, save_mp4, save_png
-
     from maest.outputs import writable_file
+    from maest.visualize import caption, grid_image, reconstruct, save_gif, save_mp4, save_png
 
     writable_file(Path(args.out).with_suffix(".png"), "--out")  # before any work: the figures can be written
     source = read(args.checkpoint)
