@@ -112,7 +112,8 @@ def loader_rate(ds: Any, workers: int, items: int) -> float:
     return n / (time.perf_counter() - t0)
 
 
-def _datasets(paths: list[Path], shards: Path | None, spec_kw: dict, repeat: int, backend: str) -> dict[str, Any]:
+def _datasets(paths: list[Path], shards: Path | None, spec_kw: dict, repeat: int, backend: str,
+              decode_device: str = "cpu") -> dict[str, Any]:
     from maest.data.datasets import dataset_from_source
 
     items = [(str(p), 0) for p in paths]
@@ -123,6 +124,9 @@ def _datasets(paths: list[Path], shards: Path | None, spec_kw: dict, repeat: int
             continue
         out[f"before {b}"] = BeforeClips(paths, ClipSpec(backend=b, **spec))
         out[f"now {b}"] = VideoClipDataset(items, ClipSpec(backend=b, **spec))
+    if decode_device != "cpu":
+        out[f"now torchcodec {decode_device}"] = VideoClipDataset(items, ClipSpec(backend="torchcodec",
+                                                                                  decode_device=decode_device, **spec))
     if shards is not None:
         out[f"now shards {backend}"] = dataset_from_source(shards, backend=backend, **spec)
     return out
@@ -139,7 +143,8 @@ def section_speedup(args, work: Path) -> list[dict]:
         items = args.items if size == "340x256" else max(3, args.items // 3)
         shards = make_shards(work, size, args.gop, paths, items)
         for repeat in args.repeats:
-            sets = _datasets([paths[i % len(paths)] for i in range(items)], shards, args.spec_kw, repeat, args.backend)
+            sets = _datasets([paths[i % len(paths)] for i in range(items)], shards, args.spec_kw, repeat, args.backend,
+                             args.decode_device)
             got: dict[str, list[float]] = {k: [] for k in sets}
             for _ in range(args.rounds):  # interleaved, so load from other jobs falls on all alike
                 for name, ds in sets.items():
@@ -393,6 +398,8 @@ def run(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--e2e-repeat", type=int, default=4)
     p.add_argument("--e2e-steps", type=int, default=3)
     p.add_argument("--e2e-workers", nargs="+", type=int, default=[0, 2])
+    p.add_argument("--decode-device", default="cpu", choices=["cpu", "cuda"],
+                   help="speedup section: also time torchcodec decoding on this device (0 workers)")
     p.add_argument("--frames", type=int, default=16)
     p.add_argument("--rate", type=int, default=4)
     p.add_argument("--crop", type=int, default=224)
@@ -404,6 +411,10 @@ def run(argv: list[str] | None = None) -> list[dict]:
         args.sizes, args.repeats, args.workers, args.rounds, args.items = ["340x256"], [4], [0, 2], 1, 4
         args.models, args.profile_reads, args.e2e_steps = ["tiny"], 1, 2
     args.spec_kw = dict(num_frames=args.frames, sampling_rate=args.rate, crop_size=args.crop)
+    if args.decode_device != "cpu":
+        from maest.data.decode import check_decode_device
+
+        check_decode_device(args.decode_device)  # one line on a machine that cannot
     torch.set_num_threads(1)  # the timed process is one decoding core, as a worker is
     rows: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -2,7 +2,6 @@
 (seed, epoch, video); the trainer's one run-long loader resumes bit-identically with workers; and
 data.decode_device=cuda is refused in one line where it cannot work."""
 
-import json
 import pickle
 
 import pytest
@@ -115,13 +114,3 @@ def test_cuda_decoding_refused_with_a_cpu_torchcodec_build(monkeypatch):
     with pytest.raises(RuntimeError, match="has no CUDA decoder .*CUDA build.*data.decode_device=cpu"):
         check_decode_device("cuda")
 
-
-def test_manifest_json_round_trip_keeps_classes(tmp_path):
-    from maest.data.shards import read_manifest
-
-    (tmp_path / "m.json").write_text(json.dumps({"shards": [{"url": "x.tar", "count": 2}], "classes": ["a", "b"]}))
-    m = read_manifest(tmp_path / "m.json")
-    assert m.urls == [str(tmp_path / "x.tar")] and m.counts == [2] and m.classes == ["a", "b"]
-    (tmp_path / "bad.json").write_text("{}")
-    with pytest.raises(ValueError, match="is not a shard manifest"):
-        read_manifest(tmp_path / "bad.json")

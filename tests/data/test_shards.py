@@ -22,6 +22,7 @@ from maest.data.shards import (
     expand_braces,
     is_shard_source,
     iter_shard,
+    read_manifest,
     resolve_shards,
     write_shards,
 )
@@ -238,3 +239,24 @@ def test_shards_refuse_evaluation_modes(shards):
 def test_shard_subprocess_cli_help():
     r = subprocess.run([sys.executable, "-m", "maest.cli", "shard", "--help"], capture_output=True, text=True)
     assert r.returncode == 0 and "--shard-size" in r.stdout
+
+
+def test_fsspec_url_reads_like_a_local_shard(shards):
+    fsspec = pytest.importorskip("fsspec")
+    out, m = shards
+    name = m["shards"][0]["url"]
+    fsspec.filesystem("memory").pipe(f"/maest-test/{name}", (out / name).read_bytes())
+    remote = dataset_from_source(f"memory://maest-test/{name}", **SPEC, seed=0)
+    local = dataset_from_source(out / name, **SPEC, seed=0)
+    a, b = list(remote), list(local)
+    assert len(a) == len(b) == m["shards"][0]["count"]
+    assert all(torch.equal(x["video"], y["video"]) for x, y in zip(a, b, strict=True))
+
+
+def test_manifest_json_round_trip_keeps_classes(tmp_path):
+    (tmp_path / "m.json").write_text(json.dumps({"shards": [{"url": "x.tar", "count": 2}], "classes": ["a", "b"]}))
+    m = read_manifest(tmp_path / "m.json")
+    assert m.urls == [str(tmp_path / "x.tar")] and m.counts == [2] and m.classes == ["a", "b"]
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(ValueError, match="is not a shard manifest"):
+        read_manifest(tmp_path / "bad.json")
