@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import resource
 import statistics
 import tempfile
 import time
@@ -102,14 +103,26 @@ def make_shards(work: Path, size: str, gop: int, paths: list[Path], items: int) 
     return out
 
 
-def loader_rate(ds: Any, workers: int, items: int) -> float:
-    """Clips/s of one pass of the trainer's loader over ``items`` videos (batch 1), the first not timed."""
+def loader_rate(ds: Any, workers: int, items: int) -> tuple[float, float]:
+    """(clips per wall-clock second, clips per CPU second of the decoding processes) of one pass of the
+    trainer's loader over ``items`` videos (batch 1), the first item not counted. CPU seconds do not
+    grow when other jobs share the cores, so their ratios are what to compare on a busy machine (with
+    workers they include the workers' start-up)."""
     loader = build_run_loader(ds, 1, seed=0, rank=0, world=1, per_epoch=items, epochs=1, num_workers=workers)
+    children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     it = iter(loader)
     next(it)  # worker start-up and the first item are not timed
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     n = sum(b["video"].shape[0] for b in it)
-    return n / (time.perf_counter() - t0)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    if workers:
+        del it  # the workers exit and are reaped, so their CPU time is counted below
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (children.ru_utime + children.ru_stime) - (children0.ru_utime + children0.ru_stime)
+        n_cpu = n + 1  # the workers' CPU time covers the first item too
+    else:
+        n_cpu = n
+    return n / wall, n_cpu / cpu
 
 
 def _datasets(paths: list[Path], shards: Path | None, spec_kw: dict, repeat: int, backend: str,
@@ -145,19 +158,23 @@ def section_speedup(args, work: Path) -> list[dict]:
         for repeat in args.repeats:
             sets = _datasets([paths[i % len(paths)] for i in range(items)], shards, args.spec_kw, repeat, args.backend,
                              args.decode_device)
-            got: dict[str, list[float]] = {k: [] for k in sets}
+            wall: dict[str, list[float]] = {k: [] for k in sets}
+            cpu: dict[str, list[float]] = {k: [] for k in sets}
             for _ in range(args.rounds):  # interleaved, so load from other jobs falls on all alike
                 for name, ds in sets.items():
-                    got[name].append(loader_rate(ds, 0, items))
-            base = statistics.median(got.get("before torchcodec") or got["before pyav"])
-            for name, vals in got.items():
-                med = statistics.median(vals)
+                    w, c = loader_rate(ds, 0, items)
+                    wall[name].append(w)
+                    cpu[name].append(c)
+            base = statistics.median(cpu.get("before torchcodec") or cpu["before pyav"])
+            for name in sets:
+                med, med_wall = statistics.median(cpu[name]), statistics.median(wall[name])
                 rows.append({"section": "speedup", "size": size, "gop": args.gop, "repeat": repeat, "pipeline": name,
-                             "backend": name, "workers": 0, "clips_per_s": med, "clips_per_s_per_core": med,
-                             "rounds": vals, "vs_before_torchcodec": med / base,
+                             "backend": name, "workers": 0, "clips_per_s": med_wall, "clips_per_cpu_s": med,
+                             "clips_per_s_per_core": med, "rounds_cpu": cpu[name], "rounds_wall": wall[name],
+                             "vs_before_torchcodec": med / base,
                              **{f"cores/GPU {k}": v for k, v in gpu_cores(med).items()}})
-                print(f"{size:>9} r={repeat} {name:<22} {med:6.1f} clips/s/core  x{med / base:.2f}  "
-                      f"rounds {', '.join(f'{v:.1f}' for v in vals)}", flush=True)
+                print(f"{size:>9} r={repeat} {name:<26} {med:6.1f} clips per CPU-s  x{med / base:.2f}  (rounds "
+                      f"{', '.join(f'{v:.1f}' for v in cpu[name])}; wall {med_wall:.1f} clips/s)", flush=True)
     return rows
 
 
@@ -175,14 +192,13 @@ def section_shards(args, work: Path) -> list[dict]:
             sh = dataset_from_source(shards, **spec)
             for workers in args.workers:
                 for name, ds in (("files", files), ("shards", sh)):
-                    cps = loader_rate(ds, workers, items)
-                    per_core = cps / max(workers, 1)
+                    cps, per_core = loader_rate(ds, workers, items)
                     rows.append({"section": "shards", "size": size, "gop": args.gop, "repeat": repeat, "source": name,
                                  "backend": f"{name} ({args.backend})", "workers": workers, "clips_per_s": cps,
                                  "clips_per_s_per_core": per_core,
                                  **{f"cores/GPU {k}": v for k, v in gpu_cores(per_core).items()}})
-                    print(f"{size:>9} r={repeat} workers {workers} {name:<6} {cps:6.1f} clips/s "
-                          f"({per_core:.1f}/core)", flush=True)
+                    print(f"{size:>9} r={repeat} workers {workers} {name:<6} {cps:6.1f} clips/s wall, "
+                          f"{per_core:.1f} clips per CPU-s", flush=True)
     return rows
 
 
