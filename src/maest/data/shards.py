@@ -44,6 +44,7 @@ import random
 import re
 import subprocess
 import tarfile
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -183,7 +184,8 @@ class _Stream:
     def __init__(self, url: str) -> None:
         self.url, self.proc = url, None
         if url.startswith("pipe:"):
-            self.proc = subprocess.Popen(url[5:], shell=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            self.err = tempfile.TemporaryFile()  # not a pipe: a chatty command must not block on it
+            self.proc = subprocess.Popen(url[5:], shell=True, stdout=subprocess.PIPE, stderr=self.err)
             self.file: BinaryIO = self.proc.stdout  # type: ignore[assignment]
             self.seekable = False
         elif "://" in url and not url.startswith("file://"):
@@ -201,8 +203,10 @@ class _Stream:
     def close(self, finished: bool) -> None:
         self.file.close()
         if self.proc is not None:
-            err = self.proc.stderr.read().decode(errors="replace").strip() if finished else ""
             code = self.proc.wait()
+            self.err.seek(0)
+            err = self.err.read().decode(errors="replace").strip()
+            self.err.close()
             if finished and code != 0:
                 raise RuntimeError(f"shard command {self.url!r} failed with exit code {code}: {err[:300]}")
 
