@@ -146,7 +146,7 @@ def _bench_rows():
 
 def test_bench_figures(tmp_path):
     fig = plots.bench_figure(_bench_rows())
-    assert [ax.get_title() for ax in fig.axes] == ["tiny", "base"]
+    assert [ax.get_title() for ax in fig.axes] == ["model tiny", "model base"]
     assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["reference fp32", "maest fp32",
                                                                             "maest bf16"]
     assert _png_size(plots.save(fig, tmp_path / "b.png")) == (1440, 420)

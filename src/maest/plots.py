@@ -167,7 +167,7 @@ def curves_figure(runs: dict[str, list[dict[str, Any]]], title: str = "Training 
         ax.set_title("Validation accuracy")
         ax.set_xlabel("epoch")
         ax.set_ylabel("accuracy (%)")
-        ax.set_ylim(0, 100)
+        ax.set_ylim(0, 103)  # a 100% point stays whole
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small", loc="lower right")
@@ -365,7 +365,8 @@ def bench_figure(rows: list[dict[str, Any]], title: str = "maest bench: seconds 
         found = {(x[1], x[2]): x[3] for x in mine}
         series = {lab: [found.get((mask, lab)) for mask in masks] for lab in labels}
         _grouped_bars(ax, [f"{m:g}" if m else "0 (none)" for m in masks], series, "{:.3g}")
-        ax.set_title(model)
+        batch = next((r.get("batch") for r in rows if r.get("model") == model and r.get("batch")), None)
+        ax.set_title(f"model {model}" + (f", {batch} clips per step" if batch else ""))
         ax.set_xlabel("mask ratio")
         ax.set_ylabel("seconds per training step (lower is better)")
     fig.suptitle(title)
