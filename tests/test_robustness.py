@@ -77,11 +77,15 @@ def test_new_run_into_a_folder_with_checkpoints_is_refused(tmp_path):
 def test_overwrite_replaces_the_previous_run_and_the_summary_names_its_own_file(tmp_path):
     run(_cfg(tmp_path, "train.max_steps=4", "train.save_every_steps=1", "train.keep_checkpoints=0"),
         dataset=RandomClips())
+    (tmp_path / "tb").mkdir()
+    (tmp_path / "tb" / "events.out.tfevents.1.host").write_bytes(b"old")
+    (tmp_path / "tb" / "notes.txt").write_text("mine")
     second = run(_cfg(tmp_path, "train.max_steps=2", "train.seed=1", "train.overwrite=true"), dataset=RandomClips())
     assert [p.name for p in ckpt.list_checkpoints(tmp_path)] == ["checkpoint-00000002.pt"]
     state = ckpt.load_checkpoint(second["checkpoint"])
     assert state["config"]["train"]["seed"] == 1  # written by the second run, not left from the first
     assert _steps(tmp_path) == [1, 2]  # metrics.jsonl holds only the new run
+    assert not (tmp_path / "tb" / "events.out.tfevents.1.host").exists() and (tmp_path / "tb" / "notes.txt").exists()
 
 
 def test_save_never_skips_an_existing_file(tmp_path, monkeypatch):

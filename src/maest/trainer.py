@@ -214,7 +214,8 @@ def prepare_run_dir(cfg: Any, start_step: int, info: dist.DistInfo) -> None:
     """Make ``train.output_dir`` ready for a run that starts at ``start_step``.
 
     A folder holding checkpoints past ``start_step`` (or, for a run that does not resume, another run's
-    metrics) is refused unless ``train.overwrite``, which deletes them. Metrics logged after
+    metrics) is refused unless ``train.overwrite``, which deletes them (and, for a run from step 0, the
+    earlier TensorBoard events). Metrics logged after
     ``start_step`` (by the interrupted run being resumed) are dropped so each step appears once, and
     temporaries of saves killed mid-write are removed.
 
@@ -239,6 +240,11 @@ def prepare_run_dir(cfg: Any, start_step: int, info: dist.DistInfo) -> None:
         p.unlink(missing_ok=True)
     if later:
         log.warning("--overwrite: deleted %d checkpoint(s) of the earlier run in %s", len(later), out_dir)
+    events = list(out_dir.glob("tb/events.out.tfevents.*")) if t.overwrite and start_step == 0 else []
+    for p in events:
+        p.unlink(missing_ok=True)
+    if events:
+        log.warning("--overwrite: deleted the earlier run's TensorBoard events in %s", out_dir / "tb")
     if dropped := truncate_metrics(metrics, start_step):
         log.info("%s: dropped %d record(s) logged after step %d by the earlier run", metrics, dropped, start_step)
     if stale := ckpt.remove_stale_temporaries(out_dir):
