@@ -155,19 +155,28 @@ def test_bench_figures(tmp_path):
     assert len(labels) == 6 and "maest bf16, decoder mask 0.5" in labels
     side = [{"model": "base", "mask": 0.9, "s_per_step": {"reference": 12.0, "maest-bf16": 3.6}}]
     assert _png_size(plots.save(plots.bench_figure(side), tmp_path / "s.png")) == (560, 420)
-    rows = [{"size": "340x256", "gop": g, "backend": b, "workers": w, "repeat": r, "clips_per_s": 1.0 + r}
-            for g in (30, 250) for b in ("torchcodec", "pyav") for w in (0, 2) for r in (1, 4)]
+    rows = [{"section": "speedup", "size": "340x256", "gop": 30, "backend": b, "workers": 0, "repeat": r,
+             "clips_per_s": 1.0 + r} for b in ("before pyav", "now pyav") for r in (1, 2, 4)]
+    rows += [{"section": "shards", "size": "340x256", "gop": 30, "backend": b, "workers": w, "repeat": r,
+              "clips_per_s": 2.0 + w} for b in ("files (auto)", "shards (auto)") for w in (0, 2) for r in (1, 4)]
+    rows += [{"section": "profile", "size": "340x256", "repeat": 4, "total_ms_per_clip": 5.0}]
     fig = plots.bench_data_figure(rows)
-    assert fig.axes[0].get_ylabel() == "clips/s (higher is better)"
-    assert _png_size(plots.save(fig, tmp_path / "d.png")) == (1120, 380)
+    assert [ax.get_title() for ax in fig.axes] == ["loader before vs now, one core, 340x256 H.264",
+                                                  "files vs shards, 340x256 H.264"]
+    assert fig.axes[0].get_ylabel() == "clips/s, wall clock (higher is better)"
+    assert [t.get_text() for t in fig.axes[1].get_xticklabels()][:2] == ["0 workers\nrepeat 1", "0 workers\nrepeat 4"]
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["before pyav", "now pyav"]
+    assert _png_size(plots.save(fig, tmp_path / "d.png")) == (760, 760)
+    with pytest.raises(ValueError, match="no loader clips/s"):
+        plots.bench_data_figure(rows[-1:])
 
 
 def test_bench_data_command_writes_the_plot(tmp_path, monkeypatch):
     from maest import bench_data
     from maest.cli import main
 
-    rows = [{"size": "340x256", "gop": 30, "backend": "pyav", "workers": 0, "repeat": r, "clips_per_s": 3.0 * r}
-            for r in (1, 4)]
+    rows = [{"section": "speedup", "size": "340x256", "gop": 30, "backend": "now pyav", "workers": 0, "repeat": r,
+             "clips_per_s": 3.0 * r} for r in (1, 4)]
     seen = {}
 
     def fake_run(argv):

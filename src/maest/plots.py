@@ -373,25 +373,43 @@ def bench_figure(rows: list[dict[str, Any]], title: str = "maest bench: seconds 
     return fig
 
 
+BENCH_DATA_SECTIONS = {"speedup": "loader before vs now, one core", "shards": "files vs shards"}
+
+
 def bench_data_figure(rows: list[dict[str, Any]], title: str = "maest bench-data: loader throughput"):
-    """``maest bench-data`` results: clips/s by file setting and workers (groups) and by backend and
-    repeated sampling (bars), one panel per resolution."""
+    """``maest bench-data`` results: clips/s by backend or pipeline (bars) and by repeated sampling,
+    workers and GOP where they vary (groups), one panel per section and resolution. Rows without a
+    clips/s figure (the profile, e2e and stall sections) are left out."""
+    rows = [r for r in rows if isinstance(r.get("clips_per_s"), (int, float)) and "repeat" in r]
     if not rows:
-        raise ValueError("no benchmark results to plot")
-    sizes = list(dict.fromkeys(r["size"] for r in rows))
-    fig = _figure(max(6.0, 1.8 * len({(r["gop"], r["workers"]) for r in rows}) + 4.0), 3.8 * len(sizes))
-    axes = fig.subplots(len(sizes), 1, squeeze=False).ravel()
-    for ax, size in zip(axes, sizes, strict=True):
-        mine = [r for r in rows if r["size"] == size]
-        groups = list(dict.fromkeys((r["gop"], r["workers"]) for r in mine))
-        labels = list(dict.fromkeys((r["backend"], r["repeat"]) for r in mine))
-        series = {f"{b}, repeat {rep}": [next((r["clips_per_s"] for r in mine if (r["gop"], r["workers"]) == g
-                                               and (r["backend"], r["repeat"]) == (b, rep)), None) for g in groups]
-                  for b, rep in labels}
-        _grouped_bars(ax, [f"GOP {g}, {w} worker{'s' if w != 1 else ''}" for g, w in groups], series, "{:.1f}")
-        ax.set_title(f"{size} H.264")
-        ax.set_xlabel("keyframe interval (GOP) and loader workers")
-        ax.set_ylabel("clips/s (higher is better)")
+        raise ValueError("no loader clips/s results to plot")
+    panels = list(dict.fromkeys((r.get("section", ""), r.get("size", "")) for r in rows))
+    widths = []
+    for sec, size in panels:
+        mine = [r for r in rows if (r.get("section", ""), r.get("size", "")) == (sec, size)]
+        widths.append(len({(r.get("gop"), r.get("workers"), r["repeat"]) for r in mine})
+                      * len({r.get("backend") for r in mine}))
+    fig = _figure(max(7.0, 0.45 * max(widths) + 4.0), 3.8 * len(panels))
+    axes = fig.subplots(len(panels), 1, squeeze=False).ravel()
+    for ax, (sec, size) in zip(axes, panels, strict=True):
+        mine = [r for r in rows if (r.get("section", ""), r.get("size", "")) == (sec, size)]
+        varies = [k for k in ("gop", "workers") if len({r.get(k) for r in mine}) > 1]
+
+        def group_name(g, varies=varies):
+            gop, workers, repeat = g
+            parts = [f"GOP {gop}"] if "gop" in varies else []
+            parts += [f"{workers} worker{'s' if workers != 1 else ''}"] if "workers" in varies else []
+            return "\n".join([*parts, f"repeat {repeat}"])
+
+        groups = list(dict.fromkeys((r.get("gop"), r.get("workers"), r["repeat"]) for r in mine))
+        found = {(r.get("gop"), r.get("workers"), r["repeat"], r.get("backend")): r["clips_per_s"] for r in mine}
+        series = {str(b): [found.get((*g, b)) for g in groups] for b in dict.fromkeys(r.get("backend") for r in mine)}
+        _grouped_bars(ax, [group_name(g) for g in groups], series, "{:.1f}")
+        head = BENCH_DATA_SECTIONS.get(sec, sec)
+        ax.set_title(", ".join(x for x in (head, f"{size} H.264" if size else "") if x))
+        ax.set_xlabel("repeated sampling (clips per decoded video)" + ("; " + " and ".join(
+            "loader workers" if k == "workers" else "keyframe interval" for k in varies) if varies else ""))
+        ax.set_ylabel("clips/s, wall clock (higher is better)")
     fig.suptitle(title)
     return fig
 
