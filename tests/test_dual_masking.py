@@ -351,3 +351,13 @@ def test_bench_counts_the_masked_decoder_and_reports_its_speedups():
     assert "base maest bf16: masking speedup 0.9 vs 0.0 = 4.0x" in lines
     assert any(line.startswith("base maest bf16: masking speedup 0.9 + decoder 0.5 vs 0.0 = 6.0x") for line in lines)
     assert any(line.startswith("base maest bf16: decoder mask 0.5 at 0.9 = 1.50x faster") for line in lines)
+
+
+def test_bench_interleaves_mask_settings_on_the_same_weights():
+    from maest.bench import interleaved_masks
+
+    rows = interleaved_masks("tiny", [(0.0, 0.0), (0.75, 0.0), (0.75, 0.5)], rounds=1, batch=1, device="cpu",
+                             precision="fp32")
+    assert [(r["mask"], r["decoder_mask"]) for r in rows] == [(0.0, 0.0), (0.75, 0.0), (0.75, 0.5)]
+    assert "paired_speedup_vs_first" not in rows[0] and all("paired_speedup_vs_first" in r for r in rows[1:])
+    assert rows[0]["gflop_per_step"] > rows[1]["gflop_per_step"] > rows[2]["gflop_per_step"]

@@ -184,6 +184,63 @@ def side_by_side(model_name: str, mask_ratio: float, rounds: int, batch: int, de
     return out
 
 
+def interleaved_masks(model_name: str, settings: list[tuple[float, float]], rounds: int, batch: int, device: str,
+                      precision: str = "bf16", decoder_strategy: str = "running_cell") -> list[dict[str, Any]]:
+    """Interleaved timing of (mask, decoder mask) settings in one process on the same weights: each round
+    runs one training step of every setting, so load from other processes falls on all alike. Returns one
+    row per setting with its median s/step and, for every setting after the first, the median of the
+    per-round speedups against the first."""
+    from maest.mae_step import mae_loss
+    from maest.precision import autocast
+
+    torch.manual_seed(0)
+    models: dict[float, torch.nn.Module] = {}
+    for _, dmask in settings:
+        if dmask not in models:
+            models[dmask] = build_model(model_name, dmask, decoder_strategy=decoder_strategy).to(device)
+    first = next(iter(models.values()))
+    for m in models.values():
+        m.load_state_dict(first.state_dict())
+    pe = first.patch_embed
+    video = torch.randn(batch, pe.proj.in_channels, pe.num_frames, pe.img_size, pe.img_size, device=device)
+    opts = {d: build_adamw([{"params": list(m.parameters())}], 1e-5, (0.9, 0.95), "auto", device)
+            for d, m in models.items()}
+
+    def ratio(mask: float) -> float:
+        return mask if mask > 0 else 0.5 / first.num_patches  # see _effective_ratio
+
+    def step(mask: float, dmask: float) -> float:
+        _sync(device)
+        t0 = time.perf_counter()
+        with autocast(device, precision):
+            loss = mae_loss(models[dmask], video, ratio(mask), None)
+        loss.backward()
+        opts[dmask].step()
+        opts[dmask].zero_grad(set_to_none=True)
+        _sync(device)
+        return time.perf_counter() - t0
+
+    for s in settings:  # warm-up
+        step(*s)
+    times: dict[tuple[float, float], list[float]] = {s: [] for s in settings}
+    for _ in range(rounds):
+        for s in settings:
+            times[s].append(step(*s))
+    rows = []
+    for mask, dmask in settings:
+        t = times[(mask, dmask)]
+        flops = 3 * forward_flops(models[dmask], ratio(mask), embed_all=False) * batch
+        row = {"model": model_name, "mode": "maest", "mask": mask, "decoder_mask": dmask, "target": "norm_pix",
+               "precision": precision, "compile": False, "batch": batch, "rounds": rounds,
+               "s_per_step": statistics.median(t), "times": t, "gflop_per_step": flops / 1e9,
+               "achieved_gflops": flops / statistics.median(t) / 1e9}
+        if (mask, dmask) != settings[0]:
+            row["paired_speedup_vs_first"] = statistics.median(
+                a / b for a, b in zip(times[settings[0]], t, strict=True))
+        rows.append(row)
+    return rows
+
+
 class _null:
     def __enter__(self):
         return self
@@ -239,6 +296,9 @@ def run(argv: list[str] | None = None) -> list[dict[str, Any]]:
     p.add_argument("--side-by-side", type=int, default=0, metavar="ROUNDS",
                    help="instead of the table: interleave reference / maest-bf16 / maest-fp32 steps of the "
                         "--reference models in one process for ROUNDS rounds (fair under shared load)")
+    p.add_argument("--interleave", type=int, default=0, metavar="ROUNDS",
+                   help="instead of the table: interleave steps of every --masks x --decoder-masks setting of "
+                        "each --models model (first --precisions) in one process for ROUNDS rounds")
     p.add_argument("--json", help="write {meta, peaks, results} here")
     p.add_argument("--_child", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -248,6 +308,8 @@ def run(argv: list[str] | None = None) -> list[dict[str, Any]]:
     torch.set_num_threads(args.threads)
     if args.side_by_side:
         return _run_side_by_side(args)
+    if args.interleave:
+        return _run_interleaved(args)
     peaks = {"fp32": matmul_peak(torch.float32, args.device), "bf16": matmul_peak(torch.bfloat16, args.device)}
     print(f"matmul peak ({args.threads} threads, {args.device}): fp32 {peaks['fp32']:.0f} GFLOP/s, "
           f"bf16 {peaks['bf16']:.0f} GFLOP/s", flush=True)
@@ -289,6 +351,31 @@ def run(argv: list[str] | None = None) -> list[dict[str, Any]]:
                 "cpu": platform.processor() or platform.machine(), "batch": args.batch, "steps": args.steps}
         report = {"meta": meta, "peaks_gflops": peaks, "results": rows, "summary": summarize(rows)}
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+    return rows
+
+
+def _run_interleaved(args: argparse.Namespace) -> list[dict[str, Any]]:
+    peak = matmul_peak(torch.bfloat16 if args.precisions[0] == "bf16" else torch.float32, args.device)
+    print(f"matmul peak ({args.threads} threads, {args.device}, {args.precisions[0]}): {peak:.0f} GFLOP/s", flush=True)
+    settings = [(m, d) for m in args.masks for d in args.decoder_masks if not (d > 0 and m == 0)]
+    rows = []
+    for name in args.models:
+        for r in interleaved_masks(name, settings, args.interleave, args.batch, args.device, args.precisions[0],
+                                   args.decoder_strategy):
+            r["pct_of_peak"] = 100 * r["achieved_gflops"] / peak
+            rows.append(r)
+            rounds = ", ".join(f"{t:.2f}" for t in r["times"])
+            vs = f"; {r['paired_speedup_vs_first']:.2f}x vs the first setting (paired rounds)" \
+                if "paired_speedup_vs_first" in r else ""
+            print(f"{name} mask {r['mask']} decoder {r['decoder_mask']}: {r['s_per_step']:.2f} s/step (rounds "
+                  f"{rounds}), {r['gflop_per_step']:.1f} GFLOP/step, {r['pct_of_peak']:.1f}% of peak{vs}", flush=True)
+    for line in summarize(rows):
+        print(line)
+    if args.json:
+        meta = {"torch": torch.__version__, "device": args.device, "threads": args.threads, "mode": "interleave",
+                "peak_gflops": peak}
+        Path(args.json).write_text(json.dumps({"meta": meta, "results": rows, "summary": summarize(rows)}, indent=2)
+                                   + "\n")
     return rows
 
 
