@@ -84,6 +84,9 @@ def test_overwrite_replaces_the_previous_run_and_the_summary_names_its_own_file(
     assert [p.name for p in ckpt.list_checkpoints(tmp_path)] == ["checkpoint-00000002.pt"]
     state = ckpt.load_checkpoint(second["checkpoint"])
     assert state["config"]["train"]["seed"] == 1  # written by the second run, not left from the first
+    # --overwrite is not recorded: reusing this run's config.json never replaces a folder by itself
+    assert not state["config"]["train"]["overwrite"]
+    assert not json.loads((tmp_path / "config.json").read_text())["train"]["overwrite"]
     assert _steps(tmp_path) == [1, 2]  # metrics.jsonl holds only the new run
     assert not (tmp_path / "tb" / "events.out.tfevents.1.host").exists() and (tmp_path / "tb" / "notes.txt").exists()
 

@@ -234,13 +234,14 @@ def prepare_run_dir(cfg: Any, start_step: int, info: dist.DistInfo) -> None:
             f"run folder {out_dir} already holds {what}{where}; continue that run with --resume "
             "(train.resume=auto), choose a new --output-dir, or pass --overwrite (train.overwrite=true) to replace it"
         )
+    overwrite, t.overwrite = t.overwrite, False  # one-shot: a reused config.json never replaces a folder by itself
     if not info.is_main:
         return
     for p in later:
         p.unlink(missing_ok=True)
     if later:
         log.warning("--overwrite: deleted %d checkpoint(s) of the earlier run in %s", len(later), out_dir)
-    events = list(out_dir.glob("tb/events.out.tfevents.*")) if t.overwrite and start_step == 0 else []
+    events = list(out_dir.glob("tb/events.out.tfevents.*")) if overwrite and start_step == 0 else []
     for p in events:
         p.unlink(missing_ok=True)
     if events:
