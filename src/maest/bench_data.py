@@ -37,6 +37,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
@@ -66,7 +67,10 @@ class BeforeClips(Dataset):
         if isinstance(video, PyAVVideo):
             video._skippable = set()  # decode every frame, as before
         idx = train_clips(video.num_frames, s.num_frames, s.sampling_rate, video.fps, s.repeat)
-        frames = read_frames(video, torch.cat(idx).tolist()).split(s.num_frames)
+        frames = read_frames(video, torch.cat(idx).tolist())
+        if isinstance(video, PyAVVideo):
+            frames = frames.contiguous()  # PyAV gave planar frames before (torchcodec: channels-last, as now)
+        frames = frames.split(s.num_frames)
         m = torch.tensor(T.MEAN).view(1, -1, 1, 1) * 255
         sd = torch.tensor(T.STD).view(1, -1, 1, 1) * 255
         out = []
@@ -250,9 +254,14 @@ def _profile_once(path: Path, repeat: int, backend: str, mode: str, spec_kw: dic
             if i >= last:
                 break
         t = tick("decode", t)
-        for i, frame in raw.items():
-            got[i] = torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1)
-        frames = torch.stack([got[i] for i in flat])
+        if mode == "before":  # planar frames, as before
+            for i, frame in raw.items():
+                got[i] = torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1)
+            frames = torch.stack([got[i] for i in flat])
+        else:  # channels-last, as the decoders write them
+            for i, frame in raw.items():
+                got[i] = frame.to_ndarray(format="rgb24")
+            frames = torch.from_numpy(np.stack([got[i] for i in flat])).permute(0, 3, 1, 2)
         t = tick("colour", t)
     else:
         frames = read_frames(video, flat)

@@ -1,14 +1,11 @@
 """Clip augmentations on tensors, each applied identically to every frame of a clip (no PIL round
 trips). Frames come in as uint8 (T, C, H, W); clips leave normalised as float32 (C, T, H, W).
 
-Speed: crops are views, resizing stays in uint8 (torch's vectorised uint8 bilinear kernel, about 5x
-faster than converting the full-size crop to float first; values round to the nearest integer, within
-1 of the float result), and :func:`normalize` converts to float, permutes and normalises in one pass
-into a caller's buffer (the batch), so a clip is written once.
-
-Pre-training uses random resized crop (area 0.5-1, aspect 3/4-4/3) and flips (MAE-ST Table 2c);
-fine-tuning adds RandAugment (rand-m7-mstd0.5) and random erasing. Randomness comes from torch's
-global RNG, which the training loop seeds per item for reproducibility.
+Speed: crops are views, resizing stays in uint8 on the decoders' channels-last frames (torch's
+vectorised uint8 bilinear kernel, several times faster than converting the full-size crop to float
+first; values round to the nearest integer, within 1 of the float result), and :func:`normalize`
+converts to float, permutes and normalises into a caller's buffer (the batch), so a clip is written
+once.
 """
 
 from __future__ import annotations
