@@ -1,6 +1,7 @@
 """Dual masking (VideoMAE V2): encoder and decoder masks, their token counts against the official
 generators, and V2's pre-training forward and loss against tests/golden/videomae_v2_tiny.pt."""
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -361,3 +362,38 @@ def test_bench_interleaves_mask_settings_on_the_same_weights():
     assert [(r["mask"], r["decoder_mask"]) for r in rows] == [(0.0, 0.0), (0.75, 0.0), (0.75, 0.5)]
     assert "paired_speedup_vs_first" not in rows[0] and all("paired_speedup_vs_first" in r for r in rows[1:])
     assert rows[0]["gflop_per_step"] > rows[1]["gflop_per_step"] > rows[2]["gflop_per_step"]
+
+
+@pytest.mark.parametrize("overrides, msg", [
+    (["model.mask.strategy=running_cell"], "mask_ratio=0.9 cannot be expressed by running-cell masking"),
+    (["model.mask.decoder=random", "model.mask.decoder_ratio=1.5"], "decoder_ratio=1.5 must be strictly between"),
+    (["model.mask.decoder=running_cell", "model.mask.decoder_ratio=0.6"], "0.6 cannot be expressed"),
+    (["model.mask.strategy=cube"], "model.mask.strategy='cube' is not one of"),
+    (["model.target.kind=hog", "model.target.hog_cell=3"], "hog_cell=3 does not divide the patch size 8"),
+])
+def test_run_config_validation_names_the_setting(overrides, msg):
+    from maest.config import apply_overrides
+    from maest.presets import get_preset
+
+    cfg = apply_overrides(get_preset("tiny"), ["train.mask_ratio=0.9", *overrides])
+    with pytest.raises(ValueError, match=msg) as e:
+        cfg.validate()
+    assert "\n" not in str(e.value)
+
+
+def test_older_config_spellings_are_upgraded():
+    from maest.config import upgrade_model_section, upgrade_run_config
+    from maest.models import model_config
+    from maest.models.mae import MAEConfig
+
+    section = dataclasses.asdict(model_config("tiny"))
+    section.pop("mask"), section.pop("target")
+    section.update(mask_strategy="tube", norm_pix_loss=False)  # the first resolved MAEConfig layout
+    up = upgrade_model_section(section, classifier=False)
+    assert up["mask"]["strategy"] == "tube" and up["target"]["kind"] == "pixels"
+    run = upgrade_run_config({"model": section, "train": {}, "data": {}})
+    assert run["model"]["target"]["kind"] == "pixels"
+    flat = upgrade_run_config({"model": {"name": "tiny", "mask_strategy": "frame"}, "train": {"norm_pix_loss": False}})
+    assert flat["model"]["mask"]["strategy"] == "frame" and flat["model"]["target"]["kind"] == "pixels"
+    cfg = MAEConfig(mask_strategy="tube", norm_pix_loss=False)  # flat spellings in the constructor
+    assert (cfg.mask.strategy, cfg.target.kind, cfg.norm_pix_loss) == ("tube", "pixels", False)

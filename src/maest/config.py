@@ -14,6 +14,7 @@ from typing import Any
 
 from maest.models import ClassifierConfig, MAEConfig, model_config
 from maest.models.factory import apply_flat_overrides
+from maest.models.masking import num_keep
 
 
 @dataclass
@@ -99,6 +100,8 @@ class PretrainConfig:
         t.validate()
         if not 0.0 < t.mask_ratio < 1.0:
             raise ValueError(f"train.mask_ratio={t.mask_ratio} must be strictly between 0 and 1 (paper: 0.9)")
+        # the encoder strategy can express the ratio on this grid (running cells: 0.25/0.5/0.75)
+        num_keep(t.mask_ratio, self.model.encoder.grid, self.model.mask.strategy)
         _positive(t.batch_size, "train.batch_size")
         _positive(t.accum_iter, "train.accum_iter")
         _positive(t.epochs, "train.epochs")

@@ -69,10 +69,6 @@ class MaskConfig:
             decoder_num_keep(self.decoder_ratio, grid, self.decoder)
         return self
 
-    @property
-    def uses_decoder_mask(self) -> bool:
-        return self.decoder != "none"
-
 
 def patchify(video: torch.Tensor, patch_size: int, t_patch_size: int) -> torch.Tensor:
     """(B, C, T, H, W) -> (B, t*h*w, u*p*p*C), patch laid out as (u, row, col, channel).
