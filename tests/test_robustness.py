@@ -28,6 +28,14 @@ ROOT = Path(__file__).resolve().parents[1]
 QUIET = ["--set", "train.progress=false", "--set", "train.tensorboard=false"]
 
 
+@pytest.fixture(autouse=True)
+def _no_curves(monkeypatch):
+    """These runs are about files and messages: skip the end-of-run matplotlib figure (seconds each)."""
+    import maest.trainer
+
+    monkeypatch.setattr(maest.trainer, "write_run_curves", lambda run_dir: None)
+
+
 def _cfg(out, *extra):
     return apply_overrides(get_preset("tiny"), [f"train.output_dir={out}", "train.tensorboard=false",
                                                 "train.progress=false", "train.log_every=1", *extra])
