@@ -62,7 +62,8 @@ def extract(
     loader = DataLoader(GuardedVideos(dataset, list(range(len(dataset)))), batch_size=batch_size,
                         num_workers=num_workers, collate_fn=collate_guarded)
     feats, rows, failed = [], [], []
-    for batch in tqdm(loader, desc="extract", unit="batch", disable=not progress):
+    # disable=None: no bar when stderr is not a terminal (a log file would fill with carriage returns)
+    for batch in tqdm(loader, desc="extract", unit="batch", disable=None if progress else True):
         failed += batch["failed"]
         if "video" not in batch:
             continue
