@@ -132,7 +132,7 @@ def _compare_hf(case: str, ours, hf, direction: str) -> None:
         K = out.pred.shape[-1]
         _close(case, f"{direction} predictions", out.pred[masked].view(2, -1, K), ref.logits)
         target = ours.model_cfg.target
-        if target.kind == "videomae_norm_pix":  # HF's norm_pix_loss: the same loss
+        if target.kind in ("videomae_norm_pix", "videomae_pixels"):  # HF's loss, with and without norm_pix_loss
             from maest.losses import reconstruction_loss
             from maest.targets import make_target
 
@@ -161,7 +161,7 @@ def test_hf_matrix_converts_exactly_both_ways(tf, tmp_path, case):
     assert tuple(e.mean) == (0.485, 0.456, 0.406) and tuple(e.std) == (0.229, 0.224, 0.225)
     if arch == "pre":
         assert rec.model_config.norm_pix_loss is norm_pix
-        assert rec.model_config.target.kind == ("videomae_norm_pix" if norm_pix else "pixels")
+        assert rec.model_config.target.kind == ("videomae_norm_pix" if norm_pix else "videomae_pixels")
         assert rec.model_config.mask.strategy == "tube"
         assert e.final_norm is (not HF_CASES[case][4])  # use_mean_pooling: no final encoder norm
     else:

@@ -119,14 +119,11 @@ def read_hf(config: dict[str, Any], state: dict[str, torch.Tensor]) -> Imported:
         for w in ("weight", "bias"):
             km.move(f"decoder.norm.{w}", f"decoder_norm.{w}")
             km.move(f"decoder.head.{w}", f"decoder_pred.{w}")
-    # HF's loss: norm_pix_loss -> VideoMAE's per-channel normalised pixels; else pixels back in [0, 1],
-    # which maest's "pixels" target (input-normalised) only approximates
+    # HF's loss: norm_pix_loss -> VideoMAE's per-channel normalised pixels; else the pixels back in [0, 1]
     norm_pix = bool(config.get("norm_pix_loss", True))
-    notes = [] if classifier or norm_pix else ["norm_pix_loss=false: HF's target is [0, 1] pixels, maest's 'pixels' "
-                                               "target is the input-normalised clip (weights and outputs are exact)"]
     return Imported("classifier" if classifier else "mae", encoder, decoder, km.consumed(), num_classes=num_classes,
                     label_names=_label_names(config, num_classes) if classifier else [], mask_strategy="tube",
-                    target="videomae_norm_pix" if norm_pix else "pixels", notes=notes)
+                    target="videomae_norm_pix" if norm_pix else "videomae_pixels")
 
 
 def hf_export_problems(cfg: Any) -> list[str]:

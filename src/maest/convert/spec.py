@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,18 +45,14 @@ def build_config(imp: Imported, name: str | None = None) -> Any:
     """The maest ``MAEConfig`` / ``ClassifierConfig`` describing ``imp`` (validated)."""
     from maest.models.encoder import EncoderConfig
     from maest.models.mae import DecoderConfig, MAEConfig
+    from maest.models.masking import MaskConfig
     from maest.models.vit import ClassifierConfig
+    from maest.targets import TargetConfig
 
     enc = EncoderConfig(**imp.encoder)
     if imp.kind == "mae":
         kw: dict[str, Any] = dict(name=name or "converted_mae", encoder=enc, decoder=DecoderConfig(**imp.decoder))
-        if "target" in {f.name for f in dataclasses.fields(MAEConfig)}:
-            from maest.models.masking import MaskConfig
-            from maest.targets import TargetConfig
-
-            kw.update(mask=MaskConfig(strategy=imp.mask_strategy), target=TargetConfig(kind=imp.target))
-        else:  # the first model spec: two flat fields
-            kw.update(mask_strategy=imp.mask_strategy, norm_pix_loss=imp.target.endswith("norm_pix"))
+        kw.update(mask=MaskConfig(strategy=imp.mask_strategy), target=TargetConfig(kind=imp.target))
         cfg = MAEConfig(**kw)
     else:
         cfg = ClassifierConfig(name=name or "converted_classifier", encoder=enc, num_classes=imp.num_classes,
