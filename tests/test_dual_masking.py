@@ -397,3 +397,24 @@ def test_older_config_spellings_are_upgraded():
     assert flat["model"]["mask"]["strategy"] == "frame" and flat["model"]["target"]["kind"] == "pixels"
     cfg = MAEConfig(mask_strategy="tube", norm_pix_loss=False)  # flat spellings in the constructor
     assert (cfg.mask.strategy, cfg.target.kind, cfg.norm_pix_loss) == ("tube", "pixels", False)
+
+
+def test_presets_follow_videomae_v2_and_maskfeat_and_are_listed(capsys):
+    from maest.cli import main
+    from maest.presets import get_preset
+    from maest.targets import target_dim
+
+    v2 = get_preset("videomae_v2_b_pretrain").validate()
+    m, e, d = v2.model, v2.model.encoder, v2.model.decoder
+    assert (m.mask.strategy, m.mask.decoder, m.mask.decoder_ratio, v2.train.mask_ratio) == ("tube", "running_cell",
+                                                                                            0.5, 0.9)
+    assert (e.pos_embed_type, e.cls_embed, e.qkv_bias, e.embed_dim, e.depth) == ("sincos", False, "qv", 768, 12)
+    assert (d.embed_dim, d.depth, d.num_heads, d.embed_bias, d.t_pred_patch_size) == (384, 4, 6, False, 2)
+    assert m.target.kind == "videomae_norm_pix" and target_dim(m.target, 16, 2) == 1536
+    assert (v2.optim.blr, v2.optim.warmup_epochs, v2.optim.clip_grad, v2.train.epochs) == (1e-3, 20.0, None, 200)
+    hog = get_preset("maskfeat_hog").validate().model
+    assert hog.target.kind == "hog" and target_dim(hog.target, 16, hog.decoder.t_pred_patch_size) == 108
+    assert hog.encoder.pos_embed_type == "separable" and hog.mask.strategy == "random"
+    assert main(["models"]) == 0
+    presets = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("presets:"))
+    assert "videomae_v2_b_pretrain" in presets.split() and "maskfeat_hog" in presets.split()
