@@ -427,6 +427,7 @@ def reconstruction_figure(grid, row_labels: Sequence[str], frames: int, title: s
     fig = _figure(w / DPI + 2.8, h / DPI + 1.0)
     ax = fig.subplots()
     ax.imshow(grid, interpolation="nearest")
+    ax.set_anchor("E")  # the image shrinks to keep its aspect: the room it frees goes to the row names
     ax.set_yticks([(i + 0.5) * h / n for i in range(n)], list(row_labels))
     ax.set_xticks([(i + 0.5) * w / frames for i in range(frames)], [str(i + 1) for i in range(frames)])
     ax.set_xlabel("predicted frame")

@@ -405,7 +405,7 @@ def _section_reconstruction(run: Run, video: Path | None, notes: list[str]) -> s
         notes.append(f"reconstruction failed for {ckpt}: {type(e).__name__}: {e}")
         return '<p class="note">The reconstruction could not be made (see "What is missing").</p>'
     ratio = ((run.config or {}).get("train") or {}).get("mask_ratio")
-    masked = f"masked input ({ratio:.0%} removed)" if isinstance(ratio, float) else "masked input"
+    masked = f"masked input\n({ratio:.0%} removed)" if isinstance(ratio, float) else "masked input"
     png = _labelled_reconstruction(png, ["original", masked, "reconstruction", "reconstruction\n+ visible patches"],
                                    f"{video.name}, {ckpt.name} (step {step})")
     return (_img(png, "reconstruction") +
@@ -472,7 +472,9 @@ def _section_checkpoints(run: Run) -> str:
 def _section_config(run: Run) -> str:
     if run.config is None:
         return '<p class="note">No config.json yet.</p>'
-    return f"<pre>{_esc(json.dumps(run.config, indent=2))}</pre>"
+    text = json.dumps(run.config, indent=2)
+    return (f"<details><summary>{_esc(run.path / 'config.json')} ({text.count(chr(10)) + 1} lines; "
+            f"pass it back with <code>--config</code>)</summary><pre>{_esc(text)}</pre></details>")
 
 
 def build_html(run_dir: str | Path, compare: list[str | Path] = (), video: str | Path | None = None) -> str:
