@@ -418,3 +418,31 @@ def test_presets_follow_videomae_v2_and_maskfeat_and_are_listed(capsys):
     assert main(["models"]) == 0
     presets = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("presets:"))
     assert "videomae_v2_b_pretrain" in presets.split() and "maskfeat_hog" in presets.split()
+
+
+@pytest.mark.parametrize("extra, expect", [
+    (["model.mask.decoder=running_cell", "model.mask.decoder_ratio=0.5"], {"decoder_mask": "running_cell 0.5"}),
+    (["model.target.kind=hog"], {"target": "hog", "note": "HOG target: the model predicts gradient histograms"}),
+])
+def test_reconstruct_command_reports_decoder_tokens_and_hog(tmp_path, capsys, extra, expect):
+    import json
+
+    from maest.cli import main
+    from maest.data import write_moving_digits
+
+    data = write_moving_digits(tmp_path / "data", num_videos=2, num_frames=8, size=32, val_fraction=0.0,
+                               digit_scale=2)
+    run = tmp_path / "run"
+    sets = ["train.epochs=1", "train.batch_size=2", "data.repeat_aug=1", "data.num_workers=0",
+            "train.tensorboard=false", "train.progress=false", "data.sampling_rate=2", *extra]
+    assert main(["pretrain", str(data["train"]), "--preset", "tiny", "--output-dir", str(run),
+                 *[a for s in sets for a in ("--set", s)]]) == 0
+    video = next((tmp_path / "data").rglob("*.mp4"))
+    checkpoint = sorted(run.glob("checkpoint-*.pt"))[-1]
+    capsys.readouterr()
+    assert main(["reconstruct", str(video), "--checkpoint", str(checkpoint), "--out", str(tmp_path / "rec"),
+                 "--no-mp4", "--mask-ratio", "0.75"]) == 0
+    info = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    for key, value in expect.items():
+        assert info[key].startswith(value)
+    assert Path(info["png"]).is_file() and Path(info["gif"]).is_file()
