@@ -304,6 +304,7 @@ def per_class_figure(per_class: dict[str, float | None], title: str = "Per-class
     ax.bar_label(bars, [f"{100 * v:.0f}%" for v, _ in shown], fontsize=7, padding=2)
     ax.set_yticks(range(len(shown)), [_short(k, 30) for _, k in shown], fontsize=8)
     ax.invert_yaxis()
+    ax.set_ylim(len(shown) - 0.5, -0.5)
     ax.set_xlim(0, 110)  # room for the 100% labels
     ax.set_xticks(range(0, 101, 20))
     ax.set_xlabel("accuracy (% of the class's videos)")
@@ -311,8 +312,8 @@ def per_class_figure(per_class: dict[str, float | None], title: str = "Per-class
     mean = 100 * sum(v for v, _ in scored) / len(scored)
     ax.axvline(mean, color="C1", ls="--", lw=1, zorder=0)
     ax.grid(axis="x", alpha=0.3)
-    note = f", {len(shown)} lowest of {len(scored)} classes" if len(shown) < len(scored) else ""
-    ax.set_title(f"{title} (dashed: mean over classes, {mean:.1f}%{note})")
+    note = f": the {len(shown)} lowest of {len(scored)} classes" if len(shown) < len(scored) else ""
+    ax.set_title(f"{title}{note}\n(dashed line: mean over classes, {mean:.1f}%)")
     return fig
 
 
