@@ -31,6 +31,10 @@ def test_reconstruct_writes_png_gif_mp4(pretrained, digits, tmp_path, capsys):
     from maest.data import open_video
 
     assert open_video(out["mp4"]).num_frames == 2
+    # a second call would replace the figures: refused before any work unless --force
+    again = ["reconstruct", str(video), "--checkpoint", str(pretrained), "--out", str(tmp_path / "r"), "--scale", "1"]
+    assert main(again) == 2 and "r.png already exists; pass --force" in capsys.readouterr().err
+    assert main([*again, "--force"]) == 0
 
 
 def test_reconstruct_rejects_a_bad_checkpoint(tmp_path, digits, capsys):

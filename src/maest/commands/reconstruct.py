@@ -21,6 +21,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="reconstruction", help="output path prefix (.png, .gif, .mp4 are added)")
     p.add_argument("--scale", type=int, default=2, help="pixel upscaling of the figures")
     p.add_argument("--no-mp4", action="store_true", help="skip the MP4")
+    p.add_argument("--force", action="store_true", help="replace figures an earlier call wrote at --out")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -29,7 +30,9 @@ def main(args: argparse.Namespace) -> int:
     from maest.outputs import writable_file
     from maest.visualize import caption, grid_image, reconstruct, save_gif, save_mp4, save_png
 
-    writable_file(Path(args.out).with_suffix(".png"), "--out")  # before any work: the figures can be written
+    # before any work: the figures can be written, and earlier ones are replaced only when asked
+    for suffix in (".png", ".gif") + (() if args.no_mp4 else (".mp4",)):
+        writable_file(Path(args.out).with_suffix(suffix), "--out", force=args.force)
     source = read(args.checkpoint)
     if source.kind != "mae":
         raise ValueError(f"{args.checkpoint} holds a {source.kind}, not a pre-training (MAE) model: reconstructions "
