@@ -423,6 +423,8 @@ def run(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--e2e-repeat", type=int, default=4)
     p.add_argument("--e2e-steps", type=int, default=3)
     p.add_argument("--e2e-workers", nargs="+", type=int, default=[0, 2])
+    p.add_argument("--e2e-threads", type=int, default=1,
+                   help="torch threads of the step (default 1: on a shared machine more threads wait on each other)")
     p.add_argument("--decode-device", default="cpu", choices=["cpu", "cuda"],
                    help="speedup section: also time torchcodec decoding on this device (0 workers)")
     p.add_argument("--frames", type=int, default=16)
@@ -447,7 +449,7 @@ def run(argv: list[str] | None = None) -> list[dict]:
         work.mkdir(parents=True, exist_ok=True)
         for section in args.sections:
             if section == "e2e":
-                torch.set_num_threads(2)  # the step uses the machine, as training does
+                torch.set_num_threads(args.e2e_threads)
             rows += globals()[f"section_{section}"](args, work)
             torch.set_num_threads(1)
             if args.out:
