@@ -207,7 +207,7 @@ def section_shards(args, work: Path) -> list[dict]:
 
 
 def section_profile(args, work: Path) -> list[dict]:
-    """ms per clip by stage for one video read (repeat r), before and now, PyAV (decode and colour
+    """CPU ms per clip by stage for one video read (repeat r), before and now, PyAV (decode and colour
     conversion timed apart) and torchcodec (together)."""
     rows = []
     for size in args.sizes:
@@ -231,12 +231,12 @@ def section_profile(args, work: Path) -> list[dict]:
 
 def _profile_once(path: Path, repeat: int, backend: str, mode: str, spec_kw: dict, acc: dict, seed: int) -> None:
     def tick(key: str, t0: float) -> float:
-        t = time.perf_counter()
+        t = time.process_time()
         acc[key] = acc.get(key, 0.0) + t - t0
         return t
 
     g = torch.Generator().manual_seed(seed)
-    t = time.perf_counter()
+    t = time.process_time()
     video = open_video(path, backend)
     if mode == "before" and isinstance(video, PyAVVideo):
         video._skippable = set()
