@@ -41,3 +41,15 @@ def test_version(capsys):
     with pytest.raises(SystemExit):
         main(["--version"])
     assert "maest" in capsys.readouterr().out
+
+
+def test_benchmark_options_need_no_double_dash(monkeypatch):
+    """``maest bench-data --quick`` and ``maest bench --models tiny`` reach the benchmark as given."""
+    import maest.bench_data
+
+    seen = {}
+    monkeypatch.setattr(maest.bench_data, "run", lambda argv: seen.setdefault("argv", argv) and [])
+    assert main(["bench-data", "--quick", "--repeats", "2"]) == 0
+    assert seen["argv"] == ["--quick", "--repeats", "2"]
+    with pytest.raises(SystemExit):
+        main(["models", "--bogus"])  # other commands still reject what they do not know
