@@ -160,7 +160,6 @@ def test_hf_matrix_converts_exactly_both_ways(tf, tmp_path, case):
     assert e.qkv_bias == ("qv" if bias else "none") and e.pos_embed_type == "sincos" and not e.cls_embed
     assert tuple(e.mean) == (0.485, 0.456, 0.406) and tuple(e.std) == (0.229, 0.224, 0.225)
     if arch == "pre":
-        assert rec.model_config.norm_pix_loss is norm_pix
         assert rec.model_config.target.kind == ("videomae_norm_pix" if norm_pix else "videomae_pixels")
         assert rec.model_config.mask.strategy == "tube"
         assert e.final_norm is (not HF_CASES[case][4])  # use_mean_pooling: no final encoder norm
@@ -358,7 +357,7 @@ def _videomae_style_maest(kind: str):
         e.final_norm_eps = e.norm_eps
         cfg.decoder.qkv_bias, cfg.decoder.embed_bias, cfg.decoder.norm_eps = "qv", False, e.norm_eps
         cfg.decoder.final_norm_eps, cfg.decoder.t_pred_patch_size = 1e-5, e.t_patch_size
-        cfg.norm_pix_loss = False
+        cfg.target.kind = "videomae_pixels"
     else:
         e.final_norm_eps = 1e-5
         cfg.num_classes, cfg.label_names = 3, ["run", "jump", "swim"]

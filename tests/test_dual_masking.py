@@ -384,7 +384,6 @@ def test_run_config_validation_names_the_setting(overrides, msg):
 def test_older_config_spellings_are_upgraded():
     from maest.config import upgrade_model_section, upgrade_run_config
     from maest.models import model_config
-    from maest.models.mae import MAEConfig
 
     section = dataclasses.asdict(model_config("tiny"))
     section.pop("mask"), section.pop("target")
@@ -395,8 +394,10 @@ def test_older_config_spellings_are_upgraded():
     assert run["model"]["target"]["kind"] == "pixels"
     flat = upgrade_run_config({"model": {"name": "tiny", "mask_strategy": "frame"}, "train": {"norm_pix_loss": False}})
     assert flat["model"]["mask"]["strategy"] == "frame" and flat["model"]["target"]["kind"] == "pixels"
-    cfg = MAEConfig(mask_strategy="tube", norm_pix_loss=False)  # flat spellings in the constructor
-    assert (cfg.mask.strategy, cfg.target.kind, cfg.norm_pix_loss) == ("tube", "pixels", False)
+    from maest.models import create_model
+
+    cfg = create_model("tiny", mask_strategy="tube", norm_pix_loss=False).model_cfg  # 0.1 keywords
+    assert (cfg.mask.strategy, cfg.target.kind) == ("tube", "pixels")
 
 
 def test_presets_follow_videomae_v2_and_maskfeat_and_are_listed(capsys):

@@ -53,7 +53,8 @@ def test_load_rebuilds_every_kind_exactly(tmp_path, kind):
         cfg = model_config("tiny")
     else:
         cfg = model_config("vit_tiny_test")
-        cfg.num_classes, cfg.probe, cfg.label_names = 3, "none" if kind == "classifier" else "attentive", ["a", "b", "c"]
+        cfg.num_classes, cfg.label_names = 3, ["a", "b", "c"]
+        cfg.probe = "none" if kind == "classifier" else "attentive"
         cfg.encoder.qkv_bias, cfg.encoder.mean = "qv", IMAGENET_MEAN
     model = _randomise(cfg.build())
     path = _save(tmp_path, model, cfg)
@@ -97,7 +98,7 @@ def test_checkpoints_of_maest_0_1_still_load(tmp_path):
     path = ckpt.atomic_save(old, tmp_path / "old.pt")
     loaded = maest.load(path)
     assert loaded.model_cfg.encoder.depth == 3 and loaded.model_cfg.encoder.qkv_bias == "none"
-    assert loaded.model_cfg.norm_pix_loss is False
+    assert loaded.model_cfg.target.kind == "pixels"
     up = upgrade_run_config(old["config"])
     assert up["train"]["grad_checkpointing"] is True and "norm_pix_loss" not in up["train"]
     # an old fine-tuning config: global_pool and the classifier's default class token translate

@@ -233,7 +233,8 @@ def export_hf_videomae(cfg: Any, state: dict[str, torch.Tensor], out_dir: str | 
             out[f"decoder.head.{w}"] = sd[f"decoder_pred.{w}"]
         dhidden = sd["decoder_blocks.0.mlp.fc1.weight"].shape[0] if d.depth else int(d.embed_dim * d.mlp_ratio)
         config.update(architectures=["VideoMAEForPreTraining"], use_mean_pooling=not e.final_norm,
-                      norm_pix_loss=bool(cfg.norm_pix_loss), decoder_hidden_size=d.embed_dim,
+                      norm_pix_loss=cfg.target.kind in ("norm_pix", "videomae_norm_pix"),
+                      decoder_hidden_size=d.embed_dim,
                       decoder_num_hidden_layers=d.depth, decoder_num_attention_heads=d.num_heads,
                       decoder_intermediate_size=dhidden)
     left = sorted(set(state) - sd.used)

@@ -50,10 +50,11 @@ def apply_flat_overrides(cfg: MAEConfig | ClassifierConfig, **kw: Any) -> MAECon
     if kw.get("final_norm_eps", 0.0) is None:  # earlier versions: None meant "the blocks' eps"
         kw["final_norm_eps"] = kw.get("norm_eps", cfg.encoder.norm_eps)
     pred_t_dim = kw.pop("pred_t_dim", None)
-    if isinstance(cfg, MAEConfig):  # flat spellings of the mask strategy and the target
-        for key in ("mask_strategy", "norm_pix_loss"):
-            if key in kw:
-                setattr(cfg, key, kw.pop(key))
+    if isinstance(cfg, MAEConfig):  # maest 0.1's flat mask strategy and target switch
+        if "mask_strategy" in kw:
+            cfg.mask.strategy = kw.pop("mask_strategy")
+        if "norm_pix_loss" in kw:
+            cfg.target.kind = "norm_pix" if kw.pop("norm_pix_loss") else "pixels"
     own = {f.name for f in dataclasses.fields(cfg)} - {"encoder", "decoder"}
     for key, value in kw.items():
         if key in _ENCODER_KEYS:

@@ -120,40 +120,6 @@ class MAEConfig:
     def build(self, trunc_init: bool = False) -> MaskedAutoencoderViT:
         return MaskedAutoencoderViT(self, trunc_init=trunc_init)
 
-    # The flat spellings of the first MAEConfig, still read and written (and accepted by the
-    # constructor) while callers move to ``mask`` / ``target``; not stored.
-    @property
-    def mask_strategy(self) -> str:
-        return self.mask.strategy
-
-    @mask_strategy.setter
-    def mask_strategy(self, value: str) -> None:
-        self.mask.strategy = value
-
-    @property
-    def norm_pix_loss(self) -> bool:
-        return self.target.kind in ("norm_pix", "videomae_norm_pix")
-
-    @norm_pix_loss.setter
-    def norm_pix_loss(self, value: bool) -> None:
-        videomae = self.target.kind.startswith("videomae_")
-        self.target.kind = ("videomae_" if videomae else "") + ("norm_pix" if value else "pixels")
-
-
-def _init_with_flat_spellings(init):
-    def __init__(self, *args, mask_strategy: str | None = None, norm_pix_loss: bool | None = None, **kwargs) -> None:
-        init(self, *args, **kwargs)
-        if mask_strategy is not None:
-            self.mask_strategy = mask_strategy
-        if norm_pix_loss is not None:
-            self.norm_pix_loss = norm_pix_loss
-
-    __init__.__doc__ = init.__doc__
-    return __init__
-
-
-MAEConfig.__init__ = _init_with_flat_spellings(MAEConfig.__init__)  # type: ignore[method-assign]
-
 
 class MaskedAutoencoderViT(VideoEncoder):
     """Masked autoencoder over spacetime patches, built from a :class:`MAEConfig`.
