@@ -313,7 +313,8 @@ def dataset_from_source(source: str | Path, layout: str = "auto", **spec: Any) -
         from maest.data.shards import ShardDataset
 
         spec.pop("num_classes", None)
-        return ShardDataset(source, ClipSpec(**spec))
+        cs = ClipSpec(**spec)
+        return ShardDataset(source, cs, VideoClipDataset([], cs).clips)
     p = Path(source)
     if not p.exists():
         raise FileNotFoundError(

@@ -45,7 +45,7 @@ import re
 import subprocess
 import tarfile
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -301,11 +301,12 @@ class ShardDataset(IterableDataset):
         source: a manifest, a folder of shards, a brace pattern, a tar, ``pipe:CMD`` or an fsspec URL.
         spec: a :class:`~maest.data.datasets.ClipSpec` in a training mode ("pretrain" or "finetune").
             Its ``shuffle_buffer`` is how many samples (encoded bytes) a worker holds for the shuffle.
+        clips: (open video, label, index) -> item: the file path's clip sampling and augmentation
+            (``VideoClipDataset([], spec).clips``; :func:`~maest.data.datasets.dataset_from_source`
+            passes it, so this module does not import the datasets module above it).
     """
 
-    def __init__(self, source: str | Path, spec: Any) -> None:
-        from maest.data.datasets import VideoClipDataset
-
+    def __init__(self, source: str | Path, spec: Any, clips: Callable[[Any, int, int], dict[str, Any]]) -> None:
         if spec.mode not in ("pretrain", "finetune"):
             raise ValueError(f"shards stream training data; mode {spec.mode!r} needs a video list or folder "
                              "(evaluation reads every video once, in order)")
@@ -314,7 +315,7 @@ class ShardDataset(IterableDataset):
         self.classes = self.shards.classes
         self.spec = spec
         self.shuffle_buffer = spec.shuffle_buffer
-        self._clips = VideoClipDataset([], spec)  # the clip sampling and augmentation of the file path
+        self._clips = clips
         self._plan: _Plan | None = None
         self.epoch = 0
 
@@ -437,7 +438,6 @@ class ShardDataset(IterableDataset):
 
     def _item(self, seed: int, epoch: int, index: int, name: str, sample: dict[str, bytes],
               pending: dict[int, tuple[int, str, dict[str, bytes]]], segs: list) -> dict[str, Any]:
-        from maest.data.datasets import _warn_once
         from maest.data.decode import VideoDecodeError
 
         s = mix_seed(seed, epoch, index)  # as SeededItems: augmentation follows (seed, epoch, video)
@@ -477,7 +477,16 @@ class ShardDataset(IterableDataset):
             raise VideoDecodeError(name, "no video in the sample" if sample else "missing from its shard")
         label = sample_label(sample)
         video = open_video(name, self.spec.backend, data=sample[video_key], device=self.spec.decode_device)
-        return self._clips.clips(video, label, index)
+        return self._clips(video, label, index)
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(err: Any) -> None:
+    if err.path not in _warned:
+        _warned.add(err.path)
+        log.warning("skipping unreadable sample %s (%s)", err.path, err.reason)
 
 
 def sample_label(sample: dict[str, bytes]) -> int:
