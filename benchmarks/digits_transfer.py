@@ -53,13 +53,13 @@ def write_data(root: Path, videos: int, test_fraction: float, background: str, l
 
 
 def pretrain_cfg(data: Path, out: Path, epochs: int, seed: int, mask_ratio: float = 0.75, blr: float = 1e-2,
-                 batch_size: int = 8, repeat: int = 2, warmup: float = 2.0):
+                 batch_size: int = 8, repeat: int = 2, warmup: float = 2.0, extra: tuple[str, ...] = ()):
     cfg = get_preset("demo")
     return apply_overrides(cfg, [
         f"data.source={data}", f"train.output_dir={out}", f"train.epochs={epochs}", f"train.seed={seed}",
         *(f"model.encoder.{g}" for g in GEOMETRY), f"data.repeat_aug={repeat}", f"train.batch_size={batch_size}",
         f"train.mask_ratio={mask_ratio}", "model.target.kind=pixels", f"optim.blr={blr}",
-        f"optim.warmup_epochs={warmup}", "train.keep_checkpoints=1", "train.resume=auto", *QUIET,
+        f"optim.warmup_epochs={warmup}", "train.keep_checkpoints=1", "train.resume=auto", *QUIET, *extra,
     ])
 
 
@@ -73,7 +73,8 @@ def in_memory(cfg: Any, mode: str) -> InMemoryClips:
 def run_pretrain(args: dict[str, Any], data: Path, out: Path, seed: int) -> dict[str, Any]:
     """Pre-train through the package's trainer (``maest.pretrain.run``); a finished run is reused."""
     cfg = pretrain_cfg(data, out, args["pretrain_epochs"], seed, args["mask_ratio"], args["pretrain_blr"],
-                       args["pretrain_batch_size"], args["pretrain_repeat"], args["pretrain_warmup"])
+                       args["pretrain_batch_size"], args["pretrain_repeat"], args["pretrain_warmup"],
+                       tuple(args["pretrain_set"]))
     pre = pretrain(cfg, dataset=in_memory(cfg, "pretrain") if args["in_memory"] else None)
     if pre["checkpoint"] is None:  # an earlier run of this command finished pre-training: reuse it
         pre["checkpoint"] = str(ckpt.resolve_resume("auto", out))
@@ -158,6 +159,8 @@ def main() -> None:
     p.add_argument("--pretrain-batch-size", type=int, default=8)
     p.add_argument("--pretrain-repeat", type=int, default=2, help="repeated clips per video in pre-training")
     p.add_argument("--pretrain-warmup", type=float, default=2.0, help="pre-training warmup epochs")
+    p.add_argument("--pretrain-set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a pre-training config override, e.g. model.mask.decoder=running_cell (repeatable)")
     p.add_argument("--shared-pretraining", action="store_true",
                    help="pre-train once (seed 0, in OUT/pretrain) and fine-tune every seed from it")
     p.add_argument("--in-memory", action="store_true",
