@@ -1,5 +1,5 @@
 """Loader throughput benchmark: ``python benchmarks/bench_data.py [--quick] [--out results.json]``,
-the same as ``maest bench-data``. Measured results: the docstring of ``src/maest/bench_data.py``."""
+the same as ``maest bench-data``. Measured results: benchmarks/README.md."""
 
 from maest.bench_data import run
 
