@@ -260,3 +260,15 @@ def test_manifest_json_round_trip_keeps_classes(tmp_path):
     (tmp_path / "bad.json").write_text("{}")
     with pytest.raises(ValueError, match="is not a shard manifest"):
         read_manifest(tmp_path / "bad.json")
+
+
+def test_index_writes_a_manifest_for_foreign_shards(shards, tmp_path, capsys):
+    out, m = shards
+    pattern = f"pipe:cat {out}/b-{{000000..{len(m['shards']) - 2:06d}}}.tar"
+    target = tmp_path / "index.json"
+    assert cli_main(["shard", pattern, str(target), "--index"]) == 0
+    assert "7 samples" in capsys.readouterr().out
+    written = json.loads(target.read_text())
+    assert [s["count"] for s in written["shards"]] == [s["count"] for s in m["shards"][1:]]
+    assert resolve_shards(target).urls[0].startswith("pipe:cat ")  # commands kept as written
+    assert cli_main(["shard", pattern, str(target), "--index"]) == 2  # no silent overwrite
