@@ -272,3 +272,11 @@ def test_index_writes_a_manifest_for_foreign_shards(shards, tmp_path, capsys):
     assert [s["count"] for s in written["shards"]] == [s["count"] for s in m["shards"][1:]]
     assert resolve_shards(target).urls[0].startswith("pipe:cat ")  # commands kept as written
     assert cli_main(["shard", pattern, str(target), "--index"]) == 2  # no silent overwrite
+
+
+def test_classifier_data_checks_the_shard_class_count(shards):
+    out, _ = shards
+    kw = dict(mode="finetune", num_frames=4, sampling_rate=2, crop_size=32)
+    with pytest.raises(ValueError, match="have 10 classes but model.num_classes=5"):
+        dataset_from_source(out, num_classes=5, **kw)
+    assert len(dataset_from_source(out, num_classes=10, **kw)) == 12

@@ -312,9 +312,13 @@ def dataset_from_source(source: str | Path, layout: str = "auto", **spec: Any) -
     if layout == "shards" or (layout == "auto" and is_shard_source(source)):
         from maest.data.shards import ShardDataset
 
-        spec.pop("num_classes", None)
+        num_classes = spec.pop("num_classes", None)
         cs = ClipSpec(**spec)
-        return ShardDataset(source, cs, VideoClipDataset([], cs).clips)
+        ds = ShardDataset(source, cs, VideoClipDataset([], cs).clips)
+        if num_classes is not None and ds.classes and len(ds.classes) > num_classes:
+            raise ValueError(f"the shards of {source} have {len(ds.classes)} classes but model.num_classes="
+                             f"{num_classes}; set model.num_classes={len(ds.classes)}")
+        return ds
     p = Path(source)
     if not p.exists():
         raise FileNotFoundError(
