@@ -45,7 +45,7 @@ from torch.utils.data import Dataset
 from maest.data import ClipSpec, VideoClipDataset, torchcodec_available, write_test_pattern
 from maest.data import transforms as T
 from maest.data.decode import PyAVVideo, open_video, read_frames
-from maest.data.loader import build_loader, build_run_loader
+from maest.data.loader import build_loader, build_run_loader, epoch_of, mix_seed
 from maest.data.sampling import train_clips
 
 SIZES = {"340x256": (340, 256), "1280x720": (1280, 720)}
@@ -63,6 +63,8 @@ class BeforeClips(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         s = self.spec
+        # seeded per item as the dataset is, so both pipelines decode the same clips
+        torch.manual_seed(mix_seed(s.seed or 0, epoch_of(index, 0), index))
         video = open_video(self.paths[index], s.backend)
         if isinstance(video, PyAVVideo):
             video._skippable = set()  # decode every frame, as before
