@@ -219,15 +219,7 @@ class MaskedAutoencoderViT(VideoEncoder):
         x = torch.cat([x, self.mask_token.to(x.dtype).expand(B, L - N, -1)], dim=1)
         x = torch.gather(x, 1, ids_restore.unsqueeze(-1).expand(-1, -1, C))  # unshuffle to token order
         pos, pos_cls = self._pos_tables("decoder_pos_embed")
-        x = x + pos.to(x.dtype)
-        if self.cls_embed:
-            cls = self.decoder_cls_token.expand(B, -1, -1).to(x.dtype)
-            if pos_cls is not None:
-                cls = cls + pos_cls
-            x = torch.cat([cls, x], dim=1)
-        for blk in self.decoder_blocks:
-            x = blk(x)
-        x = self.decoder_pred(self.decoder_norm(x))
+        x = self._decode(x + pos.to(x.dtype), pos_cls)
         return x[:, 1:] if self.cls_embed else x
 
     def _forward_masked_decoder(
@@ -244,14 +236,19 @@ class MaskedAutoencoderViT(VideoEncoder):
         x = x + torch.gather(pos, 1, ids_keep.unsqueeze(-1).expand(-1, -1, C))
         queries = self.mask_token.to(x.dtype) + torch.gather(pos, 1, pred_ids.unsqueeze(-1).expand(-1, -1, C))
         x = torch.cat([x, queries], dim=1)  # (B, N + N_dec, C); attention does not care about order
+        return self._decode(x, pos_cls, read_last=pred_ids.shape[1])
+
+    def _decode(self, x: torch.Tensor, pos_cls: torch.Tensor | None, read_last: int = 0) -> torch.Tensor:
+        """Prepend the decoder's class token (when the model has one), run the blocks, then norm and
+        predict every token, or only the last ``read_last``."""
         if self.cls_embed:
-            cls = self.decoder_cls_token.expand(B, -1, -1).to(x.dtype)
+            cls = self.decoder_cls_token.expand(x.shape[0], -1, -1).to(x.dtype)
             if pos_cls is not None:
                 cls = cls + pos_cls
             x = torch.cat([cls, x], dim=1)
         for blk in self.decoder_blocks:
             x = blk(x)
-        return self.decoder_pred(self.decoder_norm(x[:, -pred_ids.shape[1]:]))
+        return self.decoder_pred(self.decoder_norm(x[:, -read_last:] if read_last else x))
 
     def decoded_tokens(self, batch: int, decoder_noise: torch.Tensor | None = None, device=None) -> torch.Tensor | None:
         """(B, N) ascending indices of the tokens the decoder reconstructs, from ``decoder_noise`` (drawn
