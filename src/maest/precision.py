@@ -6,6 +6,7 @@ import contextlib
 
 import torch
 
+
 def resolve_precision(precision: str, device: str) -> str:
     """``auto`` -> bf16 on CUDA with bf16 support and on CPUs with native bf16 (AVX512-BF16/AMX),
     fp32 otherwise."""
