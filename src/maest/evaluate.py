@@ -162,7 +162,7 @@ def write_report(result: dict[str, Any], out_dir: str | Path) -> dict[str, Path]
         write_confusion_png(cm, result["classes"], paths["png"])
     except RuntimeError as e:  # no matplotlib: the numbers are written, the figure is not
         logging.getLogger("maest").warning("confusion.png not written: %s", e)
-        del paths["png"]
+        paths.pop("png").unlink(missing_ok=True)  # an earlier run's figure would not match these results
     return paths
 
 

@@ -42,5 +42,6 @@ def main(args: argparse.Namespace) -> int:
     print(json.dumps({k: result[k] for k in ("top1", "top5", "videos", "failed_videos", "views_per_video")}))
     if result["failed"]:
         print(f"{len(result['failed'])} videos could not be decoded and are not scored: {result['failed'][:5]}")
-    print(f"wrote {out / 'results.json'}, {out / 'confusion.csv'}, {out / 'confusion.png'}")
+    written = [out / name for name in RESULT_FILES if (out / name).exists()]  # no figure without matplotlib
+    print(f"wrote {', '.join(map(str, written))}")
     return 0
