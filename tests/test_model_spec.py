@@ -209,3 +209,19 @@ def test_no_import_circles():
     for n in sorted(graph):
         if not state.get(n):
             visit(n, [n])
+
+
+def test_init_falls_back_to_the_recipe_only_for_weights_without_a_config(tmp_path):
+    """A bare state dict is taken as the recipe's encoder; a maest file whose config cannot be read is
+    an error, never silently treated as bare weights."""
+    from maest.finetune import _init_weights
+
+    cfg = get_finetune_preset("tiny_finetune")
+    cfg.init = str(ckpt.atomic_save({"model": create_model("tiny").state_dict()}, tmp_path / "bare.pt"))
+    assert "patch_embed.proj.weight" in _init_weights(cfg)
+    mae = model_config("tiny")
+    record = ckpt.model_record(mae.build().state_dict(), "mae", dataclasses.asdict(mae))
+    record["model_config"]["encoder"]["depht"] = 3  # a damaged config
+    cfg.init = str(ckpt.atomic_save(record, tmp_path / "damaged.pt"))
+    with pytest.raises(ValueError, match="unknown keys"):
+        _init_weights(cfg)

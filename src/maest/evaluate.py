@@ -183,7 +183,7 @@ def run_test(
 ) -> dict[str, Any]:
     """Test a ``maest finetune`` / ``linprobe`` checkpoint on ``data`` with clips x crops views per video
     and write ``results.json``, ``confusion.csv`` and ``confusion.png`` to ``out_dir``."""
-    from maest.config import from_dict, upgrade_run_config
+    from maest.config import from_dict
     from maest.data.jobs import classifier_dataset
     from maest.finetune_config import FinetuneDataConfig
     from maest.loading import read
@@ -195,8 +195,9 @@ def run_test(
                          "maest finetune, maest linprobe or a converted fine-tuned model")
     mcfg = source.model_config
     run = source.run_config
-    # sampling settings of the fine-tuning run; a converted classifier has none, so the defaults apply
-    data_cfg = from_dict(FinetuneDataConfig, upgrade_run_config(run)["data"]) if run else FinetuneDataConfig()
+    # sampling settings of the fine-tuning run (read() gives today's layout); a converted classifier has
+    # none, so the defaults apply
+    data_cfg = from_dict(FinetuneDataConfig, run["data"]) if run else FinetuneDataConfig()
     data_cfg.test_clips, data_cfg.test_crops = clips, crops
     info = dist.init(device)
     try:

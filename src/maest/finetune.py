@@ -23,7 +23,7 @@ from maest.data.jobs import classifier_dataset
 from maest.data.loader import mix_seed
 from maest.evaluate import predict_views, summarize
 from maest.finetune_config import FinetuneConfig
-from maest.loading import read
+from maest.loading import NoModelConfig, describe, read
 from maest.losses import classification_loss
 from maest.mixup import Mixup
 from maest.models import EncoderConfig
@@ -60,11 +60,12 @@ def inherit_encoder(cfg: FinetuneConfig, source: EncoderConfig, what: str) -> li
 def _init_weights(cfg: FinetuneConfig) -> dict[str, torch.Tensor]:
     """The encoder weights of ``cfg.init``; a maest checkpoint also gives the encoder geometry. Weights
     without a config (an official MAE-ST file) are taken as the recipe's encoder, and must fit it exactly."""
+    state = ckpt.load_checkpoint(cfg.init)
     try:
-        source = read(cfg.init)
-    except ValueError:  # no model config in the file
+        source = describe(cfg.init, state)
+    except NoModelConfig:
         log.info("%s holds no maest model config: its weights must fit the recipe's model.encoder", cfg.init)
-        return ckpt.model_state(ckpt.load_checkpoint(cfg.init))
+        return ckpt.model_state(state)
     inherit_encoder(cfg, source.model_config.encoder, cfg.init)
     return ckpt.model_state(source.state)
 

@@ -39,10 +39,23 @@ class Checkpoint:
         return model.eval()
 
 
+class NoModelConfig(ValueError):
+    """The file holds weights but does not say which model they belong to."""
+
+
 def read(path: str | Path) -> Checkpoint:
     """Read ``path`` and work out which model it holds; refuse a file that does not say."""
     path = Path(path)
-    state = ckpt.load_checkpoint(path)
+    return describe(path, ckpt.load_checkpoint(path))
+
+
+def describe(path: str | Path, state: dict[str, Any]) -> Checkpoint:
+    """Which model the already-read checkpoint ``state`` of ``path`` holds.
+
+    Raises:
+        NoModelConfig: ``state`` carries no maest model config (a bare or foreign state dict).
+    """
+    path = Path(path)
     if path.suffix == ".safetensors":
         state.update(_safetensors_record(path))
     run = state.get("config") if isinstance(state.get("config"), dict) else None
@@ -54,10 +67,10 @@ def read(path: str | Path) -> Checkpoint:
         section = run["model"]
         kind = "mae" if "mix" not in run else ("probe" if section.get("probe", "none") != "none" else "classifier")
     else:
-        raise ValueError(f"{path} does not say which model it holds (no maest model config): convert it first, "
-                         "e.g. maest convert --from official|videomae|hf SRC OUT.pt")
+        raise NoModelConfig(f"{path} does not say which model it holds (no maest model config): convert it first, "
+                            "e.g. maest convert --from official|videomae|hf SRC OUT.pt")
     if run is not None and "encoder" not in run.get("model", {}):
-        run = upgrade_run_config(run)
+        run = upgrade_run_config(run)  # the run config is returned in today's layout
     return Checkpoint(path, state, kind, from_dict(KINDS[kind], section), run)
 
 
