@@ -18,7 +18,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from maest.data.transforms import MEAN, STD
-from maest.models.layers import QKV_BIAS, Block
+from maest.models.layers import QKV_BIAS, Block, qkv_bias_form
 from maest.models.patch_embed import PatchEmbed
 from maest.models.pos_embed import separable_table, sincos_1d_table
 
@@ -94,8 +94,7 @@ class EncoderConfig:
     std: tuple[float, ...] = MAEST_STD
 
     def __post_init__(self) -> None:
-        if isinstance(self.qkv_bias, bool):  # older configs stored a bool
-            self.qkv_bias = "qkv" if self.qkv_bias else "none"
+        self.qkv_bias = qkv_bias_form(self.qkv_bias)
         self.mean, self.std = tuple(self.mean), tuple(self.std)
 
     @property

@@ -16,6 +16,15 @@ import torch.nn.functional as F
 from torch import nn
 
 QKV_BIAS = ("qkv", "qv", "none")
+
+
+def qkv_bias_form(value: str | bool) -> str:
+    """The q/k/v bias form; maest 0.1 configs stored a bool (True: all three)."""
+    if isinstance(value, bool):
+        return "qkv" if value else "none"
+    return value
+
+
 _EXPLICIT_MATH = False
 _CPU_SDPA_MIN_TOKENS = 512  # below this many tokens CPU attention uses explicit math (see Attention)
 

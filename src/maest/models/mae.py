@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from maest.models.encoder import EncoderConfig, VideoEncoder, trunc_normal_
-from maest.models.layers import QKV_BIAS, Block
+from maest.models.layers import QKV_BIAS, Block, qkv_bias_form
 from maest.models.masking import (
     MaskConfig,
     decoder_mask_noise,
@@ -78,8 +78,7 @@ class DecoderConfig:
     t_pred_patch_size: int = 1
 
     def __post_init__(self) -> None:
-        if isinstance(self.qkv_bias, bool):
-            self.qkv_bias = "qkv" if self.qkv_bias else "none"
+        self.qkv_bias = qkv_bias_form(self.qkv_bias)
 
 
 @dataclass
