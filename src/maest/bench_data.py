@@ -155,12 +155,17 @@ def gpu_cores(per_core: float) -> dict[str, float]:
     return {name: (1000 / ms) / per_core for name, ms in GPU_MS_PER_CLIP.items()}
 
 
+def corpus_and_shards(args, work: Path, size: str) -> tuple[list[Path], int, Path]:
+    """The generated files at ``size``, how many items to read (fewer at 720p), and their shards."""
+    paths = make_corpus(work, size, args.gop, args.files)
+    items = args.items if size == "340x256" else max(3, args.items // 3)
+    return paths, items, make_shards(work, size, args.gop, paths, items)
+
+
 def section_speedup(args, work: Path) -> list[dict]:
     rows = []
     for size in args.sizes:
-        paths = make_corpus(work, size, args.gop, args.files)
-        items = args.items if size == "340x256" else max(3, args.items // 3)
-        shards = make_shards(work, size, args.gop, paths, items)
+        paths, items, shards = corpus_and_shards(args, work, size)
         for repeat in args.repeats:
             sets = _datasets([paths[i % len(paths)] for i in range(items)], shards, args.spec_kw, repeat, args.backend,
                              args.decode_device)
@@ -189,9 +194,7 @@ def section_shards(args, work: Path) -> list[dict]:
 
     rows = []
     for size in args.sizes:
-        paths = make_corpus(work, size, args.gop, args.files)
-        items = args.items if size == "340x256" else max(3, args.items // 3)
-        shards = make_shards(work, size, args.gop, paths, items)
+        paths, items, shards = corpus_and_shards(args, work, size)
         for repeat in args.repeats:
             spec = dict(mode="pretrain", repeat=repeat, seed=0, backend=args.backend, **args.spec_kw)
             files = VideoClipDataset([(str(paths[i % len(paths)]), 0) for i in range(items)], ClipSpec(**spec))
