@@ -20,6 +20,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -169,12 +170,7 @@ def side_by_side(model_name: str, mask_ratio: float, rounds: int, batch: int, de
         _sync(device)
         return time.perf_counter() - t0
 
-    for m in modes:  # warm-up
-        step(m)
-    times: dict[str, list[float]] = {m: [] for m in modes}
-    for _ in range(rounds):
-        for m in modes:
-            times[m].append(step(m))
+    times = _interleave(step, modes, rounds)
     out = {"model": model_name, "mask_ratio": mask_ratio, "batch": batch, "rounds": rounds,
            "s_per_step": {m: statistics.median(v) for m, v in times.items()}, "times": times}
     if "reference" in modes:
@@ -182,6 +178,18 @@ def side_by_side(model_name: str, mask_ratio: float, rounds: int, batch: int, de
             m: statistics.median(r / t for r, t in zip(times["reference"], times[m], strict=True))
             for m in modes if m != "reference"}
     return out
+
+
+def _interleave(step: Callable[[Any], float], keys: list, rounds: int) -> dict[Any, list[float]]:
+    """One warm-up step per key, then ``rounds`` rounds of one timed step per key, so load from other
+    processes falls on every key alike; the seconds of each key's steps."""
+    for k in keys:
+        step(k)
+    times: dict[Any, list[float]] = {k: [] for k in keys}
+    for _ in range(rounds):
+        for k in keys:
+            times[k].append(step(k))
+    return times
 
 
 def interleaved_masks(model_name: str, settings: list[tuple[float, float]], rounds: int, batch: int, device: str,
@@ -220,12 +228,7 @@ def interleaved_masks(model_name: str, settings: list[tuple[float, float]], roun
         _sync(device)
         return time.perf_counter() - t0
 
-    for s in settings:  # warm-up
-        step(*s)
-    times: dict[tuple[float, float], list[float]] = {s: [] for s in settings}
-    for _ in range(rounds):
-        for s in settings:
-            times[s].append(step(*s))
+    times = _interleave(lambda setting: step(*setting), settings, rounds)
     rows = []
     for mask, dmask in settings:
         t = times[(mask, dmask)]
