@@ -49,8 +49,9 @@ def atomic_save(obj: Any, path: str | Path) -> Path:
     return path
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint dict with ``weights_only=True`` (or a safetensors file as ``{"model": ...}``)."""
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", mmap: bool = False) -> dict[str, Any]:
+    """Load a checkpoint dict with ``weights_only=True`` (or a safetensors file as ``{"model": ...}``).
+    ``mmap`` maps the tensors instead of reading them (for a look at the config of a file maest wrote)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist; check the path")
@@ -62,7 +63,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             from safetensors.torch import load_file
 
             return {"model": load_file(str(path), device=str(map_location))}
-        obj = torch.load(path, map_location=map_location, weights_only=True)
+        obj = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except Exception as e:  # torch and safetensors raise many types for damaged files
         if "Unsupported global" in str(e):  # torch's weights-only unpickler met a Python object
             raise CheckpointError(_pickled_message(path, str(e))) from None

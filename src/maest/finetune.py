@@ -23,7 +23,7 @@ from maest.data.jobs import classifier_dataset
 from maest.data.loader import mix_seed
 from maest.evaluate import predict_views, summarize
 from maest.finetune_config import FinetuneConfig
-from maest.loading import NoModelConfig, describe, read
+from maest.loading import NoModelConfig, describe
 from maest.losses import classification_loss
 from maest.mixup import Mixup
 from maest.models import EncoderConfig
@@ -108,7 +108,9 @@ def _run(cfg: FinetuneConfig, dataset: Dataset | None, val_dataset: Dataset | No
     resume_from = ckpt.resolve_resume(t.resume, t.output_dir)
     init_state = None
     if resume_from is not None:
-        inherit_encoder(cfg, read(resume_from).model_config.encoder, str(resume_from))
+        # only the config is needed here (the trainer loads the state): map the file, do not read it
+        source = describe(resume_from, ckpt.load_checkpoint(resume_from, mmap=True))
+        inherit_encoder(cfg, source.model_config.encoder, str(resume_from))
     elif cfg.init:
         init_state = _init_weights(cfg)
     cfg.validate()
