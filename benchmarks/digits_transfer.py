@@ -26,16 +26,16 @@ from typing import Any
 
 import torch
 
-from maest import checkpoint as ckpt
-from maest.config import apply_overrides
+from maest.runs import checkpoint as ckpt
+from maest.overrides import apply_overrides
 from maest.data import write_moving_digits
 from maest.data.jobs import classifier_dataset, pretrain_dataset
 from maest.data.memory import InMemoryClips
-from maest.evaluate import run_test
-from maest.finetune import run as finetune
-from maest.finetune_config import get_finetune_preset
-from maest.presets import get_preset
-from maest.pretrain import run as pretrain
+from maest.eval.test import run_test
+from maest.train.finetune import run as finetune
+from maest.train.recipes import get_finetune_preset
+from maest.train.recipes import get_preset
+from maest.train.pretrain import run as pretrain
 
 # geometry shared by the MAE and the classifier: 48 px, 8 frames, 8 px patches -> 4 x 6 x 6 = 144 tokens
 GEOMETRY = ["img_size=48", "patch_size=8", "num_frames=8", "embed_dim=96", "depth=4", "num_heads=3"]
@@ -58,7 +58,7 @@ def pretrain_cfg(data: Path, out: Path, epochs: int, seed: int, mask_ratio: floa
     return apply_overrides(cfg, [
         f"data.source={data}", f"train.output_dir={out}", f"train.epochs={epochs}", f"train.seed={seed}",
         *(f"model.encoder.{g}" for g in GEOMETRY), f"data.repeat_aug={repeat}", f"train.batch_size={batch_size}",
-        f"train.mask_ratio={mask_ratio}", "model.target.kind=pixels", f"optim.blr={blr}",
+        f"model.mask.ratio={mask_ratio}", "model.target.kind=pixels", f"optim.blr={blr}",
         f"optim.warmup_epochs={warmup}", "train.keep_checkpoints=1", "train.resume=auto", *QUIET, *extra,
     ])
 
@@ -71,7 +71,7 @@ def in_memory(cfg: Any, mode: str) -> InMemoryClips:
 
 
 def run_pretrain(args: dict[str, Any], data: Path, out: Path, seed: int) -> dict[str, Any]:
-    """Pre-train through the package's trainer (``maest.pretrain.run``); a finished run is reused."""
+    """Pre-train through the package's trainer (``maest.train.pretrain.run``); a finished run is reused."""
     cfg = pretrain_cfg(data, out, args["pretrain_epochs"], seed, args["mask_ratio"], args["pretrain_blr"],
                        args["pretrain_batch_size"], args["pretrain_repeat"], args["pretrain_warmup"],
                        tuple(args["pretrain_set"]))

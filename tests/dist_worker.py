@@ -8,9 +8,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import maest.pretrain as pre  # noqa: E402
-from maest.config import apply_overrides  # noqa: E402
-from maest.presets import get_preset  # noqa: E402
+import maest.train.pretrain as pre  # noqa: E402
+from maest.overrides import apply_overrides
+from maest.train.recipes import get_preset
 from tests.conftest import RandomClips  # noqa: E402
 
 
@@ -20,7 +20,7 @@ def main(out: str, batch_size: int, parallel: str) -> None:
 
     def train_and_dump(cfg, model, *args, **kwargs):
         summary = real_train(cfg, model, *args, **kwargs)
-        from maest.distributed import is_fsdp
+        from maest.runtime import is_fsdp
 
         rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
         # under FSDP each rank saves its gathered full copy, so "ranks agree" is checked on full tensors

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from maest.bench import forward_flops, summarize
+from maest.bench.step import forward_flops, summarize
 from maest.cli import main
 from maest.models import create_model
 
@@ -43,7 +43,7 @@ def test_summary_speedups():
 
 
 def test_side_by_side_pairs_every_mode(tmp_path):
-    from maest.bench import side_by_side
+    from maest.bench.step import side_by_side
 
     r = side_by_side("tiny", 0.75, rounds=2, batch=1, device="cpu")
     assert set(r["s_per_step"]) == {"reference", "maest-bf16", "maest-fp32"}

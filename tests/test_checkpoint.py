@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from maest import checkpoint as ckpt
+from maest.runs import checkpoint as ckpt
 from maest.models import create_model
 
 

@@ -14,9 +14,9 @@ def test_models_lists_names_and_presets(capsys):
 
 
 def test_bad_override_is_one_clear_line(capsys, tmp_path):
-    assert main(["pretrain", str(tmp_path), "--preset", "tiny", "--set", "train.mask_ratio=1.5"]) == 2
+    assert main(["pretrain", str(tmp_path), "--preset", "tiny", "--set", "model.mask.ratio=1.5"]) == 2
     err = capsys.readouterr().err
-    assert "train.mask_ratio=1.5 must be strictly between 0 and 1" in err
+    assert "model.mask.ratio=1.5 must be strictly between 0 and 1" in err
     assert "Traceback" not in err
 
 
@@ -26,7 +26,7 @@ def test_missing_data_is_reported(capsys):
 
 
 def test_pretrain_command_runs(monkeypatch, capsys, tmp_path):
-    import maest.pretrain as pre
+    import maest.train.pretrain as pre
 
     real = pre.run
     monkeypatch.setattr(pre, "run", lambda cfg: real(cfg, dataset=RandomClips()))
@@ -45,10 +45,10 @@ def test_version(capsys):
 
 def test_benchmark_options_need_no_double_dash(monkeypatch):
     """``maest bench-data --quick`` and ``maest bench --models tiny`` reach the benchmark as given."""
-    import maest.bench_data
+    import maest.bench.data
 
     seen = {}
-    monkeypatch.setattr(maest.bench_data, "run", lambda argv: seen.setdefault("argv", argv) and [])
+    monkeypatch.setattr(maest.bench.data, "run", lambda argv: seen.setdefault("argv", argv) and [])
     assert main(["bench-data", "--quick", "--repeats", "2"]) == 0
     assert seen["argv"] == ["--quick", "--repeats", "2"]
     with pytest.raises(SystemExit):

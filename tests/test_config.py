@@ -2,9 +2,11 @@ import json
 
 import pytest
 
-from maest.config import PretrainConfig, apply_overrides, from_dict, load_json, save_json
-from maest.presets import get_preset, list_presets
-from maest.schedule import lr_at, scaled_lr
+from maest.train.config import PretrainConfig
+from maest.overrides import apply_overrides, from_dict, save_json
+from maest.loading import load_run_config as load_json
+from maest.train.recipes import get_preset, list_presets
+from maest.train.schedule import lr_at, scaled_lr
 
 
 def test_overrides_are_typed():
@@ -38,8 +40,8 @@ def test_bad_overrides_fail_clearly(item, match):
 @pytest.mark.parametrize(
     "item, match",
     [
-        ("train.mask_ratio=1.0", "mask_ratio=1.0 must be strictly between 0 and 1"),
-        ("train.mask_ratio=0", "mask_ratio=0.0 must be strictly between 0 and 1"),
+        ("model.mask.ratio=1.0", "model.mask.ratio=1.0 must be strictly between 0 and 1"),
+        ("model.mask.ratio=0", "model.mask.ratio=0.0 must be strictly between 0 and 1"),
         ("train.precision=fp16", "train.precision='fp16' is not one of"),
         ("train.batch_size=0", "train.batch_size=0 must be a positive integer"),
         ("optim.clip_grad=-1", "optim.clip_grad=-1.0 must be > 0"),

@@ -21,7 +21,7 @@ import torch
 
 import maest
 import maest.loading
-from maest import checkpoint as ckpt
+from maest.runs import checkpoint as ckpt
 from maest.convert import ConversionError, convert
 
 GOLDEN_VIDEOMAE = Path(__file__).parent / "golden" / "videomae_reference.pt"
@@ -133,7 +133,7 @@ def _compare_hf(case: str, ours, hf, direction: str) -> None:
         _close(case, f"{direction} predictions", out.pred[masked].view(2, -1, K), ref.logits)
         target = ours.model_cfg.target
         if target.kind in ("videomae_norm_pix", "videomae_pixels"):  # HF's loss, with and without norm_pix_loss
-            from maest.losses import reconstruction_loss
+            from maest.train.losses import reconstruction_loss
             from maest.targets import make_target
 
             e = ours.model_cfg.encoder

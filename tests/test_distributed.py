@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from maest.tracking import read_metrics
+from maest.runs.metrics import read_metrics
 
 WORKER = Path(__file__).with_name("dist_worker.py")
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from maest.losses import reconstruction_loss
+from maest.train.losses import reconstruction_loss
 from maest.models.masking import (
     MaskConfig,
     decoder_mask_noise,
@@ -154,7 +154,7 @@ def _v2_tiny(decoder: str):
 
 @pytest.mark.parametrize("case", ["running_cell", "none"])
 def test_v2_pretraining_forward_and_loss_match_official(golden, case):
-    from maest.mae_step import mae_loss
+    from maest.train.pretrain import mae_loss
 
     g = golden["forward"]
     model = _v2_tiny(case).build().eval()
@@ -165,7 +165,7 @@ def test_v2_pretraining_forward_and_loss_match_official(golden, case):
     dnoise = mask_to_noise(dec_mask) if case != "none" else None
     with torch.no_grad():
         out = model(g["input"], 0.75, noise, decoder_noise=dnoise)
-        loss = mae_loss(model, g["input"], 0.75, noise, decoder_noise=dnoise)
+        loss = mae_loss(model, g["input"], noise, dnoise, mask_ratio=0.75)
     assert torch.equal(out.mask, enc_mask)
     official = g["cases"][case]["pred"]
     if case == "none":  # V2 predicts only the masked tokens; maest's MAE-ST path predicts every token
@@ -229,7 +229,7 @@ def test_model_config_validates_mask_and_target():
 
 def test_reconstruction_figure_shows_the_decoded_tokens():
     from maest.models import model_config
-    from maest.visualize import default_rows, grid_image, reconstruct
+    from maest.figures.reconstruction import default_rows, grid_image, reconstruct
 
     cfg = model_config("tiny")
     cfg.mask = MaskConfig(decoder="running_cell", decoder_ratio=0.5)
@@ -247,7 +247,7 @@ def test_reconstruction_figure_shows_the_decoded_tokens():
 
 def test_videomae_target_true_stats_of_a_perfect_prediction_is_the_clip(golden):
     from maest.targets import make_target
-    from maest.visualize import reconstruct
+    from maest.figures.reconstruction import reconstruct
 
     model = _v2_tiny("running_cell").build().eval()
     clip = torch.randn(3, 4, 32, 32) * 0.5
@@ -272,10 +272,10 @@ def test_videomae_target_true_stats_of_a_perfect_prediction_is_the_clip(golden):
 @pytest.mark.parametrize("extra", [["model.mask.decoder=running_cell", "model.mask.decoder_ratio=0.5"],
                                    ["model.mask.strategy=tube", "model.target.kind=hog"]])
 def test_pretraining_with_decoder_mask_or_hog_resumes_exactly(tmp_path, extra):
-    from maest.config import apply_overrides
-    from maest.presets import get_preset
-    from maest.pretrain import run
-    from maest.tracking import read_metrics
+    from maest.overrides import apply_overrides
+    from maest.train.recipes import get_preset
+    from maest.train.pretrain import run
+    from maest.runs.metrics import read_metrics
 
     from .conftest import RandomClips
 
@@ -295,7 +295,7 @@ def test_pretraining_with_decoder_mask_or_hog_resumes_exactly(tmp_path, extra):
 
 
 def test_decoder_masks_are_seeded_per_clip_and_leave_encoder_masks_alone():
-    from maest.mae_step import decoder_masking_noise, masking_noise
+    from maest.train.pretrain import decoder_masking_noise, masking_noise
     from maest.models import model_config
 
     plain = model_config("tiny").build()
@@ -314,7 +314,7 @@ def test_decoder_masks_are_seeded_per_clip_and_leave_encoder_masks_alone():
 @pytest.mark.parametrize("kind", ["videomae_pixels", "pixels"])
 def test_plain_pixel_targets_draw_the_clip_from_a_perfect_prediction(kind):
     from maest.targets import TargetConfig, make_target
-    from maest.visualize import reconstruct
+    from maest.figures.reconstruction import reconstruct
 
     cfg = _v2_tiny("none")
     cfg.target = TargetConfig(kind)
@@ -334,7 +334,7 @@ def test_plain_pixel_targets_draw_the_clip_from_a_perfect_prediction(kind):
 
 
 def test_bench_counts_the_masked_decoder_and_reports_its_speedups():
-    from maest.bench import build_model, forward_flops, summarize
+    from maest.bench.step import build_model, forward_flops, summarize
 
     plain, dual = build_model("base"), build_model("base", 0.5)
     dense = forward_flops(plain, 0.5 / plain.num_patches, embed_all=False)
@@ -355,7 +355,7 @@ def test_bench_counts_the_masked_decoder_and_reports_its_speedups():
 
 
 def test_bench_interleaves_mask_settings_on_the_same_weights():
-    from maest.bench import interleaved_masks
+    from maest.bench.step import interleaved_masks
 
     rows = interleaved_masks("tiny", [(0.0, 0.0), (0.75, 0.0), (0.75, 0.5)], rounds=1, batch=1, device="cpu",
                              precision="fp32")
@@ -372,17 +372,17 @@ def test_bench_interleaves_mask_settings_on_the_same_weights():
     (["model.target.kind=hog", "model.target.hog_cell=3"], "hog_cell=3 does not divide the patch size 8"),
 ])
 def test_run_config_validation_names_the_setting(overrides, msg):
-    from maest.config import apply_overrides
-    from maest.presets import get_preset
+    from maest.overrides import apply_overrides
+    from maest.train.recipes import get_preset
 
-    cfg = apply_overrides(get_preset("tiny"), ["train.mask_ratio=0.9", *overrides])
+    cfg = apply_overrides(get_preset("tiny"), ["model.mask.ratio=0.9", *overrides])
     with pytest.raises(ValueError, match=msg) as e:
         cfg.validate()
     assert "\n" not in str(e.value)
 
 
 def test_older_config_spellings_are_upgraded():
-    from maest.config import upgrade_model_section, upgrade_run_config
+    from maest.upgrade import upgrade_model_section, upgrade_run_config
     from maest.models import model_config
 
     section = dataclasses.asdict(model_config("tiny"))
@@ -402,12 +402,12 @@ def test_older_config_spellings_are_upgraded():
 
 def test_presets_follow_videomae_v2_and_maskfeat_and_are_listed(capsys):
     from maest.cli import main
-    from maest.presets import get_preset
+    from maest.train.recipes import get_preset
     from maest.targets import target_dim
 
     v2 = get_preset("videomae_v2_b_pretrain").validate()
     m, e, d = v2.model, v2.model.encoder, v2.model.decoder
-    assert (m.mask.strategy, m.mask.decoder, m.mask.decoder_ratio, v2.train.mask_ratio) == ("tube", "running_cell",
+    assert (m.mask.strategy, m.mask.decoder, m.mask.decoder_ratio, v2.model.mask.ratio) == ("tube", "running_cell",
                                                                                             0.5, 0.9)
     assert (e.pos_embed_type, e.cls_embed, e.qkv_bias, e.embed_dim, e.depth) == ("sincos", False, "qv", 768, 12)
     assert (d.embed_dim, d.depth, d.num_heads, d.embed_bias, d.t_pred_patch_size) == (384, 4, 6, False, 2)

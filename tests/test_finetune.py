@@ -3,15 +3,16 @@ import json
 import pytest
 import torch
 
-from maest import checkpoint as ckpt
-from maest.config import apply_overrides, from_dict
-from maest.finetune import run
-from maest.finetune_config import FinetuneConfig, get_finetune_preset
+from maest.runs import checkpoint as ckpt
+from maest.overrides import apply_overrides, from_dict
+from maest.train.finetune import run
+from maest.train.config import FinetuneConfig
+from maest.train.recipes import get_finetune_preset
 from maest.models import create_model
 from maest.models.probe import ProbedEncoder
 from maest.models.vit import VisionTransformer, load_pretrained
-from maest.optim import param_groups_layer_decay
-from maest.tracking import read_metrics
+from maest.train.optim import param_groups_layer_decay
+from maest.runs.metrics import read_metrics
 
 from .conftest import RandomClips
 
@@ -157,7 +158,7 @@ def test_finetune_from_pretrain_checkpoint_validates_each_epoch(tmp_path):
 
 @pytest.mark.parametrize("probe", ["linear", "attentive"])
 def test_probe_trains_only_the_probe(tmp_path, probe):
-    from maest.linprobe import run as linprobe
+    from maest.train.finetune import probe as linprobe
 
     mae = create_model("mae_vit_tiny_test")
     path = ckpt.atomic_save({"model": mae.state_dict()}, tmp_path / "pre.pt")

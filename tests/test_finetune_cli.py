@@ -58,7 +58,7 @@ def test_linprobe_needs_weights(digits, capsys):
 def test_test_rejects_a_pretraining_checkpoint(tmp_path, capsys):
     import torch
 
-    from maest import checkpoint as ckpt
+    from maest.runs import checkpoint as ckpt
 
     path = ckpt.atomic_save({"model": {"w": torch.zeros(1)}, "config": {"model": {}}}, tmp_path / "c.pt")
     assert main(["test", str(path), str(tmp_path)]) == 2

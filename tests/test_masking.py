@@ -3,8 +3,10 @@ import contextlib
 import pytest
 import torch
 
-from maest.losses import mae_target, target_frame_indices
-from maest.models.masking import mask_indices, mask_noise, num_keep, patchify, random_masking, unpatchify
+from maest.targets import pixel_target
+from maest.targets.pixels import target_frame_indices
+from maest.models.masking import mask_indices, mask_noise, num_keep, random_masking
+from maest.targets.patchify import patchify, unpatchify
 
 
 def test_unpatchify_inverts_patchify():
@@ -49,10 +51,10 @@ def test_target_frames_follow_reference_truncation():
 
 def test_norm_pix_target_is_standardised_per_patch():
     video = torch.rand(2, 3, 4, 32, 32) * 5 + 3
-    t = mae_target(video, 8, 1, 2, norm_pix=True)
+    t = pixel_target(video, 8, 1, 2, "norm_pix")
     torch.testing.assert_close(t.mean(-1), torch.zeros(t.shape[:2]), atol=1e-5, rtol=0)
     torch.testing.assert_close(t.var(-1), torch.ones(t.shape[:2]), atol=1e-3, rtol=0)
-    raw = mae_target(video, 8, 1, 2, norm_pix=False)
+    raw = pixel_target(video, 8, 1, 2, "pixels")
     assert raw.mean() > 3
 
 

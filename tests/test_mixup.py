@@ -1,7 +1,7 @@
 import torch
 
-from maest.losses import classification_loss, soft_target_cross_entropy
-from maest.mixup import Mixup, cutmix_box, smooth_one_hot
+from maest.train.losses import classification_loss, soft_target_cross_entropy
+from maest.train.mixup import Mixup, cutmix_box, smooth_one_hot
 
 
 def test_smooth_one_hot_rows_sum_to_one():

@@ -1,8 +1,9 @@
 import pytest
 import torch
 
-from maest.checkpoint import load_model_weights
-from maest.losses import mae_target, reconstruction_loss
+from maest.runs.checkpoint import load_model_weights
+from maest.targets import pixel_target
+from maest.train.losses import reconstruction_loss
 from maest.models import create_model, list_models
 from maest.models.masking import num_keep
 
@@ -30,7 +31,7 @@ def test_matches_official_golden_tensors():
     model = _golden_model(g)
     with torch.no_grad():
         out = model(g["input"], g["mask_ratio"], noise=g["noise"])
-        loss = reconstruction_loss(out.pred, mae_target(g["input"], *model.target_spec, norm_pix=True), out.mask)
+        loss = reconstruction_loss(out.pred, pixel_target(g["input"], *model.target_spec, "norm_pix"), out.mask)
     torch.testing.assert_close(out.pred, g["pred"])
     torch.testing.assert_close(out.mask, g["mask"])
     torch.testing.assert_close(loss, g["loss"])
@@ -76,7 +77,7 @@ def test_registry_lists_named_sizes():
 def test_every_parameter_gets_a_gradient(video, pos, cls_embed):
     model = create_model("tiny", pos_embed_type=pos, cls_embed=cls_embed)
     out = model(video, 0.75)
-    loss = reconstruction_loss(out.pred, mae_target(video, *model.target_spec), out.mask)
+    loss = reconstruction_loss(out.pred, pixel_target(video, *model.target_spec, "norm_pix"), out.mask)
     loss.backward()
     assert torch.isfinite(loss)
     for name, p in model.named_parameters():
@@ -101,7 +102,7 @@ def test_same_noise_same_output_and_visible_pred_does_not_change_loss(video):
     a = model(video, 0.75, noise)
     b = model(video, 0.75, noise)
     torch.testing.assert_close(a.pred, b.pred, rtol=0, atol=0)
-    target = mae_target(video, *model.target_spec)
+    target = pixel_target(video, *model.target_spec, "norm_pix")
     pred = a.pred.clone()
     pred[a.mask == 0] += 5.0  # visible tokens carry no loss
     torch.testing.assert_close(reconstruction_loss(pred, target, a.mask), reconstruction_loss(a.pred, target, a.mask))
@@ -147,7 +148,7 @@ def test_grad_checkpointing_gives_same_gradients(video):
     noise = torch.rand(2, 32)
     for m in (a, b):
         out = m(video, 0.75, noise)
-        reconstruction_loss(out.pred, mae_target(video, *m.target_spec), out.mask).backward()
+        reconstruction_loss(out.pred, pixel_target(video, *m.target_spec, "norm_pix"), out.mask).backward()
     for (n, pa), (_, pb) in zip(a.named_parameters(), b.named_parameters(), strict=True):
         if pa.grad is not None:
             torch.testing.assert_close(pa.grad, pb.grad, msg=n)

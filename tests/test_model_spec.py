@@ -9,14 +9,17 @@ import pytest
 import torch
 
 import maest
-from maest import checkpoint as ckpt
-from maest.config import PretrainConfig, apply_overrides, from_dict, upgrade_run_config
+from maest.runs import checkpoint as ckpt
+from maest.train.config import PretrainConfig
+from maest.overrides import apply_overrides, from_dict
+from maest.upgrade import upgrade_run_config
 from maest.data.jobs import classifier_dataset, pretrain_dataset
-from maest.finetune import inherit_encoder
-from maest.finetune_config import FinetuneConfig, get_finetune_preset
+from maest.train.finetune import inherit_encoder
+from maest.train.config import FinetuneConfig
+from maest.train.recipes import get_finetune_preset
 from maest.models import ClassifierConfig, EncoderConfig, MAEConfig, create_model, model_config
 from maest.models.encoder import IMAGENET_MEAN
-from maest.presets import get_preset
+from maest.train.recipes import get_preset
 
 VIDEO = torch.randn(2, 3, 4, 32, 32)
 
@@ -214,7 +217,7 @@ def test_no_import_circles():
 def test_init_falls_back_to_the_recipe_only_for_weights_without_a_config(tmp_path):
     """A bare state dict is taken as the recipe's encoder; a maest file whose config cannot be read is
     an error, never silently treated as bare weights."""
-    from maest.finetune import _init_weights
+    from maest.train.finetune import _init_weights
 
     cfg = get_finetune_preset("tiny_finetune")
     cfg.init = str(ckpt.atomic_save({"model": create_model("tiny").state_dict()}, tmp_path / "bare.pt"))

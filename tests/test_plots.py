@@ -15,8 +15,8 @@ from PIL import Image
 
 pytest.importorskip("matplotlib")
 
-from maest import plots  # noqa: E402
-from maest.tracking import MetricsLogger, read_metrics  # noqa: E402
+from maest.figures import plots
+from maest.runs.metrics import MetricsLogger, read_metrics
 
 
 def _records(steps=30, val=True, resumed=False):
@@ -121,7 +121,7 @@ def test_confusion_rejects_mismatched_names():
 
 
 def test_evaluate_confusion_png_is_the_matplotlib_figure(tmp_path):
-    from maest.evaluate import write_confusion_png
+    from maest.eval.test import write_confusion_png
 
     path = write_confusion_png(torch.tensor([[3, 1], [0, 4]]), ["left", "right"], tmp_path / "confusion.png")
     assert _png_size(path) == (550, 500)
@@ -172,7 +172,7 @@ def test_bench_figures(tmp_path):
 
 
 def test_bench_data_command_writes_the_plot(tmp_path, monkeypatch):
-    from maest import bench_data
+    from maest.bench.step import data as bench_data
     from maest.cli import main
 
     rows = [{"section": "speedup", "size": "340x256", "gop": 30, "backend": "now pyav", "workers": 0, "repeat": r,
@@ -193,7 +193,7 @@ def test_bench_data_command_writes_the_plot(tmp_path, monkeypatch):
 
 
 def test_bench_command_writes_the_plot(tmp_path, monkeypatch):
-    from maest import bench
+    from maest.bench.step import step as bench
     from maest.cli import main
 
     monkeypatch.setattr(bench, "run", lambda argv: _bench_rows())
@@ -215,7 +215,7 @@ def test_missing_matplotlib_is_one_clear_line(monkeypatch, tmp_path, caplog):
         assert plots.write_run_curves(tmp_path) is None
     assert "maest[plots]" in caplog.text and not (tmp_path / "curves.png").exists()
     # maest test writes its numbers and skips the figure
-    from maest.evaluate import write_report
+    from maest.eval.test import write_report
 
     res = {"confusion": [[1, 0], [0, 1]], "classes": ["a", "b"], "top1": 100.0}
     paths = write_report(res, tmp_path / "test")
@@ -223,9 +223,9 @@ def test_missing_matplotlib_is_one_clear_line(monkeypatch, tmp_path, caplog):
 
 
 def test_a_training_run_ends_with_its_curves(tmp_path):
-    from maest.config import apply_overrides
-    from maest.presets import get_preset
-    from maest.pretrain import run
+    from maest.overrides import apply_overrides
+    from maest.train.recipes import get_preset
+    from maest.train.pretrain import run
 
     from .conftest import RandomClips
 

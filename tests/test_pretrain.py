@@ -1,11 +1,11 @@
 import pytest
 import torch
 
-from maest import checkpoint as ckpt
-from maest.config import apply_overrides
-from maest.presets import get_preset
-from maest.pretrain import run
-from maest.tracking import read_metrics
+from maest.runs import checkpoint as ckpt
+from maest.overrides import apply_overrides
+from maest.train.recipes import get_preset
+from maest.train.pretrain import run
+from maest.runs.metrics import read_metrics
 
 from .conftest import RandomClips
 

@@ -15,7 +15,7 @@ from PIL import Image
 
 pytest.importorskip("matplotlib")
 
-from maest import report  # noqa: E402
+from maest.figures import report
 from maest.cli import main  # noqa: E402
 
 

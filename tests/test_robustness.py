@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from maest import checkpoint as ckpt
+from maest.runs import checkpoint as ckpt
 from maest.cli import main
-from maest.config import apply_overrides
-from maest.presets import get_preset
-from maest.pretrain import run
-from maest.tracking import read_metrics
+from maest.overrides import apply_overrides
+from maest.train.recipes import get_preset
+from maest.train.pretrain import run
+from maest.runs.metrics import read_metrics
 
 from .conftest import RandomClips
 
@@ -31,9 +31,9 @@ QUIET = ["--set", "train.progress=false", "--set", "train.tensorboard=false"]
 @pytest.fixture(autouse=True)
 def _no_curves(monkeypatch):
     """These runs are about files and messages: skip the end-of-run matplotlib figure (seconds each)."""
-    import maest.trainer
+    import maest.train.loop
 
-    monkeypatch.setattr(maest.trainer, "write_run_curves", lambda run_dir: None)
+    monkeypatch.setattr(maest.train.loop, "write_run_curves", lambda run_dir: None)
 
 
 def _cfg(out, *extra):
@@ -59,8 +59,8 @@ def _one_line_error(capsys, code, *needles):
 @pytest.fixture
 def fake_data(monkeypatch):
     """CLI training commands read RandomClips instead of videos."""
-    import maest.finetune as ft
-    import maest.pretrain as pre
+    import maest.train.finetune as ft
+    import maest.train.pretrain as pre
 
     real_pre, real_ft = pre.run, ft.run
     monkeypatch.setattr(pre, "run", lambda cfg: real_pre(cfg, dataset=RandomClips()))
@@ -101,7 +101,7 @@ def test_overwrite_replaces_the_previous_run_and_the_summary_names_its_own_file(
 
 def test_save_never_skips_an_existing_file(tmp_path, monkeypatch):
     """Even if a file with the checkpoint's name appears, the save replaces it (atomically)."""
-    from maest import trainer
+    from maest.train import loop as trainer
 
     path = ckpt.checkpoint_path(tmp_path, 2)
     real = trainer.dist.state_dicts
@@ -153,7 +153,7 @@ def test_stale_temporaries_are_removed_and_nothing_else(tmp_path):
 def test_a_kill_during_a_save_leaves_a_temporary_the_next_start_removes(tmp_path):
     code = textwrap.dedent(f"""
         import os, time, torch
-        from maest import checkpoint as ckpt
+        from maest.runs import checkpoint as ckpt
         real = torch.save
         def slow(obj, f):
             real(obj, f); f.flush(); print("writing", flush=True); time.sleep(60)
@@ -247,7 +247,7 @@ def test_bad_finetune_settings_are_refused(setting, tmp_path, capsys):
 
 
 def test_non_finite_loss_is_one_line_with_the_last_checkpoint(tmp_path, capsys, monkeypatch):
-    import maest.pretrain as pre
+    import maest.train.pretrain as pre
 
     class NaNLater(RandomClips):
         def __getitem__(self, i):
@@ -283,22 +283,22 @@ def test_unusable_output_dir_is_one_line_before_any_work(command, kind, tmp_path
         locked.chmod(0o500)
         out = locked / "sub"
         if os.geteuid() == 0:  # root writes anyway: make the write check fail as it does for a user
-            import maest.outputs
+            import maest.runs.outputs
 
             def denied(folder):
                 raise PermissionError(13, "Permission denied")
 
-            monkeypatch.setattr(maest.outputs, "_probe_write", denied)
+            monkeypatch.setattr(maest.runs.outputs, "_probe_write", denied)
 
     def no_work(*a, **k):
         raise AssertionError("compute started before the output was checked")
 
-    import maest.evaluate
-    import maest.features
+    import maest.eval.test
+    import maest.eval.features
 
-    monkeypatch.setattr(maest.evaluate, "run_test", no_work)
-    monkeypatch.setattr(maest.features, "extract", no_work)
-    monkeypatch.setattr(maest.features, "load_encoder", no_work)
+    monkeypatch.setattr(maest.eval.test, "run_test", no_work)
+    monkeypatch.setattr(maest.eval.features, "extract", no_work)
+    monkeypatch.setattr(maest.eval.features, "load_encoder", no_work)
     src = tmp_path / "src.pt"
     ckpt.atomic_save({"model": {"w": torch.zeros(1)}}, src)
     argv = {
@@ -318,8 +318,8 @@ def test_unusable_output_dir_is_one_line_before_any_work(command, kind, tmp_path
 
 # -- 2/3. test, extract and convert do not replace earlier outputs ------------------------------------------------
 def test_test_and_extract_refuse_earlier_outputs_unless_force(tmp_path, capsys, monkeypatch):
-    import maest.evaluate
-    import maest.features
+    import maest.eval.test
+    import maest.eval.features
 
     calls = []
 
@@ -329,7 +329,7 @@ def test_test_and_extract_refuse_earlier_outputs_unless_force(tmp_path, capsys, 
         (Path(out) / "results.json").write_text("{}")
         return {"top1": 1.0, "top5": 1.0, "videos": 1, "failed_videos": 0, "views_per_video": 1.0, "failed": []}
 
-    monkeypatch.setattr(maest.evaluate, "run_test", fake_run_test)
+    monkeypatch.setattr(maest.eval.test, "run_test", fake_run_test)
     out = tmp_path / "test"
     out.mkdir()
     (out / "results.json").write_text('{"top1": 50}')
@@ -341,7 +341,7 @@ def test_test_and_extract_refuse_earlier_outputs_unless_force(tmp_path, capsys, 
     feats = tmp_path / "features"
     feats.mkdir()
     (feats / "features.npy").write_bytes(b"old")
-    monkeypatch.setattr(maest.features, "load_encoder", lambda *a: (_ for _ in ()).throw(AssertionError("work")))
+    monkeypatch.setattr(maest.eval.features, "load_encoder", lambda *a: (_ for _ in ()).throw(AssertionError("work")))
     _one_line_error(capsys, main(["extract", "data", "--checkpoint", "c.pt", "--out", str(feats)]),
                     "features.npy", "--force")
     assert (feats / "features.npy").read_bytes() == b"old"
@@ -444,7 +444,7 @@ def test_demo_without_scikit_learn_names_the_extra(tmp_path, capsys, monkeypatch
 def test_demo_says_what_it_replaces(tmp_path, capsys, monkeypatch):
     """A second demo into the same folder says it replaces the earlier run and writes a fresh checkpoint."""
     pytest.importorskip("sklearn")
-    import maest.pretrain
+    import maest.train.pretrain
 
     seen = []
 
@@ -455,7 +455,7 @@ def test_demo_says_what_it_replaces(tmp_path, capsys, monkeypatch):
         seen.append(cfg.train.overwrite)
         raise Stop
 
-    monkeypatch.setattr(maest.pretrain, "run", fake_run)
+    monkeypatch.setattr(maest.train.pretrain, "run", fake_run)
     out = tmp_path / "demo"
     with pytest.raises(Stop):
         main(["demo", "--quick", "--out", str(out)])
@@ -500,7 +500,7 @@ def test_license_and_optional_tensorboard_in_pyproject():
 
 
 def test_missing_tensorboard_is_one_clear_line(tmp_path, monkeypatch):
-    from maest.tracking import MetricsLogger
+    from maest.runs.metrics import MetricsLogger
 
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
     with pytest.raises(RuntimeError, match=r"train.tensorboard=true needs .*maest\[tensorboard\]"):
@@ -510,7 +510,7 @@ def test_missing_tensorboard_is_one_clear_line(tmp_path, monkeypatch):
 
 def test_tensorboard_is_used_when_installed_unless_turned_off(tmp_path):
     pytest.importorskip("tensorboard")
-    from maest.tracking import MetricsLogger
+    from maest.runs.metrics import MetricsLogger
 
     for setting, expect in ((None, True), (True, True), (False, False)):
         run_dir = tmp_path / str(setting)
@@ -523,7 +523,7 @@ def test_tensorboard_is_used_when_installed_unless_turned_off(tmp_path):
 def test_tensorboard_default_runs_without_the_package(tmp_path, monkeypatch):
     import importlib.util
 
-    from maest.tracking import MetricsLogger
+    from maest.runs.metrics import MetricsLogger
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "tensorboard" else real(name, *a))

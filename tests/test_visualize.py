@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from maest.models import create_model
-from maest.visualize import grid_image, reconstruct
+from maest.figures.reconstruction import grid_image, reconstruct
 
 
 @pytest.mark.parametrize("mode", ["honest", "true-stats"])
@@ -22,11 +22,11 @@ def test_panels_shapes_and_mask(mode):
 
 def test_true_stats_reconstruction_of_a_perfect_prediction_is_exact():
     """If the model predicted the normalised target exactly, true-stats mode returns the input."""
-    from maest.losses import mae_target
+    from maest.targets import pixel_target
 
     model = create_model("tiny")
     clip = torch.randn(3, 4, 32, 32) * 0.5
-    target = mae_target(clip[None], *model.target_spec, norm_pix=True)
+    target = pixel_target(clip[None], *model.target_spec, "norm_pix")
 
     class Perfect(torch.nn.Module):
         def forward(self, video, ratio, noise):
@@ -35,14 +35,14 @@ def test_true_stats_reconstruction_of_a_perfect_prediction_is_exact():
 
     perfect = Perfect()
     perfect.target_spec, perfect.grid, perfect.make_noise = model.target_spec, model.grid, model.make_noise
-    perfect.cfg = model.cfg
+    perfect.cfg, perfect.model_cfg = model.cfg, model.model_cfg
     panels = reconstruct(perfect, clip, 0.75, mode="true-stats")
     diff = (panels["reconstruction"].int() - panels["original"].int()).abs().max()
     assert diff <= 1
 
 
 def test_nearest_visible_uses_only_visible_tokens():
-    from maest.visualize import nearest_visible
+    from maest.figures.reconstruction import nearest_visible
 
     mask = torch.ones(2 * 2 * 2, dtype=torch.bool)
     mask[0] = False  # only token (0, 0, 0) visible

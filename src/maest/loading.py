@@ -11,9 +11,10 @@ from typing import Any
 
 from torch import nn
 
-from maest import checkpoint as ckpt
-from maest.config import from_dict, upgrade_model_section, upgrade_run_config
 from maest.models import ClassifierConfig, MAEConfig
+from maest.overrides import from_dict
+from maest.runs import checkpoint as ckpt
+from maest.upgrade import upgrade_model_record, upgrade_run_config
 
 KINDS = {"mae": MAEConfig, "classifier": ClassifierConfig, "probe": ClassifierConfig}
 
@@ -60,8 +61,8 @@ def describe(path: str | Path, state: dict[str, Any]) -> Checkpoint:
         state.update(_safetensors_record(path))
     run = state.get("config") if isinstance(state.get("config"), dict) else None
     if "model_config" in state and state.get("kind") in KINDS:
-        kind, section = state["kind"], state["model_config"]
-        section = upgrade_model_section(section, KINDS[kind] is ClassifierConfig)
+        kind = state["kind"]
+        section = upgrade_model_record(state["model_config"], KINDS[kind] is ClassifierConfig, run)
     elif run is not None and isinstance(run.get("model"), dict):  # maest 0.1: only the run config
         run = upgrade_run_config(run)
         section = run["model"]
@@ -69,8 +70,8 @@ def describe(path: str | Path, state: dict[str, Any]) -> Checkpoint:
     else:
         raise NoModelConfig(f"{path} does not say which model it holds (no maest model config): convert it first, "
                             "e.g. maest convert --from official|videomae|hf SRC OUT.pt")
-    if run is not None and "encoder" not in run.get("model", {}):
-        run = upgrade_run_config(run)  # the run config is returned in today's layout
+    if run is not None:
+        run = upgrade_run_config(run)  # the run config is returned in today's layout (idempotent)
     return Checkpoint(path, state, kind, from_dict(KINDS[kind], section), run)
 
 
@@ -93,3 +94,24 @@ def load(path: str | Path) -> nn.Module:
     """The model a maest checkpoint (pre-training, fine-tuning, probe, or converted) describes, with
     its weights, in eval mode: ``model = maest.load("runs/b16/checkpoint-00012000.pt")``."""
     return read(path).build()
+
+
+def load_run_config(cls: type, path: str | Path) -> Any:
+    """The run config in the JSON file ``path`` (a ``config.json`` of this or an earlier maest version)."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"config file {p} does not exist")
+    try:
+        data = json.loads(p.read_text())
+    except UnicodeDecodeError:
+        raise ValueError(f"config file {p} is not a text file; pass a config.json written by a maest run") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"config file {p} is not valid JSON (line {e.lineno}, column {e.colno}: {e.msg}); "
+                         "fix it, or start from --preset") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"config file {p} holds a JSON {type(data).__name__}, not an object of config sections "
+                         "(model, data, optim, train)")
+    try:
+        return from_dict(cls, upgrade_run_config(data))
+    except (ValueError, TypeError, AttributeError, KeyError) as e:
+        raise ValueError(f"config file {p}: {e}") from None

@@ -8,13 +8,13 @@ import pytest
 import torch
 
 from maest.cli import main as cli_main
-from maest.config import apply_overrides
+from maest.overrides import apply_overrides
 from maest.data import VideoClipDataset, build_loader, set_epoch
 from maest.data.decode import check_decode_device
 from maest.data.loader import EpochIndex, RunSampler, ShardedSampler, build_run_loader, epoch_order
-from maest.presets import get_preset
-from maest.pretrain import run
-from maest.tracking import read_metrics
+from maest.train.recipes import get_preset
+from maest.train.pretrain import run
+from maest.runs.metrics import read_metrics
 
 
 def _ds(digits, seed=0):

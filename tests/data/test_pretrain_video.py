@@ -5,7 +5,7 @@ import json
 from PIL import Image
 
 from maest.cli import main
-from maest.tracking import read_metrics
+from maest.runs.metrics import read_metrics
 
 
 def test_pretrain_cli_on_videos_with_broken_files(corrupt_corpus, tmp_path, capsys):

@@ -1,4 +1,4 @@
-"""``maest bench``: training-step benchmark (see :mod:`maest.bench`)."""
+"""``maest bench``: training-step benchmark (see :mod:`maest.bench.step`)."""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from maest.bench import run
+    from maest.bench.step import run
     from maest.commands.bench_data import plot_option
 
     plot, rest = plot_option(args)
     rows = run(rest)
     if plot and rows:
-        from maest import plots
+        from maest.figures import plots
 
         print(f"wrote {plots.save(plots.bench_figure(rows), plot)}")
     return 0

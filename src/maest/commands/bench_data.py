@@ -1,4 +1,4 @@
-"""``maest bench-data``: video loader throughput (see :mod:`maest.bench_data`)."""
+"""``maest bench-data``: video loader throughput (see :mod:`maest.bench.data`)."""
 
 from __future__ import annotations
 
@@ -18,19 +18,19 @@ def plot_option(args: argparse.Namespace) -> tuple[str | None, list[str]]:
     known, rest = p.parse_known_args([a for a in args.args if a != "--"])
     plot = args.plot or known.plot
     if plot:
-        from maest import plots
+        from maest.figures import plots
 
         plots._mpl()
     return plot, rest
 
 
 def main(args: argparse.Namespace) -> int:
-    from maest.bench_data import run
+    from maest.bench.data import run
 
     plot, rest = plot_option(args)
     rows = [r for r in run(rest) if "clips_per_s" in r]  # loader rows; e2e/profile/stall are not charted
     if plot and rows:
-        from maest import plots
+        from maest.figures import plots
 
         print(f"wrote {plots.save(plots.bench_data_figure(rows), plot)}")
     return 0

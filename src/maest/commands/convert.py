@@ -33,7 +33,7 @@ def main(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from maest.convert.run import convert
-    from maest.outputs import writable_dir, writable_file
+    from maest.runs.outputs import writable_dir, writable_file
 
     # before reading the source: the output can be written (replacing one needs --force: see convert)
     out = Path(args.out)

@@ -22,23 +22,23 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from maest import load
-    from maest.config import apply_overrides
+    from maest.commands.common import set_keys
     from maest.data import ClipSpec, VideoClipDataset, read_csv_list, write_moving_digits
-    from maest.presets import get_preset
-    from maest.pretrain import run
-    from maest.tracking import read_metrics
-    from maest.visualize import grid_image, reconstruct, save_gif, save_png
+    from maest.figures.reconstruction import grid_image, reconstruct, save_gif, save_png
+    from maest.overrides import apply_overrides
+    from maest.runs.metrics import read_metrics
+    from maest.train.pretrain import run
+    from maest.train.recipes import get_preset
+    from maest.upgrade import upgrade_overrides
 
     out = Path(args.out)
     cfg = get_preset("demo")
     videos = 8 if args.quick else args.videos
-    cfg.train.output_dir = str(out / "run")
-    cfg.train.mask_ratio = args.mask_ratio
     if args.quick:
         cfg.train.epochs, cfg.train.batch_size, cfg.data.repeat_aug, cfg.train.log_every = 1, 4, 2, 1
-    if args.epochs:
-        cfg.train.epochs = args.epochs
-    apply_overrides(cfg, args.overrides)
+    set_keys(cfg, {"train.output_dir": str(out / "run"), "model.mask.ratio": args.mask_ratio,
+                   "train.epochs": args.epochs})
+    apply_overrides(cfg, upgrade_overrides(args.overrides))
     _replace_earlier_demo(cfg, out)
     enc = cfg.model.encoder
     frames = enc.num_frames * cfg.data.sampling_rate * 2
@@ -50,7 +50,7 @@ def main(args: argparse.Namespace) -> int:
 
     cfg.data.source = str(data["train"])
     print(f"[2/3] pre-training {cfg.model.name} (demo geometry: {enc.num_frames}x{enc.img_size}px) "
-          f"for {cfg.train.epochs} epochs at {cfg.train.mask_ratio:.0%} masking")
+          f"for {cfg.train.epochs} epochs at {cfg.model.mask.ratio:.0%} masking")
     summary = run(cfg)
     records = [r for r in read_metrics(Path(cfg.train.output_dir) / "metrics.jsonl") if "loss" in r]
     if records:
@@ -64,7 +64,7 @@ def main(args: argparse.Namespace) -> int:
     clip = val[0]["video"][0]
     figures = {}
     for mode in ("honest", "true-stats"):
-        panels = reconstruct(model, clip, cfg.train.mask_ratio, seed=0, mode=mode, target=cfg.model.target)
+        panels = reconstruct(model, clip, seed=0, mode=mode, target=cfg.model.target)
         name = "reconstruction" if mode == "honest" else "reconstruction_true_stats"
         figures[mode] = str(save_png(grid_image(panels), out / f"{name}.png", scale=3))
         if mode == "honest":
@@ -81,8 +81,8 @@ def main(args: argparse.Namespace) -> int:
 def _replace_earlier_demo(cfg, out: Path) -> None:
     """A demo folder is the demo's own: a re-run replaces the earlier demo's run, says so, and never
     reports the earlier run's files as its own. A folder that cannot be written is refused first."""
-    from maest.checkpoint import list_checkpoints
-    from maest.outputs import writable_dir
+    from maest.runs.checkpoint import list_checkpoints
+    from maest.runs.outputs import writable_dir
 
     writable_dir(out, "--out")
     run_dir = Path(cfg.train.output_dir)

@@ -23,10 +23,9 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from maest.distributed import resolve_device
-    from maest.features import dataset_for, extract, load_encoder, write_features
-    from maest.outputs import refuse_existing, writable_dir
-    from maest.precision import resolve_precision
+    from maest.eval.features import dataset_for, extract, load_encoder, write_features
+    from maest.runs.outputs import refuse_existing, writable_dir
+    from maest.runtime import resolve_device, resolve_precision
 
     # before any work: the folder is usable and holds no earlier features (unless --force)
     writable_dir(args.out, "--out")

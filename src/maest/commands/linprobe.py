@@ -5,20 +5,19 @@ from __future__ import annotations
 
 import argparse
 
-from maest.commands.finetune import add_run_args, print_summary, resolve_run_config
+from maest.commands.common import print_summary, set_keys
+from maest.commands.finetune import SUMMARY, add_job_args, resolve_job_config
 
 
 def configure(p: argparse.ArgumentParser) -> None:
-    add_run_args(p, "vit_b_k400_linprobe")
+    add_job_args(p, "vit_b_k400_linprobe")
     p.add_argument("--probe", choices=("linear", "attentive"),
                    help="linear (BatchNorm + linear, MAE's probe; the presets' default) or attentive")
 
 
 def main(args: argparse.Namespace) -> int:
-    from maest.linprobe import run
+    from maest.train.finetune import probe
 
-    cfg = resolve_run_config(args)
-    if args.probe:
-        cfg.model.probe = args.probe
-    print_summary(run(cfg))
+    cfg = set_keys(resolve_job_config(args), {"model.probe": args.probe})
+    print_summary(probe(cfg), SUMMARY)
     return 0

@@ -10,9 +10,8 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from maest.finetune_config import list_finetune_presets
     from maest.models import list_models
-    from maest.presets import list_presets
+    from maest.train.recipes import list_finetune_presets, list_presets
 
     print("models:  " + " ".join(list_models(args.pattern)))
     print("presets: " + " ".join(list_presets()))

@@ -1,5 +1,5 @@
 """``maest reconstruct VIDEO --checkpoint C``: PNG grid, GIF and MP4 of a clip, its masked input and
-the MAE's reconstruction, and the tokens a masked decoder reconstructed (see :mod:`maest.visualize` for
+the MAE's reconstruction, and the tokens a masked decoder reconstructed (see :mod:`maest.figures.reconstruction` for
 the honest / true-stats modes; HOG models have no pixels to show, and the figure says so)."""
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from maest.data import ClipSpec, VideoClipDataset
+    from maest.figures.reconstruction import caption, grid_image, reconstruct, save_gif, save_mp4, save_png
     from maest.loading import read
-    from maest.outputs import writable_file
-    from maest.visualize import caption, grid_image, reconstruct, save_gif, save_mp4, save_png
+    from maest.runs.outputs import writable_file
 
     # before any work: the figures can be written, and earlier ones are replaced only when asked
     for suffix in (".png", ".gif") + (() if args.no_mp4 else (".mp4",)):
@@ -46,7 +46,7 @@ def main(args: argparse.Namespace) -> int:
     if not 0 <= args.clip < args.clips:
         raise ValueError(f"--clip {args.clip} must be in [0, {args.clips})")
     clip = VideoClipDataset([(args.video, -1)], spec)[0]["video"][args.clip]
-    ratio = run.get("train", {}).get("mask_ratio", 0.9) if args.mask_ratio is None else args.mask_ratio
+    ratio = mcfg.mask.ratio if args.mask_ratio is None else args.mask_ratio
     panels = reconstruct(model, clip, ratio, seed=args.seed, mode=args.mode, target=mcfg.target)
     out = Path(args.out)
     files = {"png": str(save_png(grid_image(panels), out.with_suffix(".png"), scale=args.scale)),

@@ -1,4 +1,4 @@
-"""``maest report RUN_DIR``: one self-contained HTML page of a run (see :mod:`maest.report`)."""
+"""``maest report RUN_DIR``: one self-contained HTML page of a run (see :mod:`maest.figures.report`)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from maest.report import write_report
+    from maest.figures.report import write_report
 
     path = write_report(args.run_dir, args.out, args.compare, args.video, args.force)
     print(f"wrote {path}")

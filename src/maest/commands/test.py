@@ -29,8 +29,8 @@ def main(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from maest.evaluate import run_test
-    from maest.outputs import refuse_existing, writable_dir
+    from maest.eval.test import run_test
+    from maest.runs.outputs import refuse_existing, writable_dir
 
     out = Path(args.output_dir) if args.output_dir else Path(args.checkpoint).parent / "test"
     # before any work: the folder is usable and holds no earlier results (unless --force)

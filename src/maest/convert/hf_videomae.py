@@ -179,7 +179,7 @@ def export_hf_videomae(cfg: Any, state: dict[str, torch.Tensor], out_dir: str | 
     Raises:
         ConversionError: the model has no exact HF counterpart (see :func:`hf_export_problems`).
     """
-    from maest.checkpoint import export_safetensors
+    from maest.runs.checkpoint import export_safetensors
 
     why = hf_export_problems(cfg)
     if why:

@@ -17,12 +17,12 @@ from typing import Any
 
 import torch
 
-from maest import checkpoint as ckpt
 from maest.convert.accounting import ConversionError, check_fits
 from maest.convert.hf_videomae import export_hf_videomae, read_hf
 from maest.convert.official import from_official_state
 from maest.convert.spec import build_config
 from maest.convert.videomae import is_videomae, read_videomae
+from maest.runs import checkpoint as ckpt
 
 FORMATS = {
     "maest": "a maest checkpoint",

@@ -30,11 +30,12 @@ import torch
 from torch.utils.data import Dataset
 
 from maest.data import transforms as T
-from maest.data.decode import Video, VideoDecodeError, check_decode_device, open_video, read_frames
-from maest.data.loader import epoch_of, mix_seed
+from maest.data.decode import Video, VideoDecodeError, check_decode_device, open_video, read_frames, warn_once
+from maest.data.loader import epoch_of
 from maest.data.randaugment import rand_augment
 from maest.data.sampling import train_clips, uniform_clips
-from maest.data.shards import is_shard_source
+from maest.data.shard_files import is_shard_source
+from maest.runtime import mix_seed
 
 log = logging.getLogger("maest.data")
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".ogv")
@@ -76,15 +77,6 @@ class ClipSpec:
             check_decode_device(self.decode_device)
         if self.test_crops not in (1, 3):
             raise ValueError(f"test_crops={self.test_crops} must be 1 (centre) or 3 (left/centre/right)")
-
-
-_warned: set[str] = set()
-
-
-def _warn_once(err: VideoDecodeError) -> None:
-    if err.path not in _warned:
-        _warned.add(err.path)
-        log.warning("skipping unreadable video %s (%s)", err.path, err.reason)
 
 
 class VideoClipDataset(Dataset):
@@ -152,7 +144,7 @@ class VideoClipDataset(Dataset):
                 item["skipped"] = skipped
                 return item
             except VideoDecodeError as e:
-                _warn_once(e)
+                warn_once(e)
                 skipped.append(e.path)
                 tried = int(torch.randint(len(self.items), ()).item())
         raise RuntimeError(

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import io
+import logging
 import math
 import re
 from collections.abc import Sequence
@@ -42,6 +43,17 @@ class VideoDecodeError(RuntimeError):
         super().__init__(f"cannot decode {path}: {reason}")
         self.path = str(path)
         self.reason = reason
+
+
+_warned: set[str] = set()
+
+
+def warn_once(err: VideoDecodeError, what: str = "video") -> None:
+    """Log that a training dataset skips an unreadable ``what`` (a video file, a shard's sample),
+    once per path and process."""
+    if err.path not in _warned:
+        _warned.add(err.path)
+        logging.getLogger("maest.data").warning("skipping unreadable %s %s (%s)", what, err.path, err.reason)
 
 
 @functools.cache

@@ -12,7 +12,6 @@ and sharding is by video, keeping a video's r clips on one rank.
 
 from __future__ import annotations
 
-import hashlib
 import random
 from collections.abc import Iterator, Sequence, Sized
 from typing import Any
@@ -21,11 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler, get_worker_info
 
-
-def mix_seed(*parts: int) -> int:
-    """A stable 63-bit seed from integers (``hash()`` is salted per process; this is not)."""
-    digest = hashlib.blake2b(",".join(map(str, parts)).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") & ((1 << 63) - 1)
+from maest.runtime import dist_rank_world, mix_seed
 
 
 class EpochIndex(int):
@@ -58,13 +53,6 @@ def epoch_order(
     per_rank = -(-num_items // world)
     order += order[: per_rank * world - num_items]
     return order[rank::world]
-
-
-def dist_rank_world() -> tuple[int, int]:
-    """(rank, world size) of the default process group; (0, 1) when none is initialised."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
 
 
 class ShardedSampler(Sampler[int]):

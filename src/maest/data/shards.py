@@ -54,7 +54,7 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from maest.data.loader import dist_rank_world, mix_seed
+from maest.runtime import dist_rank_world, mix_seed
 
 log = logging.getLogger("maest.data")
 MANIFEST = "manifest.json"

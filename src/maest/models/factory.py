@@ -10,19 +10,41 @@ from typing import Any
 from torch import nn
 
 import maest.models.zoo  # noqa: F401  (fills the registry)
-from maest import checkpoint as ckpt
 from maest.models.encoder import EncoderConfig
+from maest.models.layers import qkv_bias_form
 from maest.models.mae import DecoderConfig, MAEConfig
 from maest.models.registry import lookup, registered_names
 from maest.models.vit import ClassifierConfig
+from maest.runs import checkpoint as ckpt
 
 _ENCODER_KEYS = {f.name for f in dataclasses.fields(EncoderConfig)}
 _DECODER_KEYS = {f.name for f in dataclasses.fields(DecoderConfig)}
-# flat keyword names of earlier maest versions (and of create_model) that are not a field's own name
+# flat decoder keywords that are not ``decoder_`` + a field's own name (``decoder_norm_eps``: maest
+# 0.1's name of the final norm's eps, read so only with legacy=True, refused otherwise)
 _RENAMED = {"decoder_embed_dim": "embed_dim", "decoder_depth": "depth", "decoder_num_heads": "num_heads",
             "decoder_norm_eps": "final_norm_eps", "decoder_mlp_ratio": "mlp_ratio",
             "decoder_qkv_bias": "qkv_bias", "decoder_embed_bias": "embed_bias"}
 _POOL_NAMES = {"avg": "mean", "token": "cls"}  # earlier ``global_pool`` values
+
+# One keyword per LayerNorm group: keyword -> (section, field). ``norm_eps`` sets all of them (the
+# official constructors' ``norm_layer``), these single groups out; the more specific keyword wins.
+_EPS_KEYWORDS = {
+    "encoder_block_norm_eps": ("encoder", "norm_eps"),  # norm1/norm2 of ``blocks``
+    "final_norm_eps": ("encoder", "final_norm_eps"),  # ``norm`` (the classifier: after pooling)
+    "encoder_final_norm_eps": ("encoder", "final_norm_eps"),  # the same, by its prefixed name
+    "decoder_block_norm_eps": ("decoder", "norm_eps"),  # norm1/norm2 of ``decoder_blocks``
+    "decoder_final_norm_eps": ("decoder", "final_norm_eps"),  # ``decoder_norm``
+}
+# settings the official MaskedAutoencoderViT gives encoder and decoder blocks alike -> the keyword
+# that sets the decoder's alone (and then wins for the decoder)
+_SHARED = {"mlp_ratio": "decoder_mlp_ratio", "qkv_bias": "decoder_qkv_bias"}
+# keywords refused because two readings are plausible: keyword -> the one-line explanation
+_AMBIGUOUS = {
+    "decoder_norm_eps": "maest 0.1 reads it as the eps of the decoder's final norm (decoder_norm) only, while by "
+                        "its name (the decoder's norm_eps) it would be the decoder blocks' eps; give "
+                        "decoder_final_norm_eps (decoder_norm), decoder_block_norm_eps (decoder_blocks) or norm_eps "
+                        "(every LayerNorm, as the official norm_layer)",
+}
 
 
 def model_config(name: str) -> MAEConfig | ClassifierConfig:
@@ -35,10 +57,22 @@ def list_models(pattern: str = "") -> list[str]:
     return [n for n in registered_names() if pattern in n]
 
 
-def apply_flat_overrides(cfg: MAEConfig | ClassifierConfig, **kw: Any) -> MAEConfig | ClassifierConfig:
-    """Set fields of ``cfg`` from flat keywords: encoder fields by name (``depth=2``), decoder fields
-    with a ``decoder_`` prefix, and the config's own fields. ``pred_t_dim`` (target frames),
-    ``global_pool`` and ``drop_path_rate`` of earlier versions are translated. Unknown keys raise."""
+def apply_flat_overrides(cfg: MAEConfig | ClassifierConfig, /, *, legacy: bool = False,
+                         **kw: Any) -> MAEConfig | ClassifierConfig:
+    """Set fields of ``cfg`` from flat keywords (the table is in :func:`create_model`'s docstring).
+
+    Keywords the official ``MaskedAutoencoderViT`` / ``VisionTransformer`` constructors share mean what
+    they mean there: ``norm_eps`` is the eps of every LayerNorm, ``mlp_ratio`` and ``qkv_bias`` (or the
+    official ``no_qkv_bias``) reach the decoder blocks too unless ``decoder_mlp_ratio`` /
+    ``decoder_qkv_bias`` say otherwise. Other encoder fields go by name (``depth=2``), decoder fields
+    with a ``decoder_`` prefix, and the config's own fields by name. ``pred_t_dim`` (target frames),
+    ``global_pool`` and ``drop_path_rate`` of earlier versions are translated. Unknown and ambiguous
+    keys raise ``ValueError``.
+
+    ``legacy=True`` reads the keywords as maest 0.1 wrote them into run configs (for
+    :mod:`maest.upgrade` only): ``norm_eps``, ``mlp_ratio`` and ``qkv_bias`` set the encoder alone and
+    ``decoder_norm_eps`` is the decoder's final norm.
+    """
     kw = dict(kw)
     if "global_pool" in kw:
         pool = kw.pop("global_pool")
@@ -47,24 +81,16 @@ def apply_flat_overrides(cfg: MAEConfig | ClassifierConfig, **kw: Any) -> MAECon
         kw["pooling"] = _POOL_NAMES[pool]
     if "drop_path_rate" in kw:
         kw["drop_path"] = kw.pop("drop_path_rate")
-    if kw.get("final_norm_eps", 0.0) is None:  # earlier versions: None meant "the blocks' eps"
-        kw["final_norm_eps"] = kw.get("norm_eps", cfg.encoder.norm_eps)
     pred_t_dim = kw.pop("pred_t_dim", None)
     if isinstance(cfg, MAEConfig):  # maest 0.1's flat mask strategy and target switch
         if "mask_strategy" in kw:
             cfg.mask.strategy = kw.pop("mask_strategy")
         if "norm_pix_loss" in kw:
             cfg.target.kind = "norm_pix" if kw.pop("norm_pix_loss") else "pixels"
-    own = {f.name for f in dataclasses.fields(cfg)} - {"encoder", "decoder"}
-    for key, value in kw.items():
-        if key in _ENCODER_KEYS:
-            setattr(cfg.encoder, key, value)
-        elif isinstance(cfg, MAEConfig) and (key in _RENAMED or key.removeprefix("decoder_") in _DECODER_KEYS):
-            setattr(cfg.decoder, _RENAMED.get(key, key.removeprefix("decoder_")), value)
-        elif key in own:
-            setattr(cfg, key, value)
-        else:
-            raise ValueError(f"{cfg.name}: unknown model setting {key!r}")
+    if legacy:
+        _set_fields_legacy(cfg, kw)
+    else:
+        _set_fields(cfg, kw)
     cfg.encoder.__post_init__()
     if isinstance(cfg, MAEConfig):
         cfg.decoder.__post_init__()
@@ -77,8 +103,103 @@ def apply_flat_overrides(cfg: MAEConfig | ClassifierConfig, **kw: Any) -> MAECon
     return cfg
 
 
+def _set_fields(cfg: MAEConfig | ClassifierConfig, kw: dict[str, Any]) -> None:
+    mae = isinstance(cfg, MAEConfig)
+    for key, why in _AMBIGUOUS.items():
+        if key in kw:
+            raise ValueError(f"{cfg.name}: {key} is ambiguous: {why}")
+    if "no_qkv_bias" in kw:  # the official constructors' spelling of qkv_bias=False
+        no_bias = kw.pop("no_qkv_bias")
+        form = "none" if no_bias else "qkv"
+        if "qkv_bias" in kw and qkv_bias_form(kw["qkv_bias"]) != form:
+            raise ValueError(f"{cfg.name}: qkv_bias={kw['qkv_bias']!r} contradicts no_qkv_bias={no_bias!r}; "
+                             "give one of them")
+        kw["qkv_bias"] = form
+    if "encoder_final_norm_eps" in kw:
+        eps = kw.pop("encoder_final_norm_eps")
+        if kw.get("final_norm_eps", eps) != eps:
+            raise ValueError(f"{cfg.name}: final_norm_eps={kw['final_norm_eps']!r} contradicts "
+                             f"encoder_final_norm_eps={eps!r} (one setting, two names); give one of them")
+        kw["final_norm_eps"] = eps
+    groups = {"encoder": cfg.encoder, "decoder": cfg.decoder if mae else None}
+    # 1. norm_eps: every LayerNorm; 2. the single groups; 3. the rest by name
+    if "norm_eps" in kw:
+        eps = kw.pop("norm_eps")
+        for section, field in set(_EPS_KEYWORDS.values()):
+            if groups[section] is not None:
+                setattr(groups[section], field, eps)
+    for key, (section, field) in _EPS_KEYWORDS.items():
+        if key in kw and groups[section] is not None:
+            setattr(groups[section], field, kw.pop(key))
+    if "final_norm_eps" in kw and kw["final_norm_eps"] is None:  # earlier versions: "the blocks' eps"
+        kw.pop("final_norm_eps")
+        cfg.encoder.final_norm_eps = cfg.encoder.norm_eps
+    for key, decoder_key in _SHARED.items():
+        if key in kw:
+            setattr(cfg.encoder, key, kw[key])
+            if mae and decoder_key not in kw:
+                setattr(cfg.decoder, key, kw[key])
+            kw.pop(key)
+    _set_by_name(cfg, kw)
+
+
+def _set_fields_legacy(cfg: MAEConfig | ClassifierConfig, kw: dict[str, Any]) -> None:
+    """maest 0.1's reading: every encoder field by name, every decoder field ``decoder_``-prefixed,
+    ``decoder_norm_eps`` the decoder's final norm, ``final_norm_eps=None`` the blocks' eps."""
+    if kw.get("final_norm_eps", 0.0) is None:
+        kw["final_norm_eps"] = kw.get("norm_eps", cfg.encoder.norm_eps)
+    _set_by_name(cfg, kw)
+
+
+def _set_by_name(cfg: MAEConfig | ClassifierConfig, kw: dict[str, Any]) -> None:
+    own = {f.name for f in dataclasses.fields(cfg)} - {"encoder", "decoder"}
+    for key, value in kw.items():
+        if key in _ENCODER_KEYS:
+            setattr(cfg.encoder, key, value)
+        elif isinstance(cfg, MAEConfig) and (key in _RENAMED or key.removeprefix("decoder_") in _DECODER_KEYS):
+            setattr(cfg.decoder, _RENAMED.get(key, key.removeprefix("decoder_")), value)
+        elif key in own:
+            setattr(cfg, key, value)
+        else:
+            hint = f"; the eps keywords are norm_eps, {', '.join(_EPS_KEYWORDS)}" if key.endswith("_eps") else ""
+            raise ValueError(f"{cfg.name}: unknown model setting {key!r}{hint}")
+
+
 def create_model(name: str, pretrained: str | Path | None = None, **overrides: Any) -> nn.Module:
     """Build a registered model, e.g. ``create_model("mae_vit_base_patch16", depth=2)``.
+
+    Keywords named after the official ``MaskedAutoencoderViT`` (models_mae.py) and
+    ``VisionTransformer`` (models_vit.py) of facebookresearch/mae_st mean what they mean there, so
+    an official model rebuilt from its own constructor keywords computes the same numbers:
+
+    ==========================  =======================================================================
+    keyword                     what it sets
+    ==========================  =======================================================================
+    ``norm_eps``                eps of every LayerNorm (the official ``norm_layer``): encoder blocks,
+                                encoder ``norm``, decoder blocks and ``decoder_norm``; a classifier's
+                                blocks and its ``norm`` (applied after pooling, as the official one)
+    ``encoder_block_norm_eps``  norm1/norm2 of the encoder ``blocks`` only
+    ``final_norm_eps``          the encoder's final ``norm`` only (alias ``encoder_final_norm_eps``;
+                                None: the encoder blocks' eps)
+    ``decoder_block_norm_eps``  norm1/norm2 of ``decoder_blocks`` only
+    ``decoder_final_norm_eps``  ``decoder_norm`` only
+    ``decoder_norm_eps``        refused as ambiguous (maest 0.1: ``decoder_norm`` only; by its name:
+                                the decoder blocks); use one of the two above or ``norm_eps``
+    ``mlp_ratio``               encoder and decoder blocks; ``decoder_mlp_ratio`` the decoder's alone
+    ``qkv_bias``                encoder and decoder blocks (True/False or "qkv", "qv", "none");
+                                ``no_qkv_bias`` is the official spelling; ``decoder_qkv_bias`` the
+                                decoder's alone
+    ``decoder_*``               any other decoder field (``decoder_embed_dim``, ``decoder_depth``,
+                                ``decoder_num_heads``, ``decoder_embed_bias``, ...)
+    ``pred_t_dim``              target frames (sets ``decoder.t_pred_patch_size``)
+    other names                 the encoder field (``depth``, ``num_frames``, ``cls_embed``, ...) or
+                                the config's own (``num_classes``, ``dropout``, ``drop_path``, ...)
+    ==========================  =======================================================================
+
+    A single-group keyword wins over ``norm_eps``, a ``decoder_*`` keyword over the shared one
+    (``create_model(name, norm_eps=1e-5, decoder_final_norm_eps=1e-6)`` gives every LayerNorm but
+    ``decoder_norm`` eps 1e-5). Unknown keywords, ``decoder_norm_eps`` and two names of one setting
+    with different values raise ``ValueError``.
 
     With ``pretrained``, the weights of that maest checkpoint are loaded (strictly) and the model is
     returned in eval mode; the file's own config must describe the same model. ``maest.load(path)``

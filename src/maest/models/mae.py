@@ -3,7 +3,7 @@ predicts the pixels of every token (Feichtenhofer et al., arXiv:2205.09113).
 
 Reproduces the official ``models_mae.MaskedAutoencoderViT`` (facebookresearch/mae_st @c5dec1b):
 same parameter names and shapes, same masking order, the zero-initialised decoder class token, and
-a prediction of ``t_pred_patch_size`` frames per token. The loss lives in :mod:`maest.losses`, the
+a prediction of ``t_pred_patch_size`` frames per token. The loss lives in :mod:`maest.train.losses`, the
 targets in :mod:`maest.targets`.
 
 With a decoder mask (``model.mask.decoder``, VideoMAE V2, arXiv:2303.16727) the decoder runs on the
@@ -30,6 +30,7 @@ from maest.models.masking import (
     mask_noise,
     num_keep,
 )
+from maest.models.registry import Registered
 from maest.targets.config import TargetConfig, target_dim
 
 
@@ -82,7 +83,7 @@ class DecoderConfig:
 
 
 @dataclass
-class MAEConfig:
+class MAEConfig(Registered):
     """The pre-training model: encoder + decoder + masking strategy + target.
 
     Attributes:
@@ -265,11 +266,13 @@ class MaskedAutoencoderViT(VideoEncoder):
         return torch.argsort(decoder_noise.to(device), dim=1)[:, :keep].sort(dim=1).values
 
     def forward(
-        self, video: torch.Tensor, mask_ratio: float = 0.9, noise: torch.Tensor | None = None,
+        self, video: torch.Tensor, mask_ratio: float | None = None, noise: torch.Tensor | None = None,
         decoder_noise: torch.Tensor | None = None,
     ) -> MAEOutput:
-        """Mask, encode, decode. ``video``: (B, C, T, H, W), normalised pixels; ``noise`` and
-        ``decoder_noise`` (B, L) fix the encoder and decoder masks (drawn when None)."""
-        latent, mask, ids_restore = self.forward_encoder(video, mask_ratio, noise)
+        """Mask, encode, decode. ``video``: (B, C, T, H, W), normalised pixels; ``mask_ratio`` defaults to
+        the model's ``model.mask.ratio``; ``noise`` and ``decoder_noise`` (B, L) fix the encoder and
+        decoder masks (drawn when None)."""
+        ratio = self.model_cfg.mask.ratio if mask_ratio is None else mask_ratio
+        latent, mask, ids_restore = self.forward_encoder(video, ratio, noise)
         pred_ids = self.decoded_tokens(video.shape[0], decoder_noise, video.device)
         return MAEOutput(self.forward_decoder(latent, ids_restore, pred_ids), mask, ids_restore, pred_ids)

@@ -39,22 +39,28 @@ class MaskConfig:
 
     Attributes:
         strategy: encoder mask: "random" (spacetime-agnostic, MAE-ST), "tube" (VideoMAE), "frame" or
-            "running_cell". Its ratio is ``train.mask_ratio``.
+            "running_cell".
         decoder: decoder mask: "none" (the decoder runs on every token, MAE-ST), "running_cell"
             (VideoMAE V2) or "random".
         decoder_ratio: fraction of tokens the decoder skips (V2: 0.5); 0 with ``decoder="none"``.
+        ratio: fraction of tokens the encoder does not see (the paper: 0.9).
     """
 
     strategy: str = "random"
     decoder: str = "none"
     decoder_ratio: float = 0.0
+    ratio: float = 0.9  # last: positional construction of earlier versions keeps its meaning
 
     def validate(self, grid: tuple[int, int, int] | None = None) -> MaskConfig:
         """One-line errors for unknown strategies and ratios a strategy cannot express on ``grid``."""
         if self.strategy not in STRATEGIES:
             raise ValueError(f"model.mask.strategy={self.strategy!r} is not one of {STRATEGIES}")
-        if grid is not None and canonical_strategy(self.strategy) == "running_cell":
-            _check_even(grid)
+        if not 0.0 < self.ratio < 1.0:
+            raise ValueError(f"model.mask.ratio={self.ratio} must be strictly between 0 and 1 (paper: 0.9)")
+        if grid is not None:
+            if canonical_strategy(self.strategy) == "running_cell":
+                _check_even(grid)
+            num_keep(self.ratio, grid, self.strategy)  # the strategy can express the ratio on this grid
         if self.decoder not in DECODER_STRATEGIES:
             raise ValueError(f"model.mask.decoder={self.decoder!r} is not one of {DECODER_STRATEGIES}")
         if self.decoder == "none":
@@ -68,33 +74,6 @@ class MaskConfig:
         if grid is not None:
             decoder_num_keep(self.decoder_ratio, grid, self.decoder)
         return self
-
-
-def patchify(video: torch.Tensor, patch_size: int, t_patch_size: int) -> torch.Tensor:
-    """(B, C, T, H, W) -> (B, t*h*w, u*p*p*C), patch laid out as (u, row, col, channel).
-
-    The layout matches the reference's ``"nctuhpwq->nthwupqc"`` so predictions are comparable.
-    """
-    B, C, T, H, W = video.shape
-    p, u = patch_size, t_patch_size
-    if H % p or W % p or T % u:
-        raise ValueError(f"video {T}x{H}x{W} does not tile into {u}x{p}x{p} patches")
-    t, h, w = T // u, H // p, W // p
-    x = video.reshape(B, C, t, u, h, p, w, p)
-    x = torch.einsum("nctuhpwq->nthwupqc", x)
-    return x.reshape(B, t * h * w, u * p * p * C)
-
-
-def unpatchify(
-    x: torch.Tensor, patch_size: int, t_patch_size: int, grid: tuple[int, int, int], channels: int = 3
-) -> torch.Tensor:
-    """Inverse of :func:`patchify`: (B, t*h*w, u*p*p*C) -> (B, C, t*u, h*p, w*p)."""
-    B = x.shape[0]
-    t, h, w = grid
-    p, u = patch_size, t_patch_size
-    x = x.reshape(B, t, h, w, u, p, p, channels)
-    x = torch.einsum("nthwupqc->nctuhpwq", x)
-    return x.reshape(B, channels, t * u, h * p, w * p)
 
 
 def num_keep(ratio: float, grid: tuple[int, int, int], strategy: str = "random") -> int:

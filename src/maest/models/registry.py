@@ -27,3 +27,16 @@ def lookup(name: str) -> Callable[[], Any]:
     if name not in _CONFIGS:
         raise ValueError(f"unknown model {name!r}; available: {', '.join(registered_names())}")
     return _CONFIGS[name]
+
+
+class Registered:
+    """Mixin of the model configs: ``--set model.name=X`` stands for X's whole registered geometry."""
+
+    def adopt(self, name: str, path: str = "model.name") -> None:
+        """Take the encoder (and decoder) of the registered ``name``; later ``--set`` keys refine them."""
+        fresh = lookup(name)()
+        if type(fresh) is not type(self):
+            raise ValueError(f"{path}={name!r} is a {fresh.kind} model; this job needs a {self.kind} model")
+        for f in ("encoder", "decoder"):
+            if hasattr(self, f):
+                setattr(self, f, getattr(fresh, f))

@@ -17,6 +17,7 @@ from torch import nn
 from maest.models.encoder import EncoderConfig, VideoEncoder, trunc_normal_
 from maest.models.pos_embed import resize_spatial, resize_temporal
 from maest.models.probe import ProbedEncoder
+from maest.models.registry import Registered
 
 PROBES = ("none", "linear", "attentive")
 # pre-training keys with no classifier counterpart (decoder, mask token)
@@ -24,7 +25,7 @@ _PRETRAIN_ONLY = ("decoder_", "mask_token")
 
 
 @dataclass
-class ClassifierConfig:
+class ClassifierConfig(Registered):
     """A video classifier: the encoder plus its head.
 
     Attributes:

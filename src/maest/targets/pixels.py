@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 import torch
 
-from maest.models.masking import patchify
 from maest.targets.config import TargetConfig
+from maest.targets.patchify import patchify
 
 
 def target_frame_indices(num_frames: int, pred_t_dim: int, device=None) -> torch.Tensor:

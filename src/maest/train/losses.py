@@ -1,29 +1,10 @@
-"""Losses. The MAE-ST reconstruction loss lives here, outside the model (arXiv:2205.09113 §3):
-mean squared error on per-patch normalised pixels, over removed tokens only.
-"""
+"""Losses, outside the model (arXiv:2205.09113 §3): MAE-ST's reconstruction loss (mean squared error
+over removed tokens, against a target of :mod:`maest.targets`) and the classification losses of
+fine-tuning (soft-target cross-entropy for mixup / cutmix, label smoothing)."""
 
 from __future__ import annotations
 
 import torch
-
-from maest.targets.pixels import pixel_target, target_frame_indices
-
-__all__ = ["classification_loss", "mae_target", "reconstruction_loss", "soft_target_cross_entropy",
-           "target_frame_indices"]
-
-
-def mae_target(
-    video: torch.Tensor, patch_size: int, t_patch_size: int, frames: int, norm_pix: bool = True
-) -> torch.Tensor:
-    """Pixel targets (B, L, u*p*p*C) for the decoder's predictions (other kinds: :mod:`maest.targets`).
-
-    Args:
-        video: (B, C, T, H, W) normalised input.
-        patch_size, t_patch_size, frames: the model's ``target_spec``.
-        norm_pix: normalise each patch by its own mean and unbiased variance (+1e-6), the paper's
-            best target (Table 2b).
-    """
-    return pixel_target(video, patch_size, t_patch_size, frames, "norm_pix" if norm_pix else "pixels")
 
 
 def reconstruction_loss(

@@ -23,9 +23,9 @@ import torch
 from torch import nn
 
 from maest.data.transforms import MEAN, STD
-from maest.losses import target_frame_indices
-from maest.models.masking import patchify, unpatchify
 from maest.targets import TargetConfig
+from maest.targets.patchify import patchify, unpatchify
+from maest.targets.pixels import target_frame_indices
 
 MODES = ("honest", "true-stats")
 GAP = 2
@@ -41,15 +41,10 @@ def _to_pixels(x: torch.Tensor, mean_std: tuple = (MEAN, STD)) -> torch.Tensor:
 HOG_CAPTION = "HOG target: the model predicts gradient histograms, not pixels, so there is no reconstruction to draw"
 
 
-def _target_kind(model: nn.Module, norm_pix: bool | None, target: TargetConfig | str | None) -> str:
+def _target_kind(model: nn.Module, target: TargetConfig | str | None) -> str:
     if isinstance(target, TargetConfig):
         return target.kind
-    if target is not None:
-        return target
-    if norm_pix is not None:
-        return "norm_pix" if norm_pix else "pixels"
-    cfg = getattr(getattr(model, "model_cfg", None), "target", None)
-    return cfg.kind if cfg is not None else "norm_pix"
+    return target if target is not None else model.model_cfg.target.kind
 
 
 def _token_pixels(mask: torch.Tensor, grid: tuple[int, int, int], u: int, p: int) -> torch.Tensor:
@@ -87,18 +82,17 @@ def _denormalise(pred: torch.Tensor, video: torch.Tensor, kind: str, spec, src: 
 
 @torch.no_grad()
 def reconstruct(
-    model: nn.Module, clip: torch.Tensor, mask_ratio: float = 0.9, seed: int = 0, mode: str = "honest",
-    norm_pix: bool | None = None, target: TargetConfig | str | None = None,
+    model: nn.Module, clip: torch.Tensor, mask_ratio: float | None = None, seed: int = 0, mode: str = "honest",
+    target: TargetConfig | str | None = None,
 ) -> dict[str, torch.Tensor]:
     """Run the MAE on one clip and return uint8 (T', H, W, C) panels at the predicted frames.
 
     Args:
         model: a :class:`~maest.models.mae.MaskedAutoencoderViT` (eval mode is set here).
         clip: normalised (C, T, H, W).
-        mask_ratio: fraction of tokens removed.
+        mask_ratio: fraction of tokens removed (default: the model's ``model.mask.ratio``).
         seed: seed of the encoder mask and, after it, the decoder mask.
         mode: "honest" or "true-stats" (see module docstring); ignored for plain pixel targets.
-        norm_pix: older flag for the target (True: norm-pix, False: pixels).
         target: the target the model was trained on (default: the model's own ``model.target``).
 
     Returns:
@@ -109,7 +103,7 @@ def reconstruct(
     """
     if mode not in MODES:
         raise ValueError(f"unknown reconstruction mode {mode!r}; choose one of {MODES}")
-    kind = _target_kind(model, norm_pix, target)
+    kind = _target_kind(model, target)
     model.eval()
     p, u, frames = model.target_spec
     grid = model.grid

@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from maest import plots
+from maest.figures import plots
+from maest.upgrade import upgrade_run_config
 
 log = logging.getLogger("maest")
 
@@ -100,6 +101,8 @@ def read_run(run_dir: str | Path) -> Run:
     if cfg_path.is_file():
         try:
             config = json.loads(cfg_path.read_text())
+            if isinstance(config, dict):
+                config = _upgraded(config)
         except json.JSONDecodeError:
             missing.append(f"{cfg_path} is not valid JSON: the config is not shown")
     else:
@@ -126,6 +129,14 @@ def read_run(run_dir: str | Path) -> Run:
     run = Run(path, config, records, plots.split_records(records), checkpoints, tests, missing)
     _note_missing(run)
     return run
+
+
+def _upgraded(config: dict[str, Any]) -> dict[str, Any]:
+    """The run config in today's layout; one too damaged to upgrade is shown as it is."""
+    try:
+        return upgrade_run_config(config)
+    except (TypeError, ValueError, AttributeError, KeyError):
+        return config
 
 
 def _read_records(path: Path) -> tuple[list[dict[str, Any]], int]:
@@ -404,7 +415,7 @@ def _section_reconstruction(run: Run, video: Path | None, notes: list[str]) -> s
     except Exception as e:  # noqa: BLE001 - one figure must not cost the whole page; the reason is shown
         notes.append(f"reconstruction failed for {ckpt}: {type(e).__name__}: {e}")
         return '<p class="note">The reconstruction could not be made (see "What is missing").</p>'
-    ratio = ((run.config or {}).get("train") or {}).get("mask_ratio")
+    ratio = (((run.config or {}).get("model") or {}).get("mask") or {}).get("ratio")
     masked = f"masked input\n({ratio:.0%} removed)" if isinstance(ratio, float) else "masked input"
     png = _labelled_reconstruction(png, ["original", masked, "reconstruction", "reconstruction\n+ visible patches"],
                                    f"{video.name}, {ckpt.name} (step {step})")
@@ -418,7 +429,7 @@ def _labelled_reconstruction(png: bytes, rows: list[str], title: str) -> bytes:
     import numpy as np
     from PIL import Image
 
-    from maest.visualize import GAP
+    from maest.figures.reconstruction import GAP
 
     grid = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
     # columns: frames of equal width separated by GAP * scale white pixels; the panel is as high as wide / rows

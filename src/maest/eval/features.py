@@ -18,7 +18,7 @@ from maest.data import ClipSpec, VideoClipDataset, dataset_from_source
 from maest.data.datasets import VIDEO_EXTENSIONS
 from maest.data.loader import GuardedVideos, collate_guarded
 from maest.loading import read
-from maest.precision import autocast
+from maest.runtime import autocast
 
 
 def load_encoder(checkpoint: str | Path) -> tuple[nn.Module, dict[str, Any]]:

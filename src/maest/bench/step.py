@@ -27,7 +27,7 @@ from typing import Any
 import torch
 
 from maest.models.masking import decoder_num_keep, num_keep
-from maest.optim import build_adamw
+from maest.train.optim import build_adamw
 
 
 def forward_flops(model: torch.nn.Module, mask_ratio: float, embed_all: bool = True) -> float:
@@ -96,9 +96,9 @@ def time_step(model_name: str, mask_ratio: float, precision: str, compile: bool,
               decoder_mask_ratio: float = 0.0, target: str = "norm_pix",
               decoder_strategy: str = "running_cell") -> dict[str, Any]:
     """Median seconds of full training steps (forward, loss, backward, AdamW) on random clips."""
-    from maest.mae_step import mae_loss
     from maest.models.layers import reference_attention
-    from maest.precision import autocast
+    from maest.runtime import autocast
+    from maest.train.pretrain import mae_loss
 
     torch.manual_seed(0)
     model = build_model(model_name, decoder_mask_ratio, target, decoder_strategy).to(device)
@@ -119,7 +119,7 @@ def time_step(model_name: str, mask_ratio: float, precision: str, compile: bool,
             _sync(device)
             t0 = time.perf_counter()
             with autocast(device, precision):
-                loss = mae_loss(run_model, video, mask_ratio, None)
+                loss = mae_loss(run_model, video, mask_ratio=mask_ratio)
             loss.backward()
             opt.step()
             opt.zero_grad(set_to_none=True)
@@ -145,10 +145,10 @@ def side_by_side(model_name: str, mask_ratio: float, rounds: int, batch: int, de
     """Interleaved timing in one process on the same weights: each round runs one step of every mode,
     so load from other processes falls on all modes alike. Returns per-mode medians and the median
     of the per-round speedups against the reference."""
-    from maest.mae_step import mae_loss
     from maest.models import create_model
     from maest.models.layers import reference_attention
-    from maest.precision import autocast
+    from maest.runtime import autocast
+    from maest.train.pretrain import mae_loss
 
     torch.manual_seed(0)
     model = create_model(model_name).to(device)
@@ -163,7 +163,7 @@ def side_by_side(model_name: str, mask_ratio: float, rounds: int, batch: int, de
         _sync(device)
         t0 = time.perf_counter()
         with ctx, autocast(device, precision):
-            loss = mae_loss(model, video, mask_ratio, None, True)
+            loss = mae_loss(model, video, mask_ratio=mask_ratio)
         loss.backward()
         opts[mode].step()
         opts[mode].zero_grad(set_to_none=True)
@@ -198,8 +198,8 @@ def interleaved_masks(model_name: str, settings: list[tuple[float, float]], roun
     runs one training step of every setting, so load from other processes falls on all alike. Returns one
     row per setting with its median s/step and, for every setting after the first, the median of the
     per-round speedups against the first."""
-    from maest.mae_step import mae_loss
-    from maest.precision import autocast
+    from maest.runtime import autocast
+    from maest.train.pretrain import mae_loss
 
     torch.manual_seed(0)
     models: dict[float, torch.nn.Module] = {}
@@ -221,7 +221,7 @@ def interleaved_masks(model_name: str, settings: list[tuple[float, float]], roun
         _sync(device)
         t0 = time.perf_counter()
         with autocast(device, precision):
-            loss = mae_loss(models[dmask], video, ratio(mask), None)
+            loss = mae_loss(models[dmask], video, mask_ratio=ratio(mask))
         loss.backward()
         opts[dmask].step()
         opts[dmask].zero_grad(set_to_none=True)
@@ -258,7 +258,7 @@ def _child(spec: dict[str, Any]) -> None:
 
 
 def _spawn(spec: dict[str, Any]) -> dict[str, Any]:
-    out = subprocess.run([sys.executable, "-m", "maest.bench", "--_child", json.dumps(spec)],
+    out = subprocess.run([sys.executable, "-m", "maest.bench.step", "--_child", json.dumps(spec)],
                          capture_output=True, text=True, check=False)
     if out.returncode != 0:
         raise RuntimeError(f"benchmark process failed for {spec}:\n{out.stderr[-2000:]}")

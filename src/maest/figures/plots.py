@@ -180,7 +180,7 @@ def curves_figure(runs: dict[str, list[dict[str, Any]]], title: str = "Training 
 def write_run_curves(run_dir: str | Path, name: str = "curves.png") -> Path | None:
     """``run_dir/curves.png`` from ``run_dir/metrics.jsonl``. Never raises: the end of a training run
     must not fail on a figure, so a missing matplotlib or a plotting error is one warning line."""
-    from maest.tracking import read_metrics
+    from maest.runs.metrics import read_metrics
 
     run_dir = Path(run_dir)
     try:
@@ -419,7 +419,7 @@ def bench_data_figure(rows: list[dict[str, Any]], title: str = "maest bench-data
 
 def reconstruction_figure(grid, row_labels: Sequence[str], frames: int, title: str = "Reconstruction"):
     """A ``maest reconstruct`` grid (uint8 (H, W, 3): one row per panel, ``frames`` columns, one per
-    predicted frame, as :func:`maest.visualize.grid_image` lays it out) with rows and columns named."""
+    predicted frame, as :func:`maest.figures.reconstruction.grid_image` lays it out) with rows and columns named."""
     import numpy as np
 
     grid = np.asarray(grid)

@@ -1,9 +1,13 @@
-"""The only importer of ``torch.distributed``: process-group setup from torchrun's environment,
+"""What a job runs on: the device, the process group, numeric precision and seeds.
+
+The only importer of ``torch.distributed``: process-group setup from torchrun's environment,
 rank helpers, model wrapping (DDP, or FSDP2's ``fully_shard`` per block), full-state-dict gathering for
 checkpoints, and an orderly shutdown."""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
 import warnings
 from dataclasses import dataclass
@@ -101,7 +105,7 @@ def state_dicts(model: nn.Module, optimizer: torch.optim.Optimizer) -> tuple[dic
 def load_state_dicts(model: nn.Module, optimizer: torch.optim.Optimizer, model_state: dict, optim_state: dict) -> None:
     """Inverse of :func:`state_dicts`; under FSDP each rank loads the full state and keeps its shard."""
     if not is_fsdp(model):
-        from maest.checkpoint import load_model_weights
+        from maest.runs.checkpoint import load_model_weights
 
         load_model_weights(model, model_state)
         optimizer.load_state_dict(optim_state)
@@ -163,3 +167,33 @@ def unwrap(model: nn.Module) -> nn.Module:
             model = model._orig_mod
         else:
             return model
+
+def resolve_precision(precision: str, device: str) -> str:
+    """``auto`` -> bf16 on CUDA with bf16 support and on CPUs with native bf16 (AVX512-BF16/AMX),
+    fp32 otherwise."""
+    if precision != "auto":
+        return precision
+    if device.startswith("cuda"):
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    is_bf16_cpu = getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()
+    is_amx = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
+    return "bf16" if (is_bf16_cpu or is_amx) else "fp32"
+
+
+def autocast(device: str, precision: str) -> contextlib.AbstractContextManager:
+    if precision == "bf16":
+        return torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def mix_seed(*parts: int) -> int:
+    """A stable 63-bit seed from integers (``hash()`` is salted per process; this is not)."""
+    digest = hashlib.blake2b(",".join(map(str, parts)).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") & ((1 << 63) - 1)
+
+
+def dist_rank_world() -> tuple[int, int]:
+    """(rank, world size) of the default process group; (0, 1) when none is initialised."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1

@@ -45,8 +45,9 @@ from torch.utils.data import Dataset
 from maest.data import ClipSpec, VideoClipDataset, torchcodec_available, write_test_pattern
 from maest.data import transforms as T
 from maest.data.decode import PyAVVideo, open_video, read_frames
-from maest.data.loader import build_loader, build_run_loader, epoch_of, mix_seed
+from maest.data.loader import build_loader, build_run_loader, epoch_of
 from maest.data.sampling import train_clips
+from maest.runtime import mix_seed
 
 SIZES = {"340x256": (340, 256), "1280x720": (1280, 720)}
 GPU_MS_PER_CLIP = {"ViT-B H100": 12.5, "ViT-L A100": 58.8}
@@ -295,10 +296,10 @@ def _profile_once(path: Path, repeat: int, backend: str, mode: str, spec_kw: dic
 
 
 def _step_fn(model_name: str, precision: str):
-    from maest.mae_step import mae_loss
     from maest.models import create_model
-    from maest.optim import build_adamw, param_groups_weight_decay
-    from maest.precision import autocast
+    from maest.runtime import autocast
+    from maest.train.optim import build_adamw, param_groups_weight_decay
+    from maest.train.pretrain import mae_loss
 
     torch.manual_seed(0)
     model = create_model(model_name)
@@ -306,7 +307,7 @@ def _step_fn(model_name: str, precision: str):
 
     def step(video: torch.Tensor) -> None:
         with autocast("cpu", precision):
-            loss = mae_loss(model, video, 0.9, None)
+            loss = mae_loss(model, video, mask_ratio=0.9)
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -315,7 +316,7 @@ def _step_fn(model_name: str, precision: str):
 
 
 def section_e2e(args, work: Path) -> list[dict]:
-    from maest.precision import resolve_precision
+    from maest.runtime import resolve_precision
 
     precision = resolve_precision("auto", "cpu")
     paths = make_corpus(work, "340x256", args.gop, args.files)

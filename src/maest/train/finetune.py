@@ -1,4 +1,4 @@
-"""``maest finetune`` / ``maest linprobe``: train a video ViT classifier from MAE-ST weights (or from
+"""Fine-tuning and probing: train a video ViT classifier from MAE-ST weights (or from
 scratch) with layer-wise lr decay, mixup/cutmix + label smoothing, RandAugment, repeated sampling,
 drop path, per-iteration warmup + cosine lr, optional bf16, atomic checkpoints, exact resume and a
 validation pass after every epoch (arXiv:2205.09113 §4; the reference's ``main_finetune.py``).
@@ -17,23 +17,21 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from maest import checkpoint as ckpt
-from maest import distributed as dist
+from maest import runtime
 from maest.data.jobs import classifier_dataset
-from maest.data.loader import mix_seed
-from maest.evaluate import predict_views, summarize
-from maest.finetune_config import FinetuneConfig
+from maest.eval.test import predict_views, summarize
 from maest.loading import NoModelConfig, describe
-from maest.losses import classification_loss
-from maest.mixup import Mixup
 from maest.models import EncoderConfig
 from maest.models.probe import ProbedEncoder
 from maest.models.vit import load_pretrained
-from maest.optim import build_adamw, param_groups_layer_decay
-from maest.precision import autocast, resolve_precision
-from maest.schedule import scaled_lr
-from maest.tracking import MetricsLogger
-from maest.trainer import effective_batch, train
+from maest.runs import checkpoint as ckpt
+from maest.runs.metrics import MetricsLogger
+from maest.runtime import autocast, mix_seed, resolve_precision
+from maest.train.config import FinetuneConfig
+from maest.train.loop import effective_batch, train
+from maest.train.losses import classification_loss
+from maest.train.mixup import Mixup
+from maest.train.optim import param_groups_layer_decay
 
 log = logging.getLogger("maest")
 
@@ -93,15 +91,15 @@ def run(cfg: FinetuneConfig, dataset: Dataset | None = None, val_dataset: Datase
             ``cfg.data.val_source`` when None and that is set.
     """
     cfg.validate()
-    info = dist.init(cfg.train.device)
+    info = runtime.init(cfg.train.device)
     try:
         return _run(cfg, dataset, val_dataset, info)
     finally:
-        dist.shutdown()
+        runtime.shutdown()
 
 
 def _run(cfg: FinetuneConfig, dataset: Dataset | None, val_dataset: Dataset | None,
-         info: dist.DistInfo) -> dict[str, Any]:
+         info: runtime.DistInfo) -> dict[str, Any]:
     t, o, m = cfg.train, cfg.optim, cfg.model
     torch.manual_seed(t.seed)
     # a resumed run loads all weights from its checkpoint: no need to read the pre-training one
@@ -120,13 +118,13 @@ def _run(cfg: FinetuneConfig, dataset: Dataset | None, val_dataset: Dataset | No
     if val_dataset is None and cfg.data.val_source:
         val_dataset = classifier_dataset(cfg.data, cfg.model.encoder, "val", num_classes=cfg.model.num_classes)
     # the reference's fine-tuning lr counts videos, not repeated clips
-    base_lr = o.lr if o.lr is not None else scaled_lr(o.blr, effective_batch(cfg, info))
+    base_lr = o.peak_lr(effective_batch(cfg, info))
     precision = resolve_precision(t.precision, info.device)
     mixup = Mixup(cfg.mix.mixup, cfg.mix.cutmix, cfg.mix.prob, cfg.mix.switch_prob, cfg.mix.smoothing, m.num_classes)
     depth = m.encoder.depth
     groups = param_groups_layer_decay(model, o.weight_decay, o.layer_decay, num_layers=depth + 1,
                                       head_lr_scale=o.head_lr_scale)
-    optimizer = build_adamw(groups, base_lr, (o.beta1, o.beta2), o.fused, info.device)
+    optimizer = o.build(groups, base_lr, info.device)
 
     def loss_fn(train_model: nn.Module, batch: dict, step: int, accum_pos: int) -> torch.Tensor:
         return _forward_loss(train_model, batch, mixup, cfg, info, step, accum_pos, precision)
@@ -141,7 +139,20 @@ def _run(cfg: FinetuneConfig, dataset: Dataset | None, val_dataset: Dataset | No
                  title=title, epoch_end=epoch_end)
 
 
-def _forward_loss(model: nn.Module, batch: dict, mixup: Mixup, cfg: FinetuneConfig, info: dist.DistInfo,
+def probe(cfg: FinetuneConfig, dataset: Dataset | None = None, val_dataset: Dataset | None = None) -> dict[str, Any]:
+    """Train a probe on ``cfg.init``'s frozen encoder (``cfg.model.probe``): MAE's linear probe (BatchNorm
+    without affine + linear, He et al. arXiv:2111.06377 §A.3) or an attentive probe (one cross-attention
+    pooling layer; :mod:`maest.models.probe`), with fine-tuning's loop and only the probe's parameters
+    in the optimizer."""
+    if cfg.model.probe == "none":
+        raise ValueError("model.probe=none fine-tunes the whole model: use maest finetune, or set "
+                         "model.probe=linear or attentive")
+    if not cfg.init and cfg.train.resume is None:
+        raise ValueError("a probe needs pre-trained weights: pass --init PRETRAIN_CHECKPOINT")
+    return run(cfg, dataset, val_dataset)
+
+
+def _forward_loss(model: nn.Module, batch: dict, mixup: Mixup, cfg: FinetuneConfig, info: runtime.DistInfo,
                   step: int, micro: int, precision: str) -> torch.Tensor:
     """Mix the batch, forward, and return the classification loss (fp32 scalar)."""
     seed = cfg.train.seed
@@ -157,7 +168,7 @@ def _forward_loss(model: nn.Module, batch: dict, mixup: Mixup, cfg: FinetuneConf
     return classification_loss(logits, target, cfg.mix.smoothing)
 
 
-def _validate(model: nn.Module, dataset: Dataset, cfg: FinetuneConfig, info: dist.DistInfo, precision: str,
+def _validate(model: nn.Module, dataset: Dataset, cfg: FinetuneConfig, info: runtime.DistInfo, precision: str,
               logger: MetricsLogger, step: int, epoch: int) -> dict[str, Any]:
     acc, failed = predict_views(model, dataset, cfg.model.num_classes, cfg.train.batch_size, info.device,
                                 precision, cfg.data.num_workers, info.rank, info.world_size)

@@ -19,14 +19,14 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset, IterableDataset
 
-from maest import checkpoint as ckpt
-from maest import distributed as dist
-from maest.config import save_json
+from maest import runtime as dist
 from maest.data.loader import SeededItems, SkipTally, build_run_loader
-from maest.outputs import writable_dir
-from maest.plots import write_run_curves
-from maest.schedule import lr_at
-from maest.tracking import MetricsLogger, records_after, truncate_metrics
+from maest.figures.plots import write_run_curves
+from maest.overrides import save_json
+from maest.runs import checkpoint as ckpt
+from maest.runs.metrics import MetricsLogger, records_after, truncate_metrics
+from maest.runs.outputs import writable_dir
+from maest.train.schedule import lr_at
 
 log = logging.getLogger("maest")
 

@@ -16,9 +16,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from maest import distributed as dist
+from maest import runtime as dist
 from maest.data.loader import GuardedVideos, collate_guarded
-from maest.precision import autocast
+from maest.runtime import autocast
 
 
 class ViewAccumulator:
@@ -85,13 +85,13 @@ def write_confusion_csv(cm: torch.Tensor, classes: list[str], path: str | Path) 
 
 def write_confusion_png(cm: torch.Tensor, classes: list[str], path: str | Path,
                         title: str = "Confusion matrix") -> Path:
-    """The confusion matrix as a matplotlib figure (see :func:`maest.plots.confusion_figure`): rows =
+    """The confusion matrix as a matplotlib figure (see :func:`maest.figures.plots.confusion_figure`): rows =
     true, columns = predicted, counts and row percentages, a colour bar; many classes stay legible.
 
     Raises:
         RuntimeError: matplotlib (the ``plots`` extra) is not installed.
     """
-    from maest import plots
+    from maest.figures import plots
 
     return plots.write_confusion(cm.numpy() if isinstance(cm, torch.Tensor) else cm, classes, path, title)
 
@@ -183,11 +183,11 @@ def run_test(
 ) -> dict[str, Any]:
     """Test a ``maest finetune`` / ``linprobe`` checkpoint on ``data`` with clips x crops views per video
     and write ``results.json``, ``confusion.csv`` and ``confusion.png`` to ``out_dir``."""
-    from maest.config import from_dict
+    from maest.data.config import FinetuneDataConfig
     from maest.data.jobs import classifier_dataset
-    from maest.finetune_config import FinetuneDataConfig
     from maest.loading import read
-    from maest.precision import resolve_precision
+    from maest.overrides import from_dict
+    from maest.runtime import resolve_precision
 
     source = read(checkpoint)
     if source.kind == "mae":

@@ -1,0 +1,194 @@
+"""Named recipes as functions returning a job config (pre-training, fine-tuning, probing): a derived
+recipe is a few lines over another."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+from maest.models import model_config
+from maest.models.masking import MaskConfig
+from maest.targets import TargetConfig
+from maest.train.config import FinetuneConfig, MixupConfig, PretrainConfig
+
+C = TypeVar("C")
+
+
+class PresetRegistry(Generic[C]):
+    """Recipes of one kind, registered by decorating a function named after the recipe."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._fns: dict[str, Callable[[], C]] = {}
+
+    def __call__(self, fn: Callable[[], C]) -> Callable[[], C]:
+        self._fns[fn.__name__] = fn
+        return fn
+
+    def get(self, name: str) -> C:
+        if name not in self._fns:
+            raise ValueError(f"unknown {self.kind} {name!r}; available: {', '.join(self.names())}")
+        return self._fns[name]()
+
+    def names(self) -> list[str]:
+        return sorted(self._fns)
+
+
+pretrain_preset: PresetRegistry[PretrainConfig] = PresetRegistry("preset")
+get_preset = pretrain_preset.get
+list_presets = pretrain_preset.names
+
+
+@pretrain_preset
+def vit_l_k400_pretrain() -> PretrainConfig:
+    """The released ViT-L recipe (PRETRAIN.md): 90% masking, 16x4, repeat 4, blr 1.6e-3, clip 0.02."""
+    cfg = PretrainConfig(model=model_config("mae_vit_large_patch16"))
+    cfg.train.epochs, cfg.optim.warmup_epochs = 100, 5.0
+    return cfg
+
+
+@pretrain_preset
+def vit_b_k400_pretrain() -> PretrainConfig:
+    cfg = vit_l_k400_pretrain()
+    cfg.model = model_config("mae_vit_base_patch16")
+    return cfg
+
+
+@pretrain_preset
+def vit_h_k400_pretrain() -> PretrainConfig:
+    cfg = vit_l_k400_pretrain()
+    cfg.model = model_config("mae_vit_huge_patch16")
+    return cfg
+
+
+@pretrain_preset
+def tiny() -> PretrainConfig:
+    """Tiny model on 32 px, 4-frame clips: for tests and smoke runs."""
+    cfg = PretrainConfig(model=model_config("mae_vit_tiny_test"))
+    cfg.data.sampling_rate, cfg.data.repeat_aug, cfg.data.num_workers = 2, 2, 0
+    cfg.optim.warmup_epochs, cfg.optim.blr = 1.0, 1.5e-4
+    cfg.train.epochs, cfg.train.batch_size, cfg.train.log_every = 2, 2, 1
+    cfg.train.precision = "fp32"
+    return cfg
+
+
+@pretrain_preset
+def demo() -> PretrainConfig:
+    """The embedded CPU demo: a small ViT on 64 px, 8-frame clips of moving digits."""
+    cfg = PretrainConfig(model=model_config("mae_vit_tiny_test"))
+    e, d = cfg.model.encoder, cfg.model.decoder
+    e.img_size, e.patch_size, e.num_frames, e.embed_dim, e.depth, e.num_heads = 64, 8, 8, 96, 4, 3
+    d.embed_dim, d.depth, d.num_heads = 64, 2, 4
+    cfg.data.sampling_rate, cfg.data.repeat_aug, cfg.data.num_workers = 2, 4, 1
+    cfg.optim.blr, cfg.optim.warmup_epochs, cfg.optim.clip_grad, cfg.optim.weight_decay = 4e-2, 3.0, 1.0, 0.05
+    cfg.train.epochs, cfg.train.batch_size, cfg.train.log_every = 50, 8, 10
+    cfg.train.output_dir = "maest_demo/run"
+    return cfg
+
+
+@pretrain_preset
+def videomae_v2_b_pretrain() -> PretrainConfig:
+    """VideoMAE V2's ViT-B pre-training (Wang et al., CVPR 2023; scripts/pretrain/vit_b_hybrid_pt.sh):
+    VideoMAE's ViT-B (fixed sin-cos positions, no class token, q/v biases, ImageNet normalisation, a
+    384 x 4 decoder predicting both frames of each tube), tube masking 0.9 on the encoder, running-cell
+    masking 0.5 on the decoder, per-channel normalised pixel targets; 16x4 clips, repeated sampling 4,
+    AdamW (0.9, 0.95), weight decay 0.05, lr 1e-3 per 256 videos, 20 warm-up epochs of 200, no clipping."""
+    cfg = PretrainConfig(model=model_config("videomae_vit_base_patch16"))
+    cfg.model.mask = MaskConfig(ratio=0.9, strategy="tube", decoder="running_cell", decoder_ratio=0.5)
+    cfg.model.target = TargetConfig(kind="videomae_norm_pix")
+    cfg.optim.blr, cfg.optim.warmup_epochs, cfg.optim.clip_grad = 1e-3, 20.0, None
+    cfg.train.epochs = 200
+    return cfg
+
+
+@pretrain_preset
+def maskfeat_hog() -> PretrainConfig:
+    """MaskFeat's HOG target (Wei et al., CVPR 2022; SlowFast ``MASK.PRED_HOG``: 9 orientation bins per
+    colour channel over 8x8-pixel cells, L2-normalised per cell, first frame of each tube) on the MAE-ST
+    ViT-B and recipe (random masking 0.9, the 512 x 4 decoder, 108 outputs per token instead of 512
+    pixels). MaskFeat itself keeps mask tokens in the encoder; this is its target in MAE-ST's model."""
+    cfg = vit_b_k400_pretrain()
+    cfg.model.target = TargetConfig(kind="hog")
+    return cfg
+
+
+finetune_preset: PresetRegistry[FinetuneConfig] = PresetRegistry("fine-tuning preset")
+get_finetune_preset = finetune_preset.get
+list_finetune_presets = finetune_preset.names
+
+
+@finetune_preset
+def vit_l_k400_finetune() -> FinetuneConfig:
+    """FINETUNE.md: ViT-L, 50 epochs, blr 2.4e-3, warmup 5, layer decay 0.75, drop path 0.2, dropout 0.3,
+    clip 5, smoothing 0.1, mixup 0.8, cutmix 1.0, RandAugment, repeated sampling 2, 16x4 clips."""
+    return FinetuneConfig()
+
+
+@finetune_preset
+def vit_b_k400_finetune() -> FinetuneConfig:
+    cfg = vit_l_k400_finetune()
+    cfg.model = model_config("vit_base_patch16")
+    cfg.model.drop_path = 0.1
+    return cfg
+
+
+@finetune_preset
+def vit_h_k400_finetune() -> FinetuneConfig:
+    cfg = vit_l_k400_finetune()
+    cfg.model = model_config("vit_huge_patch16")
+    cfg.model.drop_path = 0.3
+    return cfg
+
+
+@finetune_preset
+def vit_b_k400_linprobe() -> FinetuneConfig:
+    """MAE's linear probe (BatchNorm without affine + linear head on frozen, pooled features), with
+    AdamW in place of LARS: no mixup, smoothing, augmentation beyond crops, or weight decay."""
+    cfg = vit_b_k400_finetune()
+    cfg.model.probe, cfg.model.drop_path, cfg.model.dropout = "linear", 0.0, 0.0
+    cfg.data.rand_aug, cfg.data.erase_prob, cfg.data.repeat_aug = False, 0.0, 1
+    cfg.mix = MixupConfig(mixup=0.0, cutmix=0.0, prob=0.0, smoothing=0.0)
+    cfg.optim.blr, cfg.optim.weight_decay, cfg.optim.layer_decay, cfg.optim.clip_grad = 1e-3, 0.0, 1.0, None
+    cfg.optim.warmup_epochs, cfg.train.epochs, cfg.train.output_dir = 10.0, 90, "runs/linprobe"
+    return cfg
+
+
+@finetune_preset
+def tiny_finetune() -> FinetuneConfig:
+    """Fine-tunes ``mae_vit_tiny_test`` weights on 32 px, 4-frame clips: tests and smoke runs."""
+    cfg = FinetuneConfig(model=model_config("vit_tiny_test"))
+    cfg.model.num_classes = 3
+    cfg.data.sampling_rate, cfg.data.num_workers = 2, 0
+    cfg.data.test_clips, cfg.data.test_crops = 2, 3
+    cfg.optim.warmup_epochs, cfg.optim.blr = 1.0, 1e-3
+    cfg.train.epochs, cfg.train.batch_size, cfg.train.log_every, cfg.train.precision = 2, 2, 1, "fp32"
+    cfg.train.output_dir = "runs/finetune"
+    return cfg
+
+
+@finetune_preset
+def tiny_linprobe() -> FinetuneConfig:
+    cfg = tiny_finetune()
+    cfg.model.probe, cfg.model.drop_path, cfg.model.dropout = "linear", 0.0, 0.0
+    cfg.mix = MixupConfig(mixup=0.0, cutmix=0.0, prob=0.0, smoothing=0.0)
+    cfg.optim.weight_decay, cfg.optim.layer_decay, cfg.train.output_dir = 0.0, 1.0, "runs/linprobe"
+    return cfg
+
+
+@finetune_preset
+def demo_finetune() -> FinetuneConfig:
+    """Fine-tunes the ``demo`` pre-training preset's model (64 px, 8 frames, 96 wide, 4 deep) on the
+    moving-digits set; 10 classes = 5 digits x 2 directions."""
+    cfg = FinetuneConfig(model=model_config("vit_tiny_test"))
+    cfg.model.encoder = demo().model.encoder  # the demo pre-training's geometry, declared there once
+    cfg.model.num_classes = 10
+    cfg.model.drop_path, cfg.model.dropout = 0.1, 0.0
+    cfg.data.sampling_rate, cfg.data.repeat_aug, cfg.data.num_workers = 2, 2, 1
+    # a horizontal flip turns "left" into "right": it would corrupt the direction labels
+    cfg.data.flip, cfg.data.min_scale, cfg.data.rand_aug, cfg.data.erase_prob = False, 0.5, False, 0.0
+    cfg.data.test_clips, cfg.data.test_crops = 2, 3
+    cfg.optim.blr, cfg.optim.warmup_epochs, cfg.optim.clip_grad = 3e-2, 1.0, 5.0  # lr 9.4e-4 at batch 8
+    cfg.mix = MixupConfig(mixup=0.8, cutmix=0.0, prob=0.5, smoothing=0.1)
+    cfg.train.epochs, cfg.train.batch_size, cfg.train.log_every = 8, 8, 5
+    cfg.train.output_dir = "maest_demo/finetune"
+    return cfg
