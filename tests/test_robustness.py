@@ -104,13 +104,13 @@ def test_save_never_skips_an_existing_file(tmp_path, monkeypatch):
     from maest.train import loop as trainer
 
     path = ckpt.checkpoint_path(tmp_path, 2)
-    real = trainer.dist.state_dicts
+    real = trainer.runtime.state_dicts
 
     def plant_then_gather(model, optimizer):  # runs inside save(), just before the file is written
         path.write_bytes(b"stale")
         return real(model, optimizer)
 
-    monkeypatch.setattr(trainer.dist, "state_dicts", plant_then_gather)
+    monkeypatch.setattr(trainer.runtime, "state_dicts", plant_then_gather)
     summary = run(_cfg(tmp_path, "train.max_steps=2"), dataset=RandomClips())
     assert summary["checkpoint"] == str(path)
     assert ckpt.load_checkpoint(path)["step"] == 2

@@ -18,6 +18,7 @@ from maest.data import ClipSpec, VideoClipDataset, dataset_from_source
 from maest.data.datasets import VIDEO_EXTENSIONS
 from maest.data.loader import GuardedVideos, collate_guarded
 from maest.loading import read
+from maest.runs.progress import iterate
 from maest.runtime import autocast
 
 
@@ -56,14 +57,11 @@ def extract(
         features (N, D) float32, one index row per feature (path, label, clip or -1), failed videos.
     """
     pool = pool or model.cfg.pooling
-    from tqdm.auto import tqdm
-
     model.to(device)
     loader = DataLoader(GuardedVideos(dataset, list(range(len(dataset)))), batch_size=batch_size,
                         num_workers=num_workers, collate_fn=collate_guarded)
     feats, rows, failed = [], [], []
-    # disable=None: no bar when stderr is not a terminal (a log file would fill with carriage returns)
-    for batch in tqdm(loader, desc="extract", unit="batch", disable=None if progress else True):
+    for batch in iterate(loader, "extract", "batch", progress):
         failed += batch["failed"]
         if "video" not in batch:
             continue

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from maest import runtime as dist
+from maest import runtime
 from maest.data.loader import GuardedVideos, collate_guarded
 from maest.runtime import autocast
 
@@ -126,7 +126,7 @@ def predict_views(
             logits = model(batch["video"].to(device, non_blocking=True))
         acc.add(torch.softmax(logits.float(), dim=-1), batch["index"], batch["label"])
     model.train(was_training)
-    parts = dist.all_gather_objects((acc, failed))
+    parts = runtime.all_gather_objects((acc, failed))
     if len(parts) > 1:
         acc, failed = ViewAccumulator(n, num_classes), []
         for a, f in parts:
@@ -199,7 +199,7 @@ def run_test(
     # none, so the defaults apply
     data_cfg = from_dict(FinetuneDataConfig, run["data"]) if run else FinetuneDataConfig()
     data_cfg.test_clips, data_cfg.test_crops = clips, crops
-    info = dist.init(device)
+    info = runtime.init(device)
     try:
         model = source.build().to(info.device)
         dataset = classifier_dataset(data_cfg, mcfg.encoder, "test", source=data, num_classes=mcfg.num_classes)
@@ -213,4 +213,4 @@ def run_test(
             write_report(result, out_dir)
         return result
     finally:
-        dist.shutdown()
+        runtime.shutdown()

@@ -6,12 +6,11 @@ end-of-epoch hook (validation). The job supplies the loss of one micro-batch.
 
 from __future__ import annotations
 
-import datetime
 import logging
 import math
-import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +18,14 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset, IterableDataset
 
-from maest import runtime as dist
+from maest import runtime
 from maest.data.loader import SeededItems, SkipTally, build_run_loader
 from maest.figures.plots import write_run_curves
 from maest.overrides import save_json
 from maest.runs import checkpoint as ckpt
 from maest.runs.metrics import MetricsLogger, records_after, truncate_metrics
 from maest.runs.outputs import writable_dir
+from maest.runs.progress import Silent, training_progress
 from maest.train.schedule import lr_at
 
 log = logging.getLogger("maest")
@@ -36,12 +36,54 @@ LossFn = Callable[[nn.Module, dict, int, int], torch.Tensor]
 EpochHook = Callable[[int, int, MetricsLogger], dict | None]
 
 
-def effective_batch(cfg: Any, info: dist.DistInfo) -> int:
+def effective_batch(cfg: Any, info: runtime.DistInfo) -> int:
     """Videos per optimizer step over all processes (repeated clips not counted, as the reference)."""
     return cfg.train.batch_size * cfg.train.accum_iter * info.world_size
 
 
-def train(cfg: Any, model: nn.Module, optimizer: torch.optim.Optimizer, dataset: Dataset, info: dist.DistInfo,
+@dataclass
+class Plan:
+    """How a run divides into epochs and steps (per process)."""
+
+    num_items: int  # videos (or streamed samples) per epoch over all processes
+    micro_per_epoch: int  # micro-batches per epoch and process
+    steps_per_epoch: int  # optimizer steps per epoch
+    last_step: int  # where this run stops: the end of the last epoch, or train.max_steps
+
+    @classmethod
+    def of(cls, cfg: Any, num_items: int, info: runtime.DistInfo) -> Plan:
+        t = cfg.train
+        if num_items == 0:
+            raise ValueError(f"no videos found in {cfg.data.source!r}")
+        micro_per_epoch = math.ceil(num_items / info.world_size) // t.batch_size
+        steps_per_epoch = micro_per_epoch // t.accum_iter
+        if steps_per_epoch == 0:
+            raise ValueError(
+                f"{num_items} videos over {info.world_size} process(es) do not fill one step of "
+                f"batch_size={t.batch_size} x accum_iter={t.accum_iter}; lower train.batch_size or add videos"
+            )
+        last = steps_per_epoch * t.epochs if t.max_steps is None else min(steps_per_epoch * t.epochs, t.max_steps)
+        return cls(num_items, micro_per_epoch, steps_per_epoch, last)
+
+
+@dataclass
+class Run:
+    """What one training run holds while it runs: the loop's own state, passed between its steps."""
+
+    cfg: Any
+    info: runtime.DistInfo
+    plan: Plan
+    model: nn.Module  # the bare model: checkpoints and clipping see its parameters
+    train_model: nn.Module  # the model as trained: wrapped for DDP, compiled
+    optimizer: torch.optim.Optimizer
+    loss_fn: LossFn
+    base_lr: float
+    logger: MetricsLogger
+    progress: Silent
+    summary: dict[str, Any]
+
+
+def train(cfg: Any, model: nn.Module, optimizer: torch.optim.Optimizer, dataset: Dataset, info: runtime.DistInfo,
           loss_fn: LossFn, *, base_lr: float, precision: str, title: str,
           epoch_end: EpochHook | None = None) -> dict[str, Any]:
     """Run ``cfg.train.epochs`` epochs (or up to ``cfg.train.max_steps``), resuming per ``cfg.train.resume``.
@@ -58,109 +100,28 @@ def train(cfg: Any, model: nn.Module, optimizer: torch.optim.Optimizer, dataset:
     Returns:
         summary: steps, last logged loss, checkpoint, skipped video paths, per-epoch hook records, lr, precision.
     """
-    t, o = cfg.train, cfg.optim
-    out_dir = Path(t.output_dir)
+    t = cfg.train
     # streaming datasets seed their items themselves, by the same (seed, epoch, video)
     seeded = dataset if isinstance(dataset, IterableDataset) else SeededItems(dataset, t.seed)
-    num_items = len(seeded)
-    if num_items == 0:
-        raise ValueError(f"no videos found in {cfg.data.source!r}")
-    micro_per_epoch = math.ceil(num_items / info.world_size) // t.batch_size
-    steps_per_epoch = micro_per_epoch // t.accum_iter
-    if steps_per_epoch == 0:
-        raise ValueError(
-            f"{num_items} videos over {info.world_size} process(es) do not fill one step of "
-            f"batch_size={t.batch_size} x accum_iter={t.accum_iter}; lower train.batch_size or add videos"
-        )
-    total_steps = steps_per_epoch * t.epochs
-    step, start_epoch = 0, 0
-    resume_from = ckpt.resolve_resume(t.resume, out_dir)
-    if resume_from is not None:
-        state = load_resume_state(resume_from)
-        dist.load_state_dicts(model, optimizer, ckpt.model_state(state), state["optimizer"])
-        step = int(state["step"])
-        start_epoch = step // steps_per_epoch
-        if info.is_main:
-            log.info("resumed from %s at step %d", resume_from, step)
-    elif t.resume is not None and info.is_main:
-        log.warning("--resume: no checkpoint in %s yet; starting from step 0", out_dir)
+    plan = Plan.of(cfg, len(seeded), info)
+    step = resume(cfg, model, optimizer, info)
     prepare_run_dir(cfg, step, info)
-
-    train_model = dist.wrap_ddp(model, info)
+    train_model = runtime.wrap_ddp(model, info)
     if t.compile:
         train_model = torch.compile(train_model)
-    logger = MetricsLogger(out_dir, enabled=info.is_main, tensorboard=t.tensorboard,
-                           wandb=getattr(t, "wandb", False), config=cfg.to_dict())
-    if info.is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        save_json(cfg, out_dir / "config.json")
-        log.info(
-            "%s: %d videos, %d steps/epoch x %d epochs, eff. batch %d (x%d clips), lr %.3g, %s on %s",
-            title, num_items, steps_per_epoch, t.epochs, effective_batch(cfg, info), cfg.data.repeat_aug, base_lr,
-            precision, info.device,
-        )
-    last_step = total_steps if t.max_steps is None else min(total_steps, t.max_steps)
+    logger = start_logging(cfg, info, plan, title, base_lr, precision)
     summary: dict[str, Any] = {"steps": step, "loss": None, "checkpoint": None, "skipped": [], "val": [],
-                               "steps_per_epoch": steps_per_epoch, "lr": base_lr, "precision": precision}
-    progress = _progress(info.is_main, t.progress, total=last_step, initial=step, desc=title.split()[0])
+                               "steps_per_epoch": plan.steps_per_epoch, "lr": base_lr, "precision": precision}
+    progress = training_progress(info.is_main, t.progress, total=plan.last_step, initial=step, desc=title.split()[0])
+    run = Run(cfg, info, plan, model, train_model, optimizer, loss_fn, base_lr, logger, progress, summary)
+    batches = open_batches(run, seeded, step)
     train_model.train()
-    # one loader iterator for the whole run: workers start once and prefetch across epoch boundaries
-    first_micro = (step - start_epoch * steps_per_epoch) * t.accum_iter
-    batches = iter(build_run_loader(
-        seeded, t.batch_size, seed=t.seed, rank=info.rank, world=info.world_size,
-        per_epoch=micro_per_epoch * t.batch_size, epochs=t.epochs, first_epoch=start_epoch,
-        start=first_micro * t.batch_size, num_workers=cfg.data.num_workers, pin_memory=info.device.startswith("cuda"),
-    )) if step < last_step else iter(())
     try:
-        for epoch in range(start_epoch, t.epochs):
-            if step >= last_step:
+        for epoch in range(step // plan.steps_per_epoch, t.epochs):
+            if step >= plan.last_step:
                 break
-            skip_micro = (step - epoch * steps_per_epoch) * t.accum_iter
-            tally = SkipTally()
-            loss_sum, loss_n = torch.zeros((), device=info.device), 0
-            t0 = time.perf_counter()
-            # zip stops at the epoch's last micro-batch without drawing the next epoch's first
-            for micro, batch in zip(range(skip_micro, micro_per_epoch), batches, strict=False):
-                tally.update(batch["skipped"])
-                accum_pos = micro % t.accum_iter
-                if accum_pos == 0:
-                    lr = lr_at(step / steps_per_epoch, base_lr, o.min_lr, o.warmup_epochs, t.epochs)
-                    for g in optimizer.param_groups:
-                        g["lr"] = lr * g.get("lr_scale", 1.0)
-                loss = loss_fn(train_model, batch, step, accum_pos)
-                if not torch.isfinite(loss):
-                    raise non_finite_loss(loss.item(), step, epoch, out_dir)
-                (loss / t.accum_iter).backward()
-                loss_sum += loss.detach()
-                loss_n += 1
-                if accum_pos != t.accum_iter - 1:
-                    continue
-                grad_norm = None
-                if o.clip_grad is not None:
-                    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), o.clip_grad)
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-                step += 1
-                progress.update(1)
-                if step % t.log_every == 0 or step == last_step:
-                    mean_loss = dist.all_reduce_mean(loss_sum / loss_n).item()
-                    rec = {"loss": mean_loss, "lr": lr, "epoch": step / steps_per_epoch,
-                           "clips_per_s": loss_n * batch["video"].shape[0] * info.world_size
-                           / (time.perf_counter() - t0)}
-                    if grad_norm is not None:
-                        rec["grad_norm"] = float(grad_norm)
-                    logger.log(step, **rec)
-                    progress.report(step, rec)
-                    summary["loss"] = mean_loss
-                    loss_sum, loss_n, t0 = torch.zeros((), device=info.device), 0, time.perf_counter()
-                if t.save_every_steps and step % t.save_every_steps == 0:
-                    summary["checkpoint"] = save(model, optimizer, step, epoch, cfg, info)
-                if step >= last_step:
-                    break
-            summary["skipped"] += report_skipped(tally, epoch, info, logger, step)
-            progress.epoch_end(epoch, t.epochs, step)
-            epoch_done = step == (epoch + 1) * steps_per_epoch
-            if epoch_done or step >= last_step:
+            step = train_one_epoch(run, batches, epoch, step)
+            if step == (epoch + 1) * plan.steps_per_epoch or step >= plan.last_step:
                 summary["checkpoint"] = save(model, optimizer, step, epoch, cfg, info)
                 if epoch_end is not None and (rec := epoch_end(epoch, step, logger)) is not None:
                     summary["val"].append(rec)
@@ -168,29 +129,153 @@ def train(cfg: Any, model: nn.Module, optimizer: torch.optim.Optimizer, dataset:
         progress.close()
         logger.close()
         if info.is_main:
-            write_run_curves(out_dir)  # curves.png; a missing matplotlib or a plot error is one warning
+            write_run_curves(Path(t.output_dir))  # curves.png; a missing matplotlib or a plot error is one warning
     summary["steps"] = step
     return summary
 
 
+def resume(cfg: Any, model: nn.Module, optimizer: torch.optim.Optimizer, info: runtime.DistInfo) -> int:
+    """Load the checkpoint ``train.resume`` names (if any) into model and optimizer; the step to start at."""
+    t = cfg.train
+    resume_from = ckpt.resolve_resume(t.resume, Path(t.output_dir))
+    if resume_from is None:
+        if t.resume is not None and info.is_main:
+            log.warning("--resume: no checkpoint in %s yet; starting from step 0", t.output_dir)
+        return 0
+    state = load_resume_state(resume_from)
+    runtime.load_state_dicts(model, optimizer, ckpt.model_state(state), state["optimizer"])
+    if info.is_main:
+        log.info("resumed from %s at step %d", resume_from, int(state["step"]))
+    return int(state["step"])
+
+
+def start_logging(cfg: Any, info: runtime.DistInfo, plan: Plan, title: str, base_lr: float,
+                  precision: str) -> MetricsLogger:
+    """The metrics logger; the main process also writes ``config.json`` and the start-of-run line."""
+    t, out_dir = cfg.train, Path(cfg.train.output_dir)
+    logger = MetricsLogger(out_dir, enabled=info.is_main, tensorboard=t.tensorboard, wandb=t.wandb,
+                           config=cfg.to_dict())
+    if info.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        save_json(cfg, out_dir / "config.json")
+        log.info("%s: %d videos, %d steps/epoch x %d epochs, eff. batch %d (x%d clips), lr %.3g, %s on %s",
+                 title, plan.num_items, plan.steps_per_epoch, t.epochs, effective_batch(cfg, info),
+                 cfg.data.repeat_aug, base_lr, precision, info.device)
+    return logger
+
+
+def open_batches(run: Run, seeded: Dataset, step: int) -> Iterator[dict]:
+    """One loader iterator for the rest of the run, from ``step`` on: workers start once and prefetch
+    across epoch boundaries."""
+    t, plan, info = run.cfg.train, run.plan, run.info
+    if step >= plan.last_step:
+        return iter(())
+    first_epoch = step // plan.steps_per_epoch
+    first_micro = (step - first_epoch * plan.steps_per_epoch) * t.accum_iter
+    return iter(build_run_loader(
+        seeded, t.batch_size, seed=t.seed, rank=info.rank, world=info.world_size,
+        per_epoch=plan.micro_per_epoch * t.batch_size, epochs=t.epochs, first_epoch=first_epoch,
+        start=first_micro * t.batch_size, num_workers=run.cfg.data.num_workers,
+        pin_memory=info.device.startswith("cuda"),
+    ))
+
+
+def train_one_epoch(run: Run, batches: Iterator[dict], epoch: int, step: int) -> int:
+    """Train from ``step`` to the end of ``epoch`` (or the plan's last step); the step reached.
+
+    Per micro-batch: the lr for the step, the job's loss, backward (scaled for accumulation); per
+    optimizer step: clipping, the update, metrics every ``train.log_every`` steps, optional saves.
+    """
+    t, o, plan, info = run.cfg.train, run.cfg.optim, run.plan, run.info
+    tally = SkipTally()
+    meter = LossMeter(info.device)
+    # zip stops at the epoch's last micro-batch without drawing the next epoch's first
+    for micro, batch in zip(range((step - epoch * plan.steps_per_epoch) * t.accum_iter, plan.micro_per_epoch),
+                            batches, strict=False):
+        tally.update(batch["skipped"])
+        accum_pos = micro % t.accum_iter
+        if accum_pos == 0:
+            lr = set_lr(run.optimizer, step / plan.steps_per_epoch, run.base_lr, o, t.epochs)
+        loss = run.loss_fn(run.train_model, batch, step, accum_pos)
+        if not torch.isfinite(loss):
+            raise non_finite_loss(loss.item(), step, epoch, Path(t.output_dir))
+        (loss / t.accum_iter).backward()
+        meter.add(loss, batch["video"].shape[0])
+        if accum_pos != t.accum_iter - 1:
+            continue
+        grad_norm = None
+        if o.clip_grad is not None:
+            grad_norm = torch.nn.utils.clip_grad_norm_(run.model.parameters(), o.clip_grad)
+        run.optimizer.step()
+        run.optimizer.zero_grad(set_to_none=True)
+        step += 1
+        run.progress.update(1)
+        if step % t.log_every == 0 or step == plan.last_step:
+            log_step(run, meter, step, lr, grad_norm)
+        if t.save_every_steps and step % t.save_every_steps == 0:
+            run.summary["checkpoint"] = save(run.model, run.optimizer, step, epoch, run.cfg, info)
+        if step >= plan.last_step:
+            break
+    run.summary["skipped"] += report_skipped(tally, epoch, info, run.logger, step)
+    run.progress.epoch_end(epoch, t.epochs, step)
+    return step
+
+
+def set_lr(optimizer: torch.optim.Optimizer, epoch: float, base_lr: float, o: Any, epochs: int) -> float:
+    """The schedule's lr at fractional ``epoch``, set on every group (times its ``lr_scale``)."""
+    lr = lr_at(epoch, base_lr, o.min_lr, o.warmup_epochs, epochs)
+    for g in optimizer.param_groups:
+        g["lr"] = lr * g.get("lr_scale", 1.0)
+    return lr
+
+
+class LossMeter:
+    """The summed loss and clip count since the last log line, kept on the device (no host sync per step)."""
+
+    def __init__(self, device: str) -> None:
+        self.device = device
+        self.reset()
+
+    def reset(self) -> None:
+        self.total, self.n, self.clips, self.t0 = torch.zeros((), device=self.device), 0, 0, time.perf_counter()
+
+    def add(self, loss: torch.Tensor, clips: int) -> None:
+        self.total += loss.detach()
+        self.n += 1
+        self.clips += clips
+
+
+def log_step(run: Run, meter: LossMeter, step: int, lr: float, grad_norm: torch.Tensor | None) -> None:
+    """One metrics record: the loss averaged over micro-batches and processes, lr, clips/s, grad norm."""
+    mean_loss = runtime.all_reduce_mean(meter.total / meter.n).item()
+    rec = {"loss": mean_loss, "lr": lr, "epoch": step / run.plan.steps_per_epoch,
+           "clips_per_s": meter.clips * run.info.world_size / (time.perf_counter() - meter.t0)}
+    if grad_norm is not None:
+        rec["grad_norm"] = float(grad_norm)
+    run.logger.log(step, **rec)
+    run.progress.report(step, rec)
+    run.summary["loss"] = mean_loss
+    meter.reset()
+
+
 def save(model: nn.Module, optimizer: torch.optim.Optimizer, step: int, epoch: int, cfg: Any,
-         info: dist.DistInfo) -> str | None:
+         info: runtime.DistInfo) -> str | None:
     """Atomically write ``checkpoint-<step>.pt`` (main process) and prune old ones."""
     path = ckpt.checkpoint_path(cfg.train.output_dir, step)
-    model_state, optim_state = dist.state_dicts(model, optimizer)  # a collective under FSDP
+    model_state, optim_state = runtime.state_dicts(model, optimizer)  # a collective under FSDP
     if info.is_main:  # replaces a same-named file: prepare_run_dir saw to it that none is another run's
         state = ckpt.training_state(model_state, optim_state, step, epoch, cfg.to_dict(), cfg.model.kind)
         ckpt.atomic_save(state, path)
         ckpt.prune_checkpoints(cfg.train.output_dir, cfg.train.keep_checkpoints)
         ckpt.remove_stale_temporaries(cfg.train.output_dir)
-    dist.barrier()
+    runtime.barrier()
     return str(path)
 
 
-def report_skipped(tally: SkipTally, epoch: int, info: dist.DistInfo, logger: MetricsLogger, step: int) -> list[str]:
+def report_skipped(tally: SkipTally, epoch: int, info: runtime.DistInfo, logger: MetricsLogger, step: int) -> list[str]:
     """Gather unreadable-video reports from all ranks; the main process logs the epoch's count."""
     every = SkipTally()
-    for paths in dist.all_gather_objects(tally.paths):
+    for paths in runtime.all_gather_objects(tally.paths):
         every.update(paths)
     if every.total and info.is_main:
         log.warning("epoch %d: %s", epoch, every.report())
@@ -210,7 +295,7 @@ def load_resume_state(path: str | Path) -> dict[str, Any]:
     return state
 
 
-def prepare_run_dir(cfg: Any, start_step: int, info: dist.DistInfo) -> None:
+def prepare_run_dir(cfg: Any, start_step: int, info: runtime.DistInfo) -> None:
     """Make ``train.output_dir`` ready for a run that starts at ``start_step``.
 
     A folder holding checkpoints past ``start_step`` (or, for a run that does not resume, another run's
@@ -264,72 +349,3 @@ def non_finite_loss(value: float, step: int, epoch: int, out_dir: Path) -> Float
     )
 
 
-class _Silent:
-    """Progress reporting of the non-main processes: nothing."""
-
-    def update(self, n: int) -> None: ...
-    def report(self, step: int, rec: dict[str, float]) -> None: ...
-    def epoch_end(self, epoch: int, epochs: int, step: int) -> None: ...
-    def close(self) -> None: ...
-
-
-class _EpochLines(_Silent):
-    """One log line per epoch (``train.progress=false``, and under the two below)."""
-
-    def __init__(self, total: int, initial: int, desc: str) -> None:
-        self.total, self.initial, self.desc = total, initial, desc
-        self.start = self.epoch_start = time.perf_counter()
-        self.logged: tuple[int, float] | None = None  # (step, loss) of the last metrics record
-
-    def report(self, step: int, rec: dict[str, float]) -> None:
-        self.logged = (step, rec["loss"])
-
-    def epoch_end(self, epoch: int, epochs: int, step: int) -> None:
-        now = time.perf_counter()
-        loss = f", loss {self.logged[1]:.4f} (step {self.logged[0]})" if self.logged else ""
-        log.info("epoch %d/%d: step %d/%d, %.1fs%s", epoch + 1, epochs, step, self.total, now - self.epoch_start, loss)
-        self.epoch_start = now
-
-
-class _StepLines(_EpochLines):
-    """Plain lines for logs that are not a terminal (a pipe, a file): every ``log_every`` steps and per epoch."""
-
-    def report(self, step: int, rec: dict[str, float]) -> None:
-        super().report(step, rec)
-        elapsed, done = time.perf_counter() - self.start, step - self.initial
-        eta = datetime.timedelta(seconds=round(elapsed / done * (self.total - step))) if done > 0 else "?"
-        log.info("%s step %d/%d: loss %.4f, lr %.3g, %.1f clips/s, ETA %s", self.desc, step, self.total, rec["loss"],
-                 rec["lr"], rec["clips_per_s"], eta)
-
-
-class _Bar(_EpochLines):
-    """A tqdm bar on a terminal; log lines are printed above it instead of through it."""
-
-    def __init__(self, total: int, initial: int, desc: str) -> None:
-        from tqdm.auto import tqdm
-        from tqdm.contrib.logging import logging_redirect_tqdm
-
-        super().__init__(total, initial, desc)
-        self._redirect = logging_redirect_tqdm()
-        self._redirect.__enter__()
-        self._bar = tqdm(total=total, initial=initial, desc=desc, unit="step", dynamic_ncols=True)
-
-    def update(self, n: int) -> None:
-        self._bar.update(n)
-
-    def report(self, step: int, rec: dict[str, float]) -> None:
-        super().report(step, rec)
-        self._bar.set_postfix(loss=f"{rec['loss']:.4f}", lr=f"{rec['lr']:.2e}")
-
-    def close(self) -> None:
-        self._bar.close()
-        self._redirect.__exit__(None, None, None)
-
-
-def _progress(is_main: bool, bar: bool, total: int, initial: int, desc: str) -> _Silent:
-    """A tqdm bar on a terminal, plain step lines elsewhere, epoch lines only without ``bar``."""
-    if not is_main:
-        return _Silent()
-    if not bar:
-        return _EpochLines(total, initial, desc)
-    return (_Bar if sys.stderr.isatty() else _StepLines)(total, initial, desc)
