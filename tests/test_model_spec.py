@@ -1,7 +1,6 @@
 """One model spec: configs build their models, checkpoints say what they hold, one loader rebuilds
 any of them, fine-tuning inherits geometry, and the data pipeline takes normalisation from the model."""
 
-import ast
 import dataclasses
 from pathlib import Path
 
@@ -9,17 +8,15 @@ import pytest
 import torch
 
 import maest
-from maest.runs import checkpoint as ckpt
-from maest.train.config import PretrainConfig
-from maest.overrides import apply_overrides, from_dict
-from maest.upgrade import upgrade_run_config
 from maest.data.jobs import classifier_dataset, pretrain_dataset
-from maest.train.finetune import inherit_encoder
-from maest.train.config import FinetuneConfig
-from maest.train.recipes import get_finetune_preset
 from maest.models import ClassifierConfig, EncoderConfig, MAEConfig, create_model, model_config
 from maest.models.encoder import IMAGENET_MEAN
-from maest.train.recipes import get_preset
+from maest.overrides import apply_overrides, from_dict
+from maest.runs import checkpoint as ckpt
+from maest.train.config import FinetuneConfig, PretrainConfig
+from maest.train.finetune import inherit_encoder
+from maest.train.recipes import get_finetune_preset, get_preset
+from maest.upgrade import upgrade_run_config
 
 VIDEO = torch.randn(2, 3, 4, 32, 32)
 
@@ -168,50 +165,6 @@ def test_setting_a_model_name_takes_its_whole_geometry():
     assert again.model == cfg.model
     ft = from_dict(FinetuneConfig, get_finetune_preset("demo_finetune").to_dict())
     assert ft.model.encoder.img_size == 64
-
-
-def _imports(path: Path, package: Path) -> set[str]:
-    """maest modules imported anywhere in ``path`` (function-level imports included)."""
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("maest"):
-            found.add(node.module)
-            found.update(f"{node.module}.{a.name}" for a in node.names)
-        elif isinstance(node, ast.Import):
-            found.update(a.name for a in node.names if a.name.startswith("maest"))
-    modules = {".".join(p.relative_to(package.parent).with_suffix("").parts) for p in package.rglob("*.py")}
-    modules = {m.removesuffix(".__init__") for m in modules}
-    return {m for m in found if m in modules}
-
-
-def test_no_import_circles():
-    """Modules import downward only, lazy imports included (the package facade ``maest`` and the CLI,
-    which names command modules as strings, are left out)."""
-    package = Path(maest.__file__).parent
-    graph = {}
-    for p in package.rglob("*.py"):
-        name = ".".join(p.relative_to(package.parent).with_suffix("").parts).removesuffix(".__init__")
-        if name in ("maest",):
-            continue
-        graph[name] = {m for m in _imports(p, package) if m != name and m != "maest"}
-    # a package's __init__ re-exports its modules: importing "maest.models" means those modules
-    state: dict[str, int] = {}
-
-    def visit(node: str, trail: list[str]) -> None:
-        state[node] = 1
-        for nxt in graph.get(node, ()):
-            if nxt.startswith(node + "."):
-                continue  # a package importing its own modules
-            if state.get(nxt) == 1:
-                pytest.fail("import circle: " + " -> ".join(trail[trail.index(nxt):] + [nxt])
-                            if nxt in trail else f"import circle through {nxt}")
-            if not state.get(nxt):
-                visit(nxt, trail + [nxt])
-        state[node] = 2
-
-    for n in sorted(graph):
-        if not state.get(n):
-            visit(n, [n])
 
 
 def test_init_falls_back_to_the_recipe_only_for_weights_without_a_config(tmp_path):
