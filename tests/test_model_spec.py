@@ -90,7 +90,7 @@ def test_a_bare_state_dict_is_refused_with_the_fix(tmp_path):
 
 def test_checkpoints_of_maest_0_1_still_load(tmp_path):
     """The run config of 0.1: a flat model section (name + optional overrides), norm_pix_loss in train."""
-    model = _randomise(create_model("tiny", depth=3, qkv_bias=False))
+    model = _randomise(create_model("tiny", depth=3, qkv_bias=False, decoder_qkv_bias=True))
     old_model = {"name": "mae_vit_tiny_test", "depth": 3, "qkv_bias": False, "pred_t_dim": None,
                  "final_norm_eps": None, "grad_checkpointing": True}
     old = {"model": model.state_dict(), "optimizer": {}, "step": 1, "epoch": 0, "version": "0.1.0",
@@ -109,7 +109,7 @@ def test_checkpoints_of_maest_0_1_still_load(tmp_path):
 
 
 def test_qkv_bias_forms_and_the_absent_final_norm():
-    qv = create_model("tiny", qkv_bias="qv")
+    qv = create_model("tiny", qkv_bias="qv", decoder_qkv_bias="qkv")
     keys = qv.state_dict().keys()
     assert "blocks.0.attn.q.bias" in keys and "blocks.0.attn.k.bias" not in keys
     full = create_model("tiny")

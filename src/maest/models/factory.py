@@ -104,6 +104,7 @@ def apply_flat_overrides(cfg: MAEConfig | ClassifierConfig, /, *, legacy: bool =
 
 
 def _set_fields(cfg: MAEConfig | ClassifierConfig, kw: dict[str, Any]) -> None:
+    """Today's reading (the official constructors' meaning; see create_model's table)."""
     mae = isinstance(cfg, MAEConfig)
     for key, why in _AMBIGUOUS.items():
         if key in kw:
@@ -121,6 +122,9 @@ def _set_fields(cfg: MAEConfig | ClassifierConfig, kw: dict[str, Any]) -> None:
             raise ValueError(f"{cfg.name}: final_norm_eps={kw['final_norm_eps']!r} contradicts "
                              f"encoder_final_norm_eps={eps!r} (one setting, two names); give one of them")
         kw["final_norm_eps"] = eps
+    final_as_blocks = "final_norm_eps" in kw and kw["final_norm_eps"] is None  # earlier: "the blocks' eps"
+    if final_as_blocks:
+        kw.pop("final_norm_eps")
     groups = {"encoder": cfg.encoder, "decoder": cfg.decoder if mae else None}
     # 1. norm_eps: every LayerNorm; 2. the single groups; 3. the rest by name
     if "norm_eps" in kw:
@@ -131,8 +135,7 @@ def _set_fields(cfg: MAEConfig | ClassifierConfig, kw: dict[str, Any]) -> None:
     for key, (section, field) in _EPS_KEYWORDS.items():
         if key in kw and groups[section] is not None:
             setattr(groups[section], field, kw.pop(key))
-    if "final_norm_eps" in kw and kw["final_norm_eps"] is None:  # earlier versions: "the blocks' eps"
-        kw.pop("final_norm_eps")
+    if final_as_blocks:
         cfg.encoder.final_norm_eps = cfg.encoder.norm_eps
     for key, decoder_key in _SHARED.items():
         if key in kw:
