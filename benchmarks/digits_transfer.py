@@ -26,16 +26,14 @@ from typing import Any
 
 import torch
 
-from maest.runs import checkpoint as ckpt
-from maest.overrides import apply_overrides
 from maest.data import write_moving_digits
-from maest.data.jobs import classifier_dataset, pretrain_dataset
 from maest.data.memory import InMemoryClips
 from maest.eval.test import run_test
+from maest.overrides import apply_overrides
+from maest.runs import checkpoint as ckpt
 from maest.train.finetune import run as finetune
-from maest.train.recipes import get_finetune_preset
-from maest.train.recipes import get_preset
 from maest.train.pretrain import run as pretrain
+from maest.train.recipes import get_finetune_preset, get_preset
 
 # geometry shared by the MAE and the classifier: 48 px, 8 frames, 8 px patches -> 4 x 6 x 6 = 144 tokens
 GEOMETRY = ["img_size=48", "patch_size=8", "num_frames=8", "embed_dim=96", "depth=4", "num_heads=3"]
@@ -66,8 +64,8 @@ def pretrain_cfg(data: Path, out: Path, epochs: int, seed: int, mask_ratio: floa
 def in_memory(cfg: Any, mode: str) -> InMemoryClips:
     """The job's dataset decoded once into memory: same clips and augmentation as from files."""
     if mode == "pretrain":
-        return InMemoryClips(pretrain_dataset(cfg.data, cfg.model.encoder))
-    return InMemoryClips(classifier_dataset(cfg.data, cfg.model.encoder, mode))
+        return InMemoryClips(cfg.data.build(cfg.model.encoder))
+    return InMemoryClips(cfg.data.build(cfg.model.encoder, mode))
 
 
 def run_pretrain(args: dict[str, Any], data: Path, out: Path, seed: int) -> dict[str, Any]:

@@ -8,7 +8,6 @@ import pytest
 import torch
 
 import maest
-from maest.data.jobs import classifier_dataset, pretrain_dataset
 from maest.models import ClassifierConfig, EncoderConfig, MAEConfig, create_model, model_config
 from maest.models.encoder import IMAGENET_MEAN
 from maest.overrides import apply_overrides, from_dict
@@ -151,10 +150,10 @@ def test_data_takes_normalisation_from_the_model(tmp_path):
     cfg = get_finetune_preset("tiny_finetune")
     cfg.data.source = cfg.data.val_source = str(tmp_path / "list.csv")
     cfg.model.encoder.mean = IMAGENET_MEAN
-    assert classifier_dataset(cfg.data, cfg.model.encoder, "val").spec.mean == IMAGENET_MEAN
+    assert cfg.data.build(cfg.model.encoder, "val").spec.mean == IMAGENET_MEAN
     p = get_preset("tiny")
     p.data.source = str(tmp_path / "list.csv")
-    assert pretrain_dataset(p.data, p.model.encoder).spec.mean == (0.45, 0.45, 0.45)
+    assert p.data.build(p.model.encoder).spec.mean == (0.45, 0.45, 0.45)
     assert model_config("videomae_vit_base_patch16").encoder.mean == IMAGENET_MEAN
 
 

@@ -184,7 +184,6 @@ def run_test(
     """Test a ``maest finetune`` / ``linprobe`` checkpoint on ``data`` with clips x crops views per video
     and write ``results.json``, ``confusion.csv`` and ``confusion.png`` to ``out_dir``."""
     from maest.data.config import FinetuneDataConfig
-    from maest.data.jobs import classifier_dataset
     from maest.loading import read
     from maest.overrides import from_dict
     from maest.runtime import resolve_precision
@@ -202,7 +201,7 @@ def run_test(
     info = runtime.init(device)
     try:
         model = source.build().to(info.device)
-        dataset = classifier_dataset(data_cfg, mcfg.encoder, "test", source=data, num_classes=mcfg.num_classes)
+        dataset = data_cfg.build(mcfg.encoder, "test", source=data, num_classes=mcfg.num_classes)
         classes = mcfg.label_names or _class_names(dataset, data, classes_file, mcfg.num_classes)
         acc, failed = predict_views(model, dataset, mcfg.num_classes, batch_size, info.device,
                                     resolve_precision(precision, info.device), num_workers, info.rank,

@@ -18,7 +18,6 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from maest import runtime
-from maest.data.jobs import classifier_dataset
 from maest.eval.test import predict_views, summarize
 from maest.loading import NoModelConfig, describe
 from maest.models import EncoderConfig
@@ -114,9 +113,9 @@ def _run(cfg: FinetuneConfig, dataset: Dataset | None, val_dataset: Dataset | No
     cfg.validate()
     model = build_classifier(cfg, init_state).to(info.device)
     if dataset is None:
-        dataset = classifier_dataset(cfg.data, cfg.model.encoder, "finetune", num_classes=cfg.model.num_classes)
+        dataset = cfg.data.build(cfg.model.encoder, "finetune", num_classes=cfg.model.num_classes)
     if val_dataset is None and cfg.data.val_source:
-        val_dataset = classifier_dataset(cfg.data, cfg.model.encoder, "val", num_classes=cfg.model.num_classes)
+        val_dataset = cfg.data.build(cfg.model.encoder, "val", num_classes=cfg.model.num_classes)
     # the reference's fine-tuning lr counts videos, not repeated clips
     base_lr = o.peak_lr(effective_batch(cfg, info))
     precision = resolve_precision(t.precision, info.device)

@@ -14,7 +14,6 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from maest import runtime
-from maest.data.jobs import pretrain_dataset
 from maest.runtime import autocast, mix_seed, resolve_precision, unwrap
 from maest.targets import make_target
 from maest.train.config import PretrainConfig
@@ -103,7 +102,7 @@ def _run(cfg: PretrainConfig, dataset: Dataset | None, info: runtime.DistInfo) -
     if t.parallel == "fsdp":
         runtime.shard_fsdp(model, info)  # before the optimizer: sharding swaps in DTensor parameters
     if dataset is None:
-        dataset = pretrain_dataset(cfg.data, cfg.model.encoder)
+        dataset = cfg.data.build(cfg.model.encoder)
     # the reference excludes repeated sampling from the pre-training batch used to scale the lr
     base_lr = o.peak_lr(effective_batch(cfg, info))
     precision = resolve_precision(t.precision, info.device)
