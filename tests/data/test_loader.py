@@ -15,7 +15,7 @@ from maest.data import (
     collate_clips,
     set_epoch,
 )
-from maest.data import datasets as datasets_mod
+from maest.data import decode as decode_mod
 from maest.data.decode import VideoDecodeError
 
 
@@ -54,7 +54,7 @@ def traced(monkeypatch, tmp_path):
             raise
 
     monkeypatch.setattr(VideoClipDataset, "_load", load)
-    monkeypatch.setattr(datasets_mod, "_warned", set())
+    monkeypatch.setattr(decode_mod, "_warned", set())
     handler = logging.FileHandler(warn_log)
     handler.setFormatter(logging.Formatter("%(process)d %(message)s"))
     logger = logging.getLogger("maest.data")

@@ -8,13 +8,13 @@ import pytest
 import torch
 
 from maest.cli import main as cli_main
-from maest.overrides import apply_overrides
 from maest.data import VideoClipDataset, build_loader, set_epoch
 from maest.data.decode import check_decode_device
 from maest.data.loader import EpochIndex, RunSampler, ShardedSampler, build_run_loader, epoch_order
-from maest.train.recipes import get_preset
-from maest.train.pretrain import run
+from maest.overrides import apply_overrides
 from maest.runs.metrics import read_metrics
+from maest.train.pretrain import run
+from maest.train.recipes import get_preset
 
 
 def _ds(digits, seed=0):

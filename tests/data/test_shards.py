@@ -16,16 +16,9 @@ from maest.cli import main as cli_main
 from maest.data import dataset_from_source
 from maest.data.datasets import read_csv_list
 from maest.data.loader import build_run_loader
-from maest.data.shards import (
-    ShardDataset,
-    buffer_order,
-    expand_braces,
-    is_shard_source,
-    iter_shard,
-    read_manifest,
-    resolve_shards,
-    write_shards,
-)
+from maest.data.shard_files import expand_braces, is_shard_source, iter_shard, read_manifest, resolve_shards
+from maest.data.shard_writer import write_shards
+from maest.data.shards import ShardDataset, buffer_order
 
 SPEC = dict(mode="pretrain", num_frames=4, sampling_rate=2, crop_size=32, repeat=2)
 

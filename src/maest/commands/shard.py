@@ -1,4 +1,4 @@
-"""``maest shard SOURCE OUT_DIR``: pack videos into WebDataset tar shards (see :mod:`maest.data.shards`)."""
+"""``maest shard SOURCE OUT_DIR``: pack videos into WebDataset tar shards (see :mod:`maest.data.shard_writer`)."""
 
 from __future__ import annotations
 
@@ -35,7 +35,8 @@ def parse_size(text: str) -> int:
 
 def main(args: argparse.Namespace) -> int:
     from maest.data.datasets import read_class_folders, read_csv_list, read_unlabelled_folder
-    from maest.data.shards import MANIFEST, index_shards, write_shards
+    from maest.data.shard_files import MANIFEST
+    from maest.data.shard_writer import index_shards, write_shards
 
     if args.index:
         m = index_shards(args.source, args.out, overwrite=args.overwrite)

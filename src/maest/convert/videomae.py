@@ -14,6 +14,9 @@ no release and was given no head count is refused rather than guessed.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import torch
 
 from maest.convert.accounting import ConversionError, KeyMap
@@ -104,7 +107,40 @@ def read_videomae(
     """
     _refuse_unrepresentable(state)
     pretrain = any(k.startswith("encoder.") for k in state)
-    enc = "encoder." if pretrain else ""
+    encoder, enc = _read_encoder(state, "encoder." if pretrain else "", num_frames, img_size, num_heads)
+    km = KeyMap(state, "VideoMAE checkpoint")
+    notes: list[str] = []
+    _move_encoder(km, enc, encoder, notes)
+    decoder = None
+    if pretrain:
+        decoder = _move_decoder(km, enc, decoder_num_heads, notes)
+        num_classes = 0
+    else:
+        num_classes = _move_head(km, encoder)
+    # VideoMAE pre-trains with tube masking on per-channel normalised pixels (its normlize_target)
+    return Imported("mae" if pretrain else "classifier", encoder, decoder, km.consumed(), num_classes=num_classes,
+                    mask_strategy="tube", target="videomae_norm_pix", notes=notes)
+
+
+@dataclass
+class _Encoder:
+    """The encoder as its weights give it: key prefix, width D, channels C, tubes of u frames x p x p
+    pixels, depth, MLP width, attention-bias form, and the official release (name, heads) it is, if any."""
+
+    prefix: str
+    D: int
+    C: int
+    u: int
+    p: int
+    depth: int
+    hidden: int
+    bias: str
+    release: tuple[str, int] | None
+
+
+def _read_encoder(state: dict[str, torch.Tensor], enc: str, num_frames: int, img_size: int,
+                  num_heads: int | None) -> tuple[dict[str, Any], _Encoder]:
+    """The encoder's maest configuration for clips of ``num_frames`` x ``img_size``, and its geometry."""
     if f"{enc}patch_embed.proj.weight" not in state:
         raise ConversionError(f"VideoMAE checkpoint has no {enc}patch_embed.proj.weight; is it a VideoMAE file?")
     w = state[f"{enc}patch_embed.proj.weight"]
@@ -122,75 +158,84 @@ def read_videomae(
         raise ConversionError(f"--img-size {img_size} / --num-frames {num_frames} do not tile into the checkpoint's "
                               f"{u}x{p}x{p} patches")
     bias = _qkv_bias(state, f"{enc}blocks.0")
-    num_patches = (num_frames // u) * (img_size // p) ** 2
     encoder = dict(img_size=img_size, patch_size=p, num_frames=num_frames, t_patch_size=u, in_chans=C, embed_dim=D,
                    depth=depth, num_heads=heads, mlp_ratio=mlp_ratio(hidden, D), qkv_bias=bias, norm_eps=NORM_EPS,
                    final_norm=True, final_norm_eps=NORM_EPS, pos_embed_type="sincos", cls_embed=False,
                    pooling="mean", mean=IMAGENET_MEAN, std=IMAGENET_STD)
-    km = KeyMap(state, "VideoMAE checkpoint")
-    notes: list[str] = []
-    km.move(f"{enc}patch_embed.proj.weight", "patch_embed.proj.weight")
-    km.move(f"{enc}patch_embed.proj.bias", "patch_embed.proj.bias")
-    for i in range(depth):
-        _block(km, f"{enc}blocks.{i}", f"blocks.{i}", bias, notes)
-    pos_key = f"{enc}pos_embed"
-    if pos_key in state:
-        table = state[pos_key]
-        if table.shape != (1, num_patches, D):
+    return encoder, _Encoder(enc, D, C, u, p, depth, hidden, bias, release)
+
+
+def _move_encoder(km: KeyMap, enc: _Encoder, encoder: dict[str, Any], notes: list[str]) -> None:
+    """The patch embedding, the blocks and a stored position table (a learned one sets ``pos_embed_type``)."""
+    pre, num_frames, img_size = enc.prefix, encoder["num_frames"], encoder["img_size"]
+    km.move(f"{pre}patch_embed.proj.weight", "patch_embed.proj.weight")
+    km.move(f"{pre}patch_embed.proj.bias", "patch_embed.proj.bias")
+    for i in range(enc.depth):
+        _block(km, f"{pre}blocks.{i}", f"blocks.{i}", enc.bias, notes)
+    pos_key = f"{pre}pos_embed"
+    if km.has(pos_key):
+        num_patches = (num_frames // enc.u) * (img_size // enc.p) ** 2
+        table = km.source[pos_key]
+        if table.shape != (1, num_patches, enc.D):
             raise ConversionError(f"{pos_key} has shape {tuple(table.shape)}, but --num-frames {num_frames} and "
                                   f"--img-size {img_size} give {num_patches} tokens; pass the sizes it was trained on")
-        if (table.float() - sincos_1d_table(num_patches, D)).abs().max() < 1e-5:
+        if (table.float() - sincos_1d_table(num_patches, enc.D)).abs().max() < 1e-5:
             km.skip(pos_key)  # a stored copy of the fixed sinusoid (mmaction2, some forks): recomputed
         else:  # learned positions (use_learnable_pos_emb): one table over all tokens
             encoder["pos_embed_type"] = "joint"
             km.move(pos_key, "pos_embed")
-    decoder = None
-    if pretrain:
-        for w_ in ("weight", "bias"):
-            km.move(f"encoder.norm.{w_}", f"norm.{w_}")
-        if "encoder_to_decoder.bias" in state:
-            km.move("encoder_to_decoder.bias", "decoder_embed.bias")
-        km.move("encoder_to_decoder.weight", "decoder_embed.weight")
-        km.move("mask_token", "mask_token")
-        Dd = state["encoder_to_decoder.weight"].shape[0]
-        ddepth = _depth(state, "decoder.blocks.")
-        dheads = _heads(Dd, decoder_num_heads, "decoder",
-                        DECODER_HEADS.get((release[0], Dd)) if release else None,
-                        "--decoder-num-heads",
-                        f"{Dd} wide" + (f" behind a {release[0]} encoder, which no release pairs"
-                                        if release else " behind an encoder that is no release"))
-        dbias = _qkv_bias(state, "decoder.blocks.0") if ddepth else bias
-        for i in range(ddepth):
-            _block(km, f"decoder.blocks.{i}", f"decoder_blocks.{i}", dbias, notes)
-        for w_ in ("weight", "bias"):
-            km.move(f"decoder.norm.{w_}", f"decoder_norm.{w_}")
-            km.move(f"decoder.head.{w_}", f"decoder_pred.{w_}")
-        out = state["decoder.head.weight"].shape[0]
-        if out != C * u * p * p:
-            raise ConversionError(f"decoder.head predicts {out} values per token; a VideoMAE decoder predicts "
-                                  f"{C}x{u}x{p}x{p} = {C * u * p * p} (every frame of the tube)")
-        dhidden = state["decoder.blocks.0.mlp.fc1.weight"].shape[0] if ddepth else hidden * Dd // D
-        decoder = dict(embed_dim=Dd, depth=ddepth, num_heads=dheads, mlp_ratio=mlp_ratio(dhidden, Dd), qkv_bias=dbias,
-                       norm_eps=NORM_EPS, final_norm_eps=NORM_EPS, embed_bias="encoder_to_decoder.bias" in state,
-                       t_pred_patch_size=u)
-        num_classes = 0
+
+
+def _move_decoder(km: KeyMap, enc: _Encoder, decoder_num_heads: int | None, notes: list[str]) -> dict[str, Any]:
+    """A pre-training checkpoint's encoder norm, ``encoder_to_decoder``, mask token and decoder; returns
+    the decoder's configuration."""
+    state, release, C, u, p = km.source, enc.release, enc.C, enc.u, enc.p
+    for w_ in ("weight", "bias"):
+        km.move(f"encoder.norm.{w_}", f"norm.{w_}")
+    if "encoder_to_decoder.bias" in state:
+        km.move("encoder_to_decoder.bias", "decoder_embed.bias")
+    km.move("encoder_to_decoder.weight", "decoder_embed.weight")
+    km.move("mask_token", "mask_token")
+    Dd = state["encoder_to_decoder.weight"].shape[0]
+    ddepth = _depth(state, "decoder.blocks.")
+    dheads = _heads(Dd, decoder_num_heads, "decoder",
+                    DECODER_HEADS.get((release[0], Dd)) if release else None,
+                    "--decoder-num-heads",
+                    f"{Dd} wide" + (f" behind a {release[0]} encoder, which no release pairs"
+                                    if release else " behind an encoder that is no release"))
+    dbias = _qkv_bias(state, "decoder.blocks.0") if ddepth else enc.bias
+    for i in range(ddepth):
+        _block(km, f"decoder.blocks.{i}", f"decoder_blocks.{i}", dbias, notes)
+    for w_ in ("weight", "bias"):
+        km.move(f"decoder.norm.{w_}", f"decoder_norm.{w_}")
+        km.move(f"decoder.head.{w_}", f"decoder_pred.{w_}")
+    out = state["decoder.head.weight"].shape[0]
+    if out != C * u * p * p:
+        raise ConversionError(f"decoder.head predicts {out} values per token; a VideoMAE decoder predicts "
+                              f"{C}x{u}x{p}x{p} = {C * u * p * p} (every frame of the tube)")
+    dhidden = state["decoder.blocks.0.mlp.fc1.weight"].shape[0] if ddepth else enc.hidden * Dd // enc.D
+    return dict(embed_dim=Dd, depth=ddepth, num_heads=dheads, mlp_ratio=mlp_ratio(dhidden, Dd), qkv_bias=dbias,
+                norm_eps=NORM_EPS, final_norm_eps=NORM_EPS, embed_bias="encoder_to_decoder.bias" in state,
+                t_pred_patch_size=u)
+
+
+def _move_head(km: KeyMap, encoder: dict[str, Any]) -> int:
+    """A fine-tuned checkpoint's final norm (which sets the encoder's ``pooling``) and classifier head;
+    returns the number of classes."""
+    state = km.source
+    if "head.weight" not in state:
+        raise ConversionError("VideoMAE checkpoint has neither encoder./decoder. keys (pre-training) nor "
+                              "head.weight (fine-tuned); a bare encoder has no maest counterpart")
+    if "fc_norm.weight" in state:  # use_mean_pooling: fc_norm on the token mean, no per-token norm
+        src, encoder["pooling"] = "fc_norm", "mean"
+    elif "norm.weight" in state:  # token 0 after the final norm (their --use_cls)
+        src, encoder["pooling"] = "norm", "token0"
     else:
-        if "head.weight" not in state:
-            raise ConversionError("VideoMAE checkpoint has neither encoder./decoder. keys (pre-training) nor "
-                                  "head.weight (fine-tuned); a bare encoder has no maest counterpart")
-        if "fc_norm.weight" in state:  # use_mean_pooling: fc_norm on the token mean, no per-token norm
-            src, encoder["pooling"] = "fc_norm", "mean"
-        elif "norm.weight" in state:  # token 0 after the final norm (their --use_cls)
-            src, encoder["pooling"] = "norm", "token0"
-        else:
-            raise ConversionError("VideoMAE fine-tuned checkpoint has neither fc_norm nor norm: no final norm to read")
-        for w_ in ("weight", "bias"):
-            km.move(f"{src}.{w_}", f"norm.{w_}")
-            km.move(f"head.{w_}", f"head.{w_}")
-        num_classes = state["head.weight"].shape[0]
-    # VideoMAE pre-trains with tube masking on per-channel normalised pixels (its normlize_target)
-    return Imported("mae" if pretrain else "classifier", encoder, decoder, km.consumed(), num_classes=num_classes,
-                    mask_strategy="tube", target="videomae_norm_pix", notes=notes)
+        raise ConversionError("VideoMAE fine-tuned checkpoint has neither fc_norm nor norm: no final norm to read")
+    for w_ in ("weight", "bias"):
+        km.move(f"{src}.{w_}", f"norm.{w_}")
+        km.move(f"head.{w_}", f"head.{w_}")
+    return state["head.weight"].shape[0]
 
 
 def _block(km: KeyMap, src: str, dst: str, bias: str, notes: list[str]) -> None:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import csv
 import json
-import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,9 +34,9 @@ from maest.data.loader import epoch_of
 from maest.data.randaugment import rand_augment
 from maest.data.sampling import train_clips, uniform_clips
 from maest.data.shard_files import is_shard_source
+from maest.data.shards import ShardDataset
 from maest.runtime import mix_seed
 
-log = logging.getLogger("maest.data")
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".ogv")
 MODES = ("pretrain", "finetune", "val", "test")
 
@@ -302,8 +301,6 @@ def dataset_from_source(source: str | Path, layout: str = "auto", **spec: Any) -
     sub-folders holding videos is class folders; else unlabelled).
     ``spec``: :class:`ClipSpec` fields, plus ``num_classes`` to check the labels of a classifier's data."""
     if layout == "shards" or (layout == "auto" and is_shard_source(source)):
-        from maest.data.shards import ShardDataset
-
         num_classes = spec.pop("num_classes", None)
         cs = ClipSpec(**spec)
         ds = ShardDataset(source, cs, VideoClipDataset([], cs).clips)

@@ -209,6 +209,11 @@ class PyAVVideo(Video):
                 continue
             yield from packet.decode()
 
+    def decode_every_frame(self) -> None:
+        """Decode every picture from now on, the unreferenced ones not asked for too (as maest did before
+        issue 15; ``maest bench-data`` times both). The frames returned are the same either way."""
+        self._skippable = set()
+
     def close(self) -> None:
         self._container.close()
 

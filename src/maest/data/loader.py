@@ -13,7 +13,7 @@ and sharding is by video, keeping a video's r clips on one rank.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator, Sequence, Sized
+from collections.abc import Iterator, Sized
 from typing import Any
 
 import numpy as np
@@ -175,7 +175,7 @@ def worker_init(worker_id: int) -> None:
 
 
 def build_loader(
-    dataset: Dataset, batch_size: int, shuffle: bool | Sampler | Sequence[int] = True, num_workers: int = 2,
+    dataset: Dataset, batch_size: int, shuffle: bool = True, num_workers: int = 2,
     seed: int = 0, drop_last: bool = True, distributed: bool = False, *, sampler: Sampler | None = None,
     pin_memory: bool = False,
 ) -> DataLoader:
@@ -183,8 +183,7 @@ def build_loader(
 
     Args:
         batch_size: videos per batch; each yields r clips, so batches hold batch_size * r clips.
-        shuffle: reshuffle every epoch (order fixed by seed and epoch). A sampler passed here
-            positionally is used as ``sampler`` (the trainer's older call form).
+        shuffle: reshuffle every epoch (order fixed by seed and epoch).
         seed: order and worker seeds.
         distributed: shard videos over ``torch.distributed`` ranks (rank 0 of 1 when uninitialised).
         sampler: use this sampler instead (e.g. a :class:`ShardedSampler` resumed mid-epoch).
@@ -192,8 +191,6 @@ def build_loader(
     Call :func:`set_epoch` on the loader before each epoch. Workers persist across epochs: each
     index carries its epoch (:class:`EpochIndex`), so they need not see ``set_epoch``.
     """
-    if isinstance(shuffle, (Sampler, list, tuple)):
-        sampler, shuffle = shuffle, True
     if sampler is None:
         rank, world = dist_rank_world() if distributed else (0, 1)
         sampler = RepeatAwareDistributedSampler(len(dataset), seed, rank, world, bool(shuffle))
