@@ -13,6 +13,7 @@ from typing import Any
 
 from maest.data.decode import Video, VideoDecodeError, open_video
 from maest.data.shard_files import FORMAT, MANIFEST, resolve_shards
+from maest.runs.progress import counter
 
 log = logging.getLogger("maest.data")
 DEFAULT_SHARD_BYTES = 1_000_000_000
@@ -33,7 +34,7 @@ def write_shards(items: list[tuple[str, int]], out_dir: str | Path, classes: lis
     _prepare_output(out, prefix, overwrite)
     packer = _Packer(out, prefix, shard_bytes)
     skipped: list[dict[str, str]] = []
-    bar = _bar(progress, len(items))
+    bar = counter(len(items), "shard", "video", progress)
     for path, label in items:
         bar.update(1)
         try:
@@ -145,16 +146,3 @@ def write_manifest(manifest: dict[str, Any], path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(manifest, indent=1) + "\n")
     os.replace(tmp, path)
-
-
-class _NoBar:
-    def update(self, n: int) -> None: ...
-    def close(self) -> None: ...
-
-
-def _bar(enabled: bool, total: int):
-    if not enabled:
-        return _NoBar()
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc="shard", unit="video", dynamic_ncols=True)
