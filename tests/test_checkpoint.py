@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from maest.runs import checkpoint as ckpt
 from maest.models import create_model
+from maest.runs import checkpoint as ckpt
 
 
 def test_atomic_save_round_trip_weights_only(tmp_path):

@@ -48,8 +48,8 @@ def test_benchmark_options_need_no_double_dash(monkeypatch):
     import maest.bench.data
 
     seen = {}
-    monkeypatch.setattr(maest.bench.data, "run", lambda argv: seen.setdefault("argv", argv) and [])
+    monkeypatch.setattr(maest.bench.data, "run_args", lambda args: seen.setdefault("args", args) and [])
     assert main(["bench-data", "--quick", "--repeats", "2"]) == 0
-    assert seen["argv"] == ["--quick", "--repeats", "2"]
+    assert seen["args"].quick and seen["args"].repeats == [2]
     with pytest.raises(SystemExit):
         main(["models", "--bogus"])  # other commands still reject what they do not know

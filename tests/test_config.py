@@ -2,9 +2,9 @@ import json
 
 import pytest
 
-from maest.train.config import PretrainConfig
-from maest.overrides import apply_overrides, from_dict, save_json
 from maest.loading import load_run_config as load_json
+from maest.overrides import apply_overrides, from_dict, save_json
+from maest.train.config import PretrainConfig
 from maest.train.recipes import get_preset, list_presets
 from maest.train.schedule import lr_at, scaled_lr
 

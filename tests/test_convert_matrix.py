@@ -21,8 +21,8 @@ import torch
 
 import maest
 import maest.loading
-from maest.runs import checkpoint as ckpt
 from maest.convert import ConversionError, convert
+from maest.runs import checkpoint as ckpt
 
 GOLDEN_VIDEOMAE = Path(__file__).parent / "golden" / "videomae_reference.pt"
 TOL = 1e-5
@@ -133,8 +133,8 @@ def _compare_hf(case: str, ours, hf, direction: str) -> None:
         _close(case, f"{direction} predictions", out.pred[masked].view(2, -1, K), ref.logits)
         target = ours.model_cfg.target
         if target.kind in ("videomae_norm_pix", "videomae_pixels"):  # HF's loss, with and without norm_pix_loss
-            from maest.train.losses import reconstruction_loss
             from maest.targets import make_target
+            from maest.train.losses import reconstruction_loss
 
             e = ours.model_cfg.encoder
             loss = reconstruction_loss(out.pred, make_target(video, target, ours.target_spec, e.mean, e.std),

@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from maest.train.losses import reconstruction_loss
 from maest.models.masking import (
     MaskConfig,
     decoder_mask_noise,
@@ -18,6 +17,7 @@ from maest.models.masking import (
     num_keep,
     running_cell_mask,
 )
+from maest.train.losses import reconstruction_loss
 
 GOLDEN = Path(__file__).parent / "golden" / "videomae_v2_tiny.pt"
 
@@ -228,8 +228,8 @@ def test_model_config_validates_mask_and_target():
 
 
 def test_reconstruction_figure_shows_the_decoded_tokens():
-    from maest.models import model_config
     from maest.figures.reconstruction import default_rows, grid_image, reconstruct
+    from maest.models import model_config
 
     cfg = model_config("tiny")
     cfg.mask = MaskConfig(decoder="running_cell", decoder_ratio=0.5)
@@ -246,8 +246,8 @@ def test_reconstruction_figure_shows_the_decoded_tokens():
 
 
 def test_videomae_target_true_stats_of_a_perfect_prediction_is_the_clip(golden):
-    from maest.targets import make_target
     from maest.figures.reconstruction import reconstruct
+    from maest.targets import make_target
 
     model = _v2_tiny("running_cell").build().eval()
     clip = torch.randn(3, 4, 32, 32) * 0.5
@@ -273,9 +273,9 @@ def test_videomae_target_true_stats_of_a_perfect_prediction_is_the_clip(golden):
                                    ["model.mask.strategy=tube", "model.target.kind=hog"]])
 def test_pretraining_with_decoder_mask_or_hog_resumes_exactly(tmp_path, extra):
     from maest.overrides import apply_overrides
-    from maest.train.recipes import get_preset
-    from maest.train.pretrain import run
     from maest.runs.metrics import read_metrics
+    from maest.train.pretrain import run
+    from maest.train.recipes import get_preset
 
     from .conftest import RandomClips
 
@@ -295,8 +295,8 @@ def test_pretraining_with_decoder_mask_or_hog_resumes_exactly(tmp_path, extra):
 
 
 def test_decoder_masks_are_seeded_per_clip_and_leave_encoder_masks_alone():
-    from maest.train.pretrain import decoder_masking_noise, masking_noise
     from maest.models import model_config
+    from maest.train.pretrain import decoder_masking_noise, masking_noise
 
     plain = model_config("tiny").build()
     cfg = model_config("tiny")
@@ -313,8 +313,8 @@ def test_decoder_masks_are_seeded_per_clip_and_leave_encoder_masks_alone():
 
 @pytest.mark.parametrize("kind", ["videomae_pixels", "pixels"])
 def test_plain_pixel_targets_draw_the_clip_from_a_perfect_prediction(kind):
-    from maest.targets import TargetConfig, make_target
     from maest.figures.reconstruction import reconstruct
+    from maest.targets import TargetConfig, make_target
 
     cfg = _v2_tiny("none")
     cfg.target = TargetConfig(kind)
@@ -382,8 +382,8 @@ def test_run_config_validation_names_the_setting(overrides, msg):
 
 
 def test_older_config_spellings_are_upgraded():
-    from maest.upgrade import upgrade_model_section, upgrade_run_config
     from maest.models import model_config
+    from maest.upgrade import upgrade_model_section, upgrade_run_config
 
     section = dataclasses.asdict(model_config("tiny"))
     section.pop("mask"), section.pop("target")
@@ -402,8 +402,8 @@ def test_older_config_spellings_are_upgraded():
 
 def test_presets_follow_videomae_v2_and_maskfeat_and_are_listed(capsys):
     from maest.cli import main
-    from maest.train.recipes import get_preset
     from maest.targets import target_dim
+    from maest.train.recipes import get_preset
 
     v2 = get_preset("videomae_v2_b_pretrain").validate()
     m, e, d = v2.model, v2.model.encoder, v2.model.decoder

@@ -1,7 +1,15 @@
 import torch
 from PIL import Image
 
-from maest.eval.test import ViewAccumulator, confusion_matrix, per_class_accuracy, predict_views, summarize, topk_accuracy, write_report
+from maest.eval.test import (
+    ViewAccumulator,
+    confusion_matrix,
+    per_class_accuracy,
+    predict_views,
+    summarize,
+    topk_accuracy,
+    write_report,
+)
 
 
 def test_views_are_averaged_per_video():

@@ -3,16 +3,16 @@ import json
 import pytest
 import torch
 
-from maest.runs import checkpoint as ckpt
-from maest.overrides import apply_overrides, from_dict
-from maest.train.finetune import run
-from maest.train.config import FinetuneConfig
-from maest.train.recipes import get_finetune_preset
 from maest.models import create_model
 from maest.models.probe import ProbedEncoder
 from maest.models.vit import VisionTransformer, load_pretrained
-from maest.train.optim import param_groups_layer_decay
+from maest.overrides import apply_overrides, from_dict
+from maest.runs import checkpoint as ckpt
 from maest.runs.metrics import read_metrics
+from maest.train.config import FinetuneConfig
+from maest.train.finetune import run
+from maest.train.optim import param_groups_layer_decay
+from maest.train.recipes import get_finetune_preset
 
 from .conftest import RandomClips
 

@@ -68,8 +68,8 @@ def test_hog_needs_one_frame_per_token():
 
 
 def test_hog_reconstruction_figure_says_there_are_no_pixels(tmp_path):
-    from maest.models import model_config
     from maest.figures.reconstruction import HOG_CAPTION, default_rows, grid_image, reconstruct, save_gif
+    from maest.models import model_config
 
     cfg = model_config("tiny")
     cfg.target = TargetConfig(kind="hog")

@@ -3,10 +3,10 @@ import contextlib
 import pytest
 import torch
 
-from maest.targets import pixel_target
-from maest.targets.pixels import target_frame_indices
 from maest.models.masking import mask_indices, mask_noise, num_keep, random_masking
+from maest.targets import pixel_target
 from maest.targets.patchify import patchify, unpatchify
+from maest.targets.pixels import target_frame_indices
 
 
 def test_unpatchify_inverts_patchify():

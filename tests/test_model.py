@@ -1,11 +1,11 @@
 import pytest
 import torch
 
+from maest.models import create_model, list_models
+from maest.models.masking import num_keep
 from maest.runs.checkpoint import load_model_weights
 from maest.targets import pixel_target
 from maest.train.losses import reconstruction_loss
-from maest.models import create_model, list_models
-from maest.models.masking import num_keep
 
 from .conftest import GOLDEN
 

@@ -15,6 +15,7 @@ from PIL import Image
 
 pytest.importorskip("matplotlib")
 
+from maest.bench import plots as bench_plots
 from maest.figures import plots
 from maest.runs.metrics import MetricsLogger, read_metrics
 
@@ -145,22 +146,22 @@ def _bench_rows():
 
 
 def test_bench_figures(tmp_path):
-    fig = plots.bench_figure(_bench_rows())
+    fig = bench_plots.bench_figure(_bench_rows())
     assert [ax.get_title() for ax in fig.axes] == ["model tiny", "model base"]
     assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["reference fp32", "maest fp32",
                                                                             "maest bf16"]
     assert _png_size(plots.save(fig, tmp_path / "b.png")) == (1440, 420)
     dual = [dict(r, decoder_mask=dm) for r in _bench_rows() for dm in (0.0, 0.5)]
-    labels = [t.get_text() for t in plots.bench_figure(dual).axes[0].get_legend().get_texts()]
+    labels = [t.get_text() for t in bench_plots.bench_figure(dual).axes[0].get_legend().get_texts()]
     assert len(labels) == 6 and "maest bf16, decoder mask 0.5" in labels
     side = [{"model": "base", "mask": 0.9, "s_per_step": {"reference": 12.0, "maest-bf16": 3.6}}]
-    assert _png_size(plots.save(plots.bench_figure(side), tmp_path / "s.png")) == (560, 420)
+    assert _png_size(plots.save(bench_plots.bench_figure(side), tmp_path / "s.png")) == (560, 420)
     rows = [{"section": "speedup", "size": "340x256", "gop": 30, "backend": b, "workers": 0, "repeat": r,
              "clips_per_s": 1.0 + r} for b in ("before pyav", "now pyav") for r in (1, 2, 4)]
     rows += [{"section": "shards", "size": "340x256", "gop": 30, "backend": b, "workers": w, "repeat": r,
               "clips_per_s": 2.0 + w} for b in ("files (auto)", "shards (auto)") for w in (0, 2) for r in (1, 4)]
     rows += [{"section": "profile", "size": "340x256", "repeat": 4, "total_ms_per_clip": 5.0}]
-    fig = plots.bench_data_figure(rows)
+    fig = bench_plots.bench_data_figure(rows)
     assert [ax.get_title() for ax in fig.axes] == ["loader before vs now, one core, 340x256 H.264",
                                                   "files vs shards, 340x256 H.264"]
     assert fig.axes[0].get_ylabel() == "clips/s, wall clock (higher is better)"
@@ -168,38 +169,40 @@ def test_bench_figures(tmp_path):
     assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["before pyav", "now pyav"]
     assert _png_size(plots.save(fig, tmp_path / "d.png")) == (760, 760)
     with pytest.raises(ValueError, match="no loader clips/s"):
-        plots.bench_data_figure(rows[-1:])
+        bench_plots.bench_data_figure(rows[-1:])
 
 
 def test_bench_data_command_writes_the_plot(tmp_path, monkeypatch):
-    from maest.bench.step import data as bench_data
+    from maest.bench import data as bench_data
     from maest.cli import main
 
     rows = [{"section": "speedup", "size": "340x256", "gop": 30, "backend": "now pyav", "workers": 0, "repeat": r,
              "clips_per_s": 3.0 * r} for r in (1, 4)]
     seen = {}
 
-    def fake_run(argv):
-        seen["argv"] = argv
+    def fake_run(args):
+        seen["args"] = args
         return rows
 
-    monkeypatch.setattr(bench_data, "run", fake_run)
+    monkeypatch.setattr(bench_data, "run_args", fake_run)
     out = tmp_path / "bd.png"
-    assert main(["bench-data", "--plot", str(out), "--", "--quick"]) == 0
-    assert seen["argv"] == ["--quick"] and _png_size(out)[0] > 500
-    out2 = tmp_path / "bd2.png"  # --plot after "--" works too and is not passed to the benchmark
+    assert main(["bench-data", "--plot", str(out), "--quick"]) == 0
+    assert seen["args"].quick and _png_size(out)[0] > 500
+    out2 = tmp_path / "bd2.png"  # the older spelling, options after "--", works too
     assert main(["bench-data", "--", "--quick", "--plot", str(out2)]) == 0
-    assert seen["argv"] == ["--quick"] and out2.is_file()
+    assert seen["args"].quick and out2.is_file()
 
 
 def test_bench_command_writes_the_plot(tmp_path, monkeypatch):
-    from maest.bench.step import step as bench
+    from maest.bench import step as bench
     from maest.cli import main
 
-    monkeypatch.setattr(bench, "run", lambda argv: _bench_rows())
+    seen = {}
+    monkeypatch.setattr(bench, "run_args", lambda args: seen.setdefault("models", args.models) and _bench_rows())
     out = tmp_path / "bench.png"
-    assert main(["bench", "--plot", str(out), "--", "--models", "tiny"]) == 0
-    assert _png_size(out) == (1440, 420)
+    assert main(["bench", "--plot", str(out), "--models", "tiny"]) == 0
+    assert _png_size(out) == (1440, 420) and seen["models"] == ["tiny"]
+    assert main(["bench", "--plot", str(out), "--", "--models", "tiny"]) == 0  # the older spelling
 
 
 def test_missing_matplotlib_is_one_clear_line(monkeypatch, tmp_path, caplog):
@@ -224,8 +227,8 @@ def test_missing_matplotlib_is_one_clear_line(monkeypatch, tmp_path, caplog):
 
 def test_a_training_run_ends_with_its_curves(tmp_path):
     from maest.overrides import apply_overrides
-    from maest.train.recipes import get_preset
     from maest.train.pretrain import run
+    from maest.train.recipes import get_preset
 
     from .conftest import RandomClips
 
@@ -273,8 +276,8 @@ def test_wandb_offline_logs_the_same_metrics(monkeypatch, tmp_path):
 
 def test_every_figure_has_a_title_and_axis_labels():
     figs = [plots.curves_figure({"r": _records()}), plots.confusion_figure(np.eye(4, dtype=int) * 3, list("abcd")),
-            plots.per_class_figure({"a": 0.5, "b": 1.0}), plots.bench_figure(_bench_rows()),
-            plots.bench_data_figure([{"size": "340x256", "gop": 30, "backend": "pyav", "workers": 0, "repeat": 1,
+            plots.per_class_figure({"a": 0.5, "b": 1.0}), bench_plots.bench_figure(_bench_rows()),
+            bench_plots.bench_data_figure([{"size": "340x256", "gop": 30, "backend": "pyav", "workers": 0, "repeat": 1,
                                       "clips_per_s": 2.0}])]
     for fig in figs:
         for ax in fig.axes:

@@ -1,11 +1,11 @@
 import pytest
 import torch
 
-from maest.runs import checkpoint as ckpt
 from maest.overrides import apply_overrides
-from maest.train.recipes import get_preset
-from maest.train.pretrain import run
+from maest.runs import checkpoint as ckpt
 from maest.runs.metrics import read_metrics
+from maest.train.pretrain import run
+from maest.train.recipes import get_preset
 
 from .conftest import RandomClips
 

@@ -15,8 +15,8 @@ from PIL import Image
 
 pytest.importorskip("matplotlib")
 
-from maest.figures import report
 from maest.cli import main  # noqa: E402
+from maest.figures import report
 
 
 class Page(HTMLParser):
@@ -200,9 +200,7 @@ def test_reconstruction_section_names_rows_and_reports_failures(tmp_path, monkey
     run = _pretrain_run(tmp_path)
     monkeypatch.setattr(report, "first_video", lambda r: tmp_path / "clip.mp4")
     grid = np.full((3 * (4 * 66 - 2), 3 * (4 * 66 - 2), 3), 255, np.uint8)  # 4 rows x 4 frames of 64 px, x3
-    buf = io.BytesIO()
-    Image.fromarray(grid).save(buf, format="PNG")
-    monkeypatch.setattr(report, "reconstruction_png", lambda ckpt, video: buf.getvalue())
+    monkeypatch.setattr(report, "reconstruction_grid", lambda ckpt, video: grid)
     page = _check_page(report.build_html(run))
     assert [i["alt"] for i in page.images] == ["reconstruction"]
     assert "no training record (loss) in metrics.jsonl yet" in page.all_text
@@ -214,6 +212,6 @@ def test_reconstruction_section_names_rows_and_reports_failures(tmp_path, monkey
     def boom(ckpt, video):
         raise RuntimeError("cannot decode")
 
-    monkeypatch.setattr(report, "reconstruction_png", boom)
+    monkeypatch.setattr(report, "reconstruction_grid", boom)
     text = _check_page(report.build_html(run)).all_text
     assert "reconstruction failed for" in text and "RuntimeError: cannot decode" in text

@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from maest.runs import checkpoint as ckpt
 from maest.cli import main
 from maest.overrides import apply_overrides
-from maest.train.recipes import get_preset
-from maest.train.pretrain import run
+from maest.runs import checkpoint as ckpt
 from maest.runs.metrics import read_metrics
+from maest.train.pretrain import run
+from maest.train.recipes import get_preset
 
 from .conftest import RandomClips
 
@@ -293,8 +293,8 @@ def test_unusable_output_dir_is_one_line_before_any_work(command, kind, tmp_path
     def no_work(*a, **k):
         raise AssertionError("compute started before the output was checked")
 
-    import maest.eval.test
     import maest.eval.features
+    import maest.eval.test
 
     monkeypatch.setattr(maest.eval.test, "run_test", no_work)
     monkeypatch.setattr(maest.eval.features, "extract", no_work)
@@ -318,8 +318,8 @@ def test_unusable_output_dir_is_one_line_before_any_work(command, kind, tmp_path
 
 # -- 2/3. test, extract and convert do not replace earlier outputs ------------------------------------------------
 def test_test_and_extract_refuse_earlier_outputs_unless_force(tmp_path, capsys, monkeypatch):
-    import maest.eval.test
     import maest.eval.features
+    import maest.eval.test
 
     calls = []
 

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from maest.models import create_model
 from maest.figures.reconstruction import grid_image, reconstruct
+from maest.models import create_model
 
 
 @pytest.mark.parametrize("mode", ["honest", "true-stats"])

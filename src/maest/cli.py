@@ -42,13 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args, unknown = parser.parse_known_args(argv)
-    if unknown:
-        # commands that pass options through to a benchmark (``args``, argparse.REMAINDER) take them before
-        # or after ``--``: argparse hands a leading option to no one, so it is put back in front here
-        if not isinstance(getattr(args, "args", None), list):
-            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
-        args.args = unknown + args.args
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     if not args.command:

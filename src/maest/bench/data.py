@@ -42,14 +42,16 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from maest.data import ClipSpec, VideoClipDataset, torchcodec_available, write_test_pattern
+from maest.bench.corpus import corpus_and_shards, make_corpus
+from maest.bench.e2e import section_e2e, section_stall
+from maest.bench.options import add_data_options
+from maest.data import ClipSpec, VideoClipDataset, torchcodec_available
 from maest.data import transforms as T
 from maest.data.decode import PyAVVideo, open_video, read_frames
-from maest.data.loader import build_loader, build_run_loader, epoch_of
+from maest.data.loader import build_run_loader, epoch_of
 from maest.data.sampling import train_clips
 from maest.runtime import mix_seed
 
-SIZES = {"340x256": (340, 256), "1280x720": (1280, 720)}
 GPU_MS_PER_CLIP = {"ViT-B H100": 12.5, "ViT-L A100": 58.8}
 
 
@@ -68,7 +70,7 @@ class BeforeClips(Dataset):
         torch.manual_seed(mix_seed(s.seed or 0, epoch_of(index, 0), index))
         video = open_video(self.paths[index], s.backend)
         if isinstance(video, PyAVVideo):
-            video._skippable = set()  # decode every frame, as before
+            video.decode_every_frame()  # as before
         idx = train_clips(video.num_frames, s.num_frames, s.sampling_rate, video.fps, s.repeat)
         frames = read_frames(video, torch.cat(idx).tolist())
         if isinstance(video, PyAVVideo):
@@ -87,27 +89,6 @@ class BeforeClips(Dataset):
         r = len(out)
         return {"video": torch.stack(out), "index": torch.full((r,), index), "label": torch.zeros(r, dtype=torch.long),
                 "skipped": []}
-
-
-def make_corpus(work: Path, size: str, gop: int, files: int) -> list[Path]:
-    w, h = SIZES[size]
-    paths = []
-    for i in range(files):
-        p = work / f"pattern_{size}_gop{gop}_{i}.mp4"
-        if not p.exists():
-            write_test_pattern(p, w, h, num_frames=300, fps=30, gop=gop, seed=i)
-        paths.append(p)
-    return paths
-
-
-def make_shards(work: Path, size: str, gop: int, paths: list[Path], items: int) -> Path:
-    from maest.data.shards import write_shards
-
-    out = work / f"shards_{size}_gop{gop}_{items}"
-    if not (out / "manifest.json").exists():
-        write_shards([(str(paths[i % len(paths)]), 0) for i in range(items)], out, shard_bytes=64_000_000,
-                     overwrite=True, progress=False)
-    return out
 
 
 def loader_rate(ds: Any, workers: int, items: int) -> tuple[float, float]:
@@ -154,13 +135,6 @@ def _datasets(paths: list[Path], shards: Path | None, spec_kw: dict, repeat: int
 
 def gpu_cores(per_core: float) -> dict[str, float]:
     return {name: (1000 / ms) / per_core for name, ms in GPU_MS_PER_CLIP.items()}
-
-
-def corpus_and_shards(args, work: Path, size: str) -> tuple[list[Path], int, Path]:
-    """The generated files at ``size``, how many items to read (fewer at 720p), and their shards."""
-    paths = make_corpus(work, size, args.gop, args.files)
-    items = args.items if size == "340x256" else max(3, args.items // 3)
-    return paths, items, make_shards(work, size, args.gop, paths, items)
 
 
 def section_speedup(args, work: Path) -> list[dict]:
@@ -245,7 +219,7 @@ def _profile_once(path: Path, repeat: int, backend: str, mode: str, spec_kw: dic
     t = time.process_time()
     video = open_video(path, backend)
     if mode == "before" and isinstance(video, PyAVVideo):
-        video._skippable = set()
+        video.decode_every_frame()
     idx = train_clips(video.num_frames, spec_kw["num_frames"], spec_kw["sampling_rate"], video.fps, repeat, g)
     flat = torch.cat(idx).tolist()
     t = tick("open+demux", t)
@@ -295,151 +269,20 @@ def _profile_once(path: Path, repeat: int, backend: str, mode: str, spec_kw: dic
     tick("collate", t)
 
 
-def _step_fn(model_name: str, precision: str):
-    from maest.models import create_model
-    from maest.runtime import autocast
-    from maest.train.optim import build_adamw, param_groups_weight_decay
-    from maest.train.pretrain import mae_loss
-
-    torch.manual_seed(0)
-    model = create_model(model_name)
-    opt = build_adamw(param_groups_weight_decay(model, 0.05), 1e-4, (0.9, 0.95), "auto", "cpu")
-
-    def step(video: torch.Tensor) -> None:
-        with autocast("cpu", precision):
-            loss = mae_loss(model, video, mask_ratio=0.9)
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-
-    return model, step
-
-
-def section_e2e(args, work: Path) -> list[dict]:
-    from maest.runtime import resolve_precision
-
-    precision = resolve_precision("auto", "cpu")
-    paths = make_corpus(work, "340x256", args.gop, args.files)
-    rows = []
-    for model_name in args.models:
-        model, step = _step_fn(model_name, precision)
-        pe = model.patch_embed
-        spec = ClipSpec(mode="pretrain", repeat=args.e2e_repeat, seed=0, backend=args.backend,
-                        num_frames=pe.num_frames, sampling_rate=4, crop_size=pe.img_size)
-        steps = args.e2e_steps
-        ds = VideoClipDataset([(str(paths[i % len(paths)]), 0) for i in range(args.e2e_batch * (steps + 2))], spec)
-        first = next(iter(build_loader(ds, args.e2e_batch, shuffle=False, num_workers=0)))
-        video = first["video"]
-        step(video)  # warm-up
-        mem = []
-        for _ in range(steps):
-            t0 = time.perf_counter()
-            step(video)
-            mem.append(time.perf_counter() - t0)
-        t_mem = statistics.median(mem)
-        clips = video.shape[0]
-        for workers in args.e2e_workers:
-            loader = build_run_loader(ds, args.e2e_batch, seed=0, rank=0, world=1,
-                                      per_epoch=args.e2e_batch * (steps + 1), epochs=1, num_workers=workers)
-            it = iter(loader)
-            step(next(it)["video"])  # start-up not timed
-            wait = compute = 0.0
-            for _ in range(steps):
-                t0 = time.perf_counter()
-                b = next(it)["video"]
-                t1 = time.perf_counter()
-                step(b)
-                wait, compute = wait + t1 - t0, compute + time.perf_counter() - t1
-            del it
-            data_per_clip = wait / steps / clips  # with 0 workers: the decode + augment cost of a clip
-            row = {"section": "e2e", "model": model_name, "precision": precision, "workers": workers,
-                   "clips_per_step": clips, "step_s_in_memory": t_mem, "step_s_loader": (wait + compute) / steps,
-                   "data_wait_fraction": wait / (wait + compute),
-                   "data_ms_per_clip": data_per_clip * 1e3, "compute_ms_per_clip": t_mem / clips * 1e3,
-                   "data_cost_vs_compute": data_per_clip / (t_mem / clips)}
-            rows.append(row)
-            print(f"e2e {model_name:<6} workers {workers}: step {row['step_s_loader']:.3f} s (in memory {t_mem:.3f}), "
-                  f"waiting {100 * row['data_wait_fraction']:.0f}%, data {row['data_ms_per_clip']:.0f} ms/clip = "
-                  f"{100 * row['data_cost_vs_compute']:.0f}% of compute per clip", flush=True)
-        del model
-    return rows
-
-
-def section_stall(args, work: Path) -> list[dict]:
-    """A GPU-like step (the CPU idles ``step_s`` while the data keeps up) over 3 epochs of 6 batches, 2
-    workers: the first step of epochs 2 and 3 vs the median step, with the run-long loader (workers
-    start once, prefetch runs across epoch ends) and with a loader rebuilt every epoch (as before)."""
-    from torch.utils.data import DataLoader
-
-    from maest.data.loader import ShardedSampler, collate_clips, worker_init
-
-    paths = make_corpus(work, "340x256", args.gop, args.files)
-    batch, per_epoch, epochs = 1, 6, 3
-    spec = ClipSpec(mode="pretrain", repeat=4, seed=0, backend=args.backend, **args.spec_kw)
-    ds = VideoClipDataset([(str(paths[i % len(paths)]), 0) for i in range(batch * per_epoch)], spec)
-    ds[0]  # library loading, first open
-    t0 = time.perf_counter()
-    ds[1]
-    step_s = time.perf_counter() - t0  # one batch's decode time: 2 workers keep ahead of it
-    rows = []
-    for how in ("run-long loader", "rebuilt each epoch"):
-        run_it = iter(build_run_loader(ds, batch, seed=0, rank=0, world=1, per_epoch=batch * per_epoch,
-                                       epochs=epochs, num_workers=2)) if how == "run-long loader" else None
-        times = []
-        for e in range(epochs):
-            if run_it is None:  # before issue 15: a new loader (new workers) every epoch
-                sampler = ShardedSampler(len(ds), seed=0)
-                sampler.set_epoch(e)
-                cur = iter(DataLoader(ds, batch, sampler=sampler, num_workers=2, collate_fn=collate_clips,
-                                      worker_init_fn=worker_init, persistent_workers=False))
-            else:
-                cur = run_it
-            ts = []
-            for _ in range(per_epoch):
-                t0 = time.perf_counter()
-                next(cur)
-                time.sleep(step_s)
-                ts.append(time.perf_counter() - t0)
-            times.append(ts)
-        steady = statistics.median([t for ts in times for t in ts[1:]])
-        firsts = [ts[0] for ts in times[1:]]
-        rows.append({"section": "stall", "loader": how, "step_s": step_s, "median_step_s": steady,
-                     "first_step_s": firsts, "first_over_median": [f / steady for f in firsts]})
-        print(f"stall {how:<20}: median step {steady:.3f} s (GPU-like step {step_s:.3f} s), first step of epochs "
-              f"2-{epochs}: " + ", ".join(f"{f:.3f} s ({f / steady:.2f}x)" for f in firsts), flush=True)
-    return rows
+SECTIONS = {"speedup": section_speedup, "shards": section_shards, "profile": section_profile, "e2e": section_e2e,
+            "stall": section_stall}
 
 
 def run(argv: list[str] | None = None) -> list[dict]:
+    """``python benchmarks/bench_data.py [options]``: parse ``argv`` and run :func:`run_args`."""
     p = argparse.ArgumentParser(prog="maest bench-data", description=__doc__.split("\n\n")[0])
-    p.add_argument("--sections", nargs="+", default=["speedup", "shards", "profile", "e2e", "stall"],
-                   choices=["speedup", "shards", "profile", "e2e", "stall"])
-    p.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
-    p.add_argument("--gop", type=int, default=30)
-    p.add_argument("--repeats", nargs="+", type=int, default=[1, 2, 4])
-    p.add_argument("--workers", nargs="+", type=int, default=[0, 1, 2])
-    p.add_argument("--backend", default="auto", choices=["auto", "torchcodec", "pyav"],
-                   help="decoder of the 'now' files/shards rows (default: auto)")
-    p.add_argument("--files", type=int, default=3, help="distinct generated videos per corpus")
-    p.add_argument("--items", type=int, default=9, help="video reads per 256p measurement (720p: a third)")
-    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the speedup section")
-    p.add_argument("--profile-reads", type=int, default=4)
-    p.add_argument("--models", nargs="+", default=["tiny", "small", "base"])
-    p.add_argument("--e2e-batch", type=int, default=1, help="videos per step (each gives --e2e-repeat clips)")
-    p.add_argument("--e2e-repeat", type=int, default=4)
-    p.add_argument("--e2e-steps", type=int, default=3)
-    p.add_argument("--e2e-workers", nargs="+", type=int, default=[0, 2])
-    p.add_argument("--e2e-threads", type=int, default=1,
-                   help="torch threads of the step (default 1: on a shared machine more threads wait on each other)")
-    p.add_argument("--decode-device", default="cpu", choices=["cpu", "cuda"],
-                   help="speedup section: also time torchcodec decoding on this device (0 workers)")
-    p.add_argument("--frames", type=int, default=16)
-    p.add_argument("--rate", type=int, default=4)
-    p.add_argument("--crop", type=int, default=224)
-    p.add_argument("--quick", action="store_true", help="256p, repeat 4, 1 round, tiny e2e: a smoke run")
-    p.add_argument("--workdir", help="keep the generated videos and shards here (default: a temp folder)")
-    p.add_argument("--out", help="write results as JSON here")
-    args = p.parse_args(argv)
+    add_data_options(p)
+    return run_args(p.parse_args(argv))
+
+
+def run_args(args: argparse.Namespace) -> list[dict]:
+    """The sections of parsed options (:func:`maest.bench.options.add_data_options`), in order; with
+    ``--out`` the results so far are written after each."""
     if args.quick:
         args.sizes, args.repeats, args.workers, args.rounds, args.items = ["340x256"], [4], [0, 2], 1, 4
         args.models, args.profile_reads, args.e2e_steps = ["tiny"], 1, 2
@@ -456,7 +299,7 @@ def run(argv: list[str] | None = None) -> list[dict]:
         for section in args.sections:
             if section == "e2e":
                 torch.set_num_threads(args.e2e_threads)
-            rows += globals()[f"section_{section}"](args, work)
+            rows += SECTIONS[section](args, work)
             torch.set_num_threads(1)
             if args.out:
                 _write(args, rows)
@@ -470,5 +313,3 @@ def _write(args: argparse.Namespace, rows: list[dict]) -> None:
     Path(args.out).write_text(json.dumps({"meta": meta, "results": rows}, indent=1, default=str) + "\n")
 
 
-if __name__ == "__main__":
-    run()

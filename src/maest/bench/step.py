@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import resource
 import statistics
@@ -26,6 +25,7 @@ from typing import Any
 
 import torch
 
+from maest.bench.options import add_step_options
 from maest.models.masking import decoder_num_keep, num_keep
 from maest.train.optim import build_adamw
 
@@ -91,20 +91,41 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+def _random_clips(model: torch.nn.Module, batch: int, device: str) -> torch.Tensor:
+    """``batch`` random clips of the shape ``model`` takes."""
+    pe = model.patch_embed
+    return torch.randn(batch, pe.proj.in_channels, pe.num_frames, pe.img_size, pe.img_size, device=device)
+
+
+def _timed_step(model: torch.nn.Module, opt: torch.optim.Optimizer, video: torch.Tensor, mask_ratio: float,
+                device: str, precision: str, ctx: Any = None) -> float:
+    """Seconds of one full training step (forward and loss under ``ctx`` and autocast, backward,
+    optimizer step), the device synchronised before and after."""
+    from maest.runtime import autocast
+    from maest.train.pretrain import mae_loss
+
+    _sync(device)
+    t0 = time.perf_counter()
+    with ctx if ctx is not None else _null(), autocast(device, precision):
+        loss = mae_loss(model, video, mask_ratio=mask_ratio)
+    loss.backward()
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+    _sync(device)
+    return time.perf_counter() - t0
+
+
 def time_step(model_name: str, mask_ratio: float, precision: str, compile: bool, mode: str, batch: int,
               steps: int, warmup: int, device: str, grad_checkpointing: bool = False,
               decoder_mask_ratio: float = 0.0, target: str = "norm_pix",
               decoder_strategy: str = "running_cell") -> dict[str, Any]:
     """Median seconds of full training steps (forward, loss, backward, AdamW) on random clips."""
     from maest.models.layers import reference_attention
-    from maest.runtime import autocast
-    from maest.train.pretrain import mae_loss
 
     torch.manual_seed(0)
     model = build_model(model_name, decoder_mask_ratio, target, decoder_strategy).to(device)
     model.grad_checkpointing = grad_checkpointing
-    pe = model.patch_embed
-    video = torch.randn(batch, pe.proj.in_channels, pe.num_frames, pe.img_size, pe.img_size, device=device)
+    video = _random_clips(model, batch, device)
     if mode == "reference":
         precision, compile = "fp32", False
         opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), foreach=False)
@@ -116,16 +137,9 @@ def time_step(model_name: str, mask_ratio: float, precision: str, compile: bool,
     times = []
     with math_ctx():
         for i in range(warmup + steps):
-            _sync(device)
-            t0 = time.perf_counter()
-            with autocast(device, precision):
-                loss = mae_loss(run_model, video, mask_ratio=mask_ratio)
-            loss.backward()
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-            _sync(device)
+            seconds = _timed_step(run_model, opt, video, mask_ratio, device, precision)
             if i >= warmup:
-                times.append(time.perf_counter() - t0)
+                times.append(seconds)
     step = statistics.median(times)
     # backward ~ 2x forward
     flops = 3 * forward_flops(model, mask_ratio, embed_all=mode == "reference") * batch
@@ -147,28 +161,17 @@ def side_by_side(model_name: str, mask_ratio: float, rounds: int, batch: int, de
     of the per-round speedups against the reference."""
     from maest.models import create_model
     from maest.models.layers import reference_attention
-    from maest.runtime import autocast
-    from maest.train.pretrain import mae_loss
 
     torch.manual_seed(0)
     model = create_model(model_name).to(device)
-    pe = model.patch_embed
-    video = torch.randn(batch, pe.proj.in_channels, pe.num_frames, pe.img_size, pe.img_size, device=device)
+    video = _random_clips(model, batch, device)
     opts = {m: torch.optim.AdamW(model.parameters(), lr=1e-5, betas=(0.9, 0.95), foreach=False) if m == "reference"
             else build_adamw([{"params": list(model.parameters())}], 1e-5, (0.9, 0.95), "auto", device) for m in modes}
 
     def step(mode: str) -> float:
         ctx = reference_attention() if mode == "reference" else _null()
         precision = "bf16" if mode.endswith("bf16") else "fp32"
-        _sync(device)
-        t0 = time.perf_counter()
-        with ctx, autocast(device, precision):
-            loss = mae_loss(model, video, mask_ratio=mask_ratio)
-        loss.backward()
-        opts[mode].step()
-        opts[mode].zero_grad(set_to_none=True)
-        _sync(device)
-        return time.perf_counter() - t0
+        return _timed_step(model, opts[mode], video, mask_ratio, device, precision, ctx)
 
     times = _interleave(step, modes, rounds)
     out = {"model": model_name, "mask_ratio": mask_ratio, "batch": batch, "rounds": rounds,
@@ -198,9 +201,6 @@ def interleaved_masks(model_name: str, settings: list[tuple[float, float]], roun
     runs one training step of every setting, so load from other processes falls on all alike. Returns one
     row per setting with its median s/step and, for every setting after the first, the median of the
     per-round speedups against the first."""
-    from maest.runtime import autocast
-    from maest.train.pretrain import mae_loss
-
     torch.manual_seed(0)
     models: dict[float, torch.nn.Module] = {}
     for _, dmask in settings:
@@ -209,26 +209,18 @@ def interleaved_masks(model_name: str, settings: list[tuple[float, float]], roun
     first = next(iter(models.values()))
     for m in models.values():
         m.load_state_dict(first.state_dict())
-    pe = first.patch_embed
-    video = torch.randn(batch, pe.proj.in_channels, pe.num_frames, pe.img_size, pe.img_size, device=device)
+    video = _random_clips(first, batch, device)
     opts = {d: build_adamw([{"params": list(m.parameters())}], 1e-5, (0.9, 0.95), "auto", device)
             for d, m in models.items()}
 
     def ratio(mask: float) -> float:
         return mask if mask > 0 else 0.5 / first.num_patches  # see _effective_ratio
 
-    def step(mask: float, dmask: float) -> float:
-        _sync(device)
-        t0 = time.perf_counter()
-        with autocast(device, precision):
-            loss = mae_loss(models[dmask], video, mask_ratio=ratio(mask))
-        loss.backward()
-        opts[dmask].step()
-        opts[dmask].zero_grad(set_to_none=True)
-        _sync(device)
-        return time.perf_counter() - t0
+    def step(setting: tuple[float, float]) -> float:
+        mask, dmask = setting
+        return _timed_step(models[dmask], opts[dmask], video, ratio(mask), device, precision)
 
-    times = _interleave(lambda setting: step(*setting), settings, rounds)
+    times = _interleave(step, settings, rounds)
     rows = []
     for mask, dmask in settings:
         t = times[(mask, dmask)]
@@ -276,43 +268,31 @@ def _effective_ratio(ratio: float, model_name: str) -> float:
 
 
 def run(argv: list[str] | None = None) -> list[dict[str, Any]]:
+    """``python -m maest.bench.step [options]``: parse ``argv`` and run :func:`run_args`."""
     p = argparse.ArgumentParser(prog="maest bench", description=__doc__.split("\n\n")[0])
-    p.add_argument("--models", nargs="+", default=["tiny", "small", "base"])
-    p.add_argument("--masks", nargs="+", type=float, default=[0.9, 0.0])
-    p.add_argument("--decoder-masks", nargs="+", type=float, default=[0.0], metavar="RATIO",
-                   help="decoder mask ratios (0: the decoder runs on every token; VideoMAE V2: 0.5), each "
-                        "combined with every mask above 0")
-    p.add_argument("--decoder-strategy", default="running_cell", choices=["running_cell", "random"])
-    p.add_argument("--targets", nargs="+", default=["norm_pix"], choices=["norm_pix", "pixels", "hog"],
-                   help="reconstruction targets (the decoder's output width follows)")
-    p.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
-    p.add_argument("--compile", nargs="+", default=["off"], choices=["off", "on"],
-                   help="torch.compile settings to run (cold compile adds 25-45 s per CPU config)")
-    p.add_argument("--reference", nargs="*", default=["base"], metavar="MODEL",
-                   help="models also timed with the reference computation (default: base)")
-    p.add_argument("--batch", type=int, default=2)
-    p.add_argument("--steps", type=int, default=3)
-    p.add_argument("--warmup", type=int, default=1)
-    p.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--grad-checkpointing", action="store_true")
-    p.add_argument("--side-by-side", type=int, default=0, metavar="ROUNDS",
-                   help="instead of the table: interleave reference / maest-bf16 / maest-fp32 steps of the "
-                        "--reference models in one process for ROUNDS rounds (fair under shared load)")
-    p.add_argument("--interleave", type=int, default=0, metavar="ROUNDS",
-                   help="instead of the table: interleave steps of every --masks x --decoder-masks setting of "
-                        "each --models model (first --precisions) in one process for ROUNDS rounds")
-    p.add_argument("--json", help="write {meta, peaks, results} here")
-    p.add_argument("--_child", help=argparse.SUPPRESS)
+    add_step_options(p)
+    p.add_argument("--_child", help=argparse.SUPPRESS)  # one configuration in its own process (_spawn)
     args = p.parse_args(argv)
     if args._child:
         _child(json.loads(args._child))
         return []
+    return run_args(args)
+
+
+def run_args(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The benchmark of parsed options (:func:`maest.bench.options.add_step_options`): the table (one
+    process per row), or the --side-by-side / --interleave rows."""
+    if args.device is None:
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
     torch.set_num_threads(args.threads)
     if args.side_by_side:
         return _run_side_by_side(args)
     if args.interleave:
         return _run_interleaved(args)
+    return _run_table(args)
+
+
+def _run_table(args: argparse.Namespace) -> list[dict[str, Any]]:
     peaks = {"fp32": matmul_peak(torch.float32, args.device), "bf16": matmul_peak(torch.bfloat16, args.device)}
     print(f"matmul peak ({args.threads} threads, {args.device}): fp32 {peaks['fp32']:.0f} GFLOP/s, "
           f"bf16 {peaks['bf16']:.0f} GFLOP/s", flush=True)

@@ -4,33 +4,24 @@ from __future__ import annotations
 
 import argparse
 
+from maest.commands.bench import add_plot_option, with_options_after_dashes
+
 
 def configure(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--plot", metavar="PNG", help="also write a chart of clips/s by backend and repeat here")
-    p.add_argument("args", nargs=argparse.REMAINDER, help="options of the benchmark; see maest bench-data -- --help")
+    from maest.bench.options import add_data_options
 
-
-def plot_option(args: argparse.Namespace) -> tuple[str | None, list[str]]:
-    """``--plot PNG`` given before or after ``--``, and the benchmark's own arguments. Checks that
-    matplotlib is there before the benchmark spends minutes."""
-    p = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
-    p.add_argument("--plot")
-    known, rest = p.parse_known_args([a for a in args.args if a != "--"])
-    plot = args.plot or known.plot
-    if plot:
-        from maest.figures import plots
-
-        plots._mpl()
-    return plot, rest
+    add_data_options(p)
+    add_plot_option(p, "also write a chart of clips/s by backend and repeat here")
 
 
 def main(args: argparse.Namespace) -> int:
-    from maest.bench.data import run
+    from maest.bench.data import run_args
 
-    plot, rest = plot_option(args)
-    rows = [r for r in run(rest) if "clips_per_s" in r]  # loader rows; e2e/profile/stall are not charted
-    if plot and rows:
-        from maest.figures import plots
+    args = with_options_after_dashes(args, configure, "maest bench-data")
+    rows = [r for r in run_args(args) if "clips_per_s" in r]  # loader rows; e2e/profile/stall are not charted
+    if args.plot and rows:
+        from maest.bench.plots import bench_data_figure
+        from maest.figures.plots import save
 
-        print(f"wrote {plots.save(plots.bench_data_figure(rows), plot)}")
+        print(f"wrote {save(bench_data_figure(rows), args.plot)}")
     return 0

@@ -25,38 +25,23 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from maest.data import ClipSpec, VideoClipDataset
-    from maest.figures.reconstruction import caption, grid_image, reconstruct, save_gif, save_mp4, save_png
-    from maest.loading import read
+    from maest.figures.reconstruction import grid_image, reconstruction_panels, save_gif, save_mp4, save_png
     from maest.runs.outputs import writable_file
 
     # before any work: the figures can be written, and earlier ones are replaced only when asked
     for suffix in (".png", ".gif") + (() if args.no_mp4 else (".mp4",)):
         writable_file(Path(args.out).with_suffix(suffix), "--out", force=args.force)
-    source = read(args.checkpoint)
-    if source.kind != "mae":
-        raise ValueError(f"{args.checkpoint} holds a {source.kind}, not a pre-training (MAE) model: reconstructions "
-                         "need the decoder")
-    model, mcfg = source.build(), source.model_config
-    run = source.run_config or {}
-    e = mcfg.encoder
-    spec = ClipSpec(mode="test", num_frames=e.num_frames, sampling_rate=run.get("data", {}).get("sampling_rate", 4),
-                    crop_size=e.img_size, test_clips=args.clips, test_crops=1,
-                    backend=run.get("data", {}).get("backend", "auto"), mean=e.mean, std=e.std)
-    if not 0 <= args.clip < args.clips:
-        raise ValueError(f"--clip {args.clip} must be in [0, {args.clips})")
-    clip = VideoClipDataset([(args.video, -1)], spec)[0]["video"][args.clip]
-    ratio = mcfg.mask.ratio if args.mask_ratio is None else args.mask_ratio
-    panels = reconstruct(model, clip, ratio, seed=args.seed, mode=args.mode, target=mcfg.target)
+    rec = reconstruction_panels(args.checkpoint, args.video, mask_ratio=args.mask_ratio, mode=args.mode,
+                                clip=args.clip, clips=args.clips, seed=args.seed)
     out = Path(args.out)
-    files = {"png": str(save_png(grid_image(panels), out.with_suffix(".png"), scale=args.scale)),
-             "gif": str(save_gif(panels, out.with_suffix(".gif"), scale=args.scale))}
+    files = {"png": str(save_png(grid_image(rec.panels), out.with_suffix(".png"), scale=args.scale)),
+             "gif": str(save_gif(rec.panels, out.with_suffix(".gif"), scale=args.scale))}
     if not args.no_mp4:
-        files["mp4"] = str(save_mp4(panels, out.with_suffix(".mp4"), scale=args.scale))
-    info = {"video": args.video, "mask_ratio": ratio, "mode": args.mode, "target": mcfg.target.kind}
-    if mcfg.mask.decoder != "none":  # the figure's "decoder" row shows the tokens it reconstructed
-        info["decoder_mask"] = f"{mcfg.mask.decoder} {mcfg.mask.decoder_ratio}"
-    if caption(panels):
-        info["note"] = caption(panels)
+        files["mp4"] = str(save_mp4(rec.panels, out.with_suffix(".mp4"), scale=args.scale))
+    info = {"video": args.video, "mask_ratio": rec.mask_ratio, "mode": rec.mode, "target": rec.target}
+    if rec.decoder_mask:  # the figure's "decoder" row shows the tokens it reconstructed
+        info["decoder_mask"] = rec.decoder_mask
+    if rec.caption:
+        info["note"] = rec.caption
     print(json.dumps({**info, **files}))
     return 0

@@ -16,13 +16,16 @@ gradient histograms, not pixels: the figure shows the clip and the masks and say
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from maest.data import ClipSpec, VideoClipDataset
 from maest.data.transforms import MEAN, STD
+from maest.loading import read
 from maest.targets import TargetConfig
 from maest.targets.patchify import patchify, unpatchify
 from maest.targets.pixels import target_frame_indices
@@ -151,6 +154,56 @@ def reconstruct(
     return panels
 
 
+@dataclass
+class Reconstruction:
+    """The panels of :func:`reconstruct` and the settings that made them."""
+
+    panels: dict[str, torch.Tensor]
+    mask_ratio: float
+    mode: str
+    target: str  # the target kind the model predicts
+    decoder_mask: str | None = None  # "<strategy> <ratio>" when the model masks its decoder
+
+    @property
+    def caption(self) -> str | None:
+        return caption(self.panels)
+
+
+def reconstruction_panels(
+    checkpoint: str | Path, video: str | Path, mask_ratio: float | None = None, mode: str = "honest",
+    clip: int = 0, clips: int = 1, seed: int = 0,
+) -> Reconstruction:
+    """Reconstruct clip ``clip`` of ``clips`` uniform clips of ``video`` (1: the centre clip, sampled
+    and cropped as the run's test clips) with the MAE of a pre-training ``checkpoint``.
+
+    Args:
+        mask_ratio: fraction of patches removed (default: the run's ``model.mask.ratio``).
+        mode: "honest" or "true-stats" (see the module docstring).
+        seed: masking seed.
+
+    Raises:
+        ValueError: the checkpoint holds no MAE (no decoder to reconstruct with), or ``clip`` is not
+            in [0, clips).
+    """
+    source = read(checkpoint)
+    if source.kind != "mae":
+        raise ValueError(f"{checkpoint} holds a {source.kind}, not a pre-training (MAE) model: reconstructions "
+                         "need the decoder")
+    model, mcfg = source.build(), source.model_config
+    data = (source.run_config or {}).get("data", {})
+    e = mcfg.encoder
+    spec = ClipSpec(mode="test", num_frames=e.num_frames, sampling_rate=data.get("sampling_rate", 4),
+                    crop_size=e.img_size, test_clips=clips, test_crops=1, backend=data.get("backend", "auto"),
+                    mean=e.mean, std=e.std)
+    if not 0 <= clip < clips:
+        raise ValueError(f"--clip {clip} must be in [0, {clips})")
+    x = VideoClipDataset([(str(video), -1)], spec)[0]["video"][clip]
+    ratio = mcfg.mask.ratio if mask_ratio is None else mask_ratio
+    panels = reconstruct(model, x, ratio, seed=seed, mode=mode, target=mcfg.target)
+    decoder_mask = f"{mcfg.mask.decoder} {mcfg.mask.decoder_ratio}" if mcfg.mask.decoder != "none" else None
+    return Reconstruction(panels, ratio, mode, mcfg.target.kind, decoder_mask)
+
+
 def default_rows(panels: dict[str, torch.Tensor]) -> tuple[str, ...]:
     """The rows a figure of ``panels`` shows: clip, masked input, decoder tokens (if masked), and the
     reconstruction rows when the target is pixels."""
@@ -203,12 +256,15 @@ def _caption_strip(text: str, width: int) -> np.ndarray:
     return np.asarray(im)
 
 
+def upscale(img: np.ndarray, scale: int) -> np.ndarray:
+    """``img`` (H, W, C) with every pixel repeated ``scale`` x ``scale`` times (nearest neighbour)."""
+    return np.kron(img, np.ones((scale, scale, 1), np.uint8)) if scale > 1 else img
+
+
 def save_png(img: np.ndarray, path: str | Path, scale: int = 1) -> Path:
     from PIL import Image
 
-    im = Image.fromarray(img)
-    if scale > 1:
-        im = im.resize((im.width * scale, im.height * scale), Image.NEAREST)
+    im = Image.fromarray(upscale(img, scale))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     im.save(path)
@@ -224,7 +280,7 @@ def _strips(panels: dict[str, torch.Tensor], rows, scale: int) -> list[np.ndarra
     for f in range(T):
         strip = np.concatenate([np.pad(panels[r][f].numpy(), ((0, 0), (0, GAP), (0, 0)), constant_values=255)
                                 for r in rows], axis=1)
-        strips.append(np.kron(strip, np.ones((scale, scale, 1), np.uint8)) if scale > 1 else strip)
+        strips.append(upscale(strip, scale))
     return strips
 
 

@@ -1,6 +1,7 @@
 """Metrics sinks for the main process: a JSONL file (one record per log event), TensorBoard and,
 optionally, Weights & Biases (``train.wandb=true``; ``WANDB_MODE=offline`` and the other ``WANDB_*``
-variables are honoured by wandb itself)."""
+variables are honoured by wandb itself), and the one reader of ``metrics.jsonl``: :func:`read_metrics`
+for a finished file, :func:`scan_metrics` for one a run may be writing now."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import os
 import time
 from pathlib import Path
 from typing import Any
+
+_TORN = object()  # a metrics.jsonl line that is not JSON (cut off by a kill, or being written now)
 
 
 class MetricsLogger:
@@ -61,7 +64,44 @@ class MetricsLogger:
 
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    """The records of a finished ``metrics.jsonl`` file, in order (:func:`scan_metrics` reads one a run
+    may be writing now).
+
+    Raises:
+        json.JSONDecodeError: a line is not JSON.
+        FileNotFoundError: there is no file.
+    """
+    return [json.loads(line) for line in _lines(Path(path))]
+
+
+def scan_metrics(path: str | Path) -> tuple[list[dict[str, Any]], int]:
+    """The records (JSON objects with a ``step``) of ``metrics.jsonl`` at ``path`` and how many lines
+    could not be parsed; ([], 0) when there is no file. Never raises on the content, so a file a run
+    is writing now can be read."""
+    p = Path(path)
+    if not p.is_file():
+        return [], 0
+    records, bad = [], 0
+    for _, rec in _parsed(p, errors="replace"):
+        if rec is _TORN:
+            bad += 1
+        elif isinstance(rec, dict) and "step" in rec:
+            records.append(rec)
+    return records, bad
+
+
+def _lines(path: Path, errors: str = "strict") -> list[str]:
+    """The non-blank lines of ``path``."""
+    return [line for line in path.read_text(errors=errors).splitlines() if line.strip()]
+
+
+def _parsed(path: Path, errors: str = "strict"):
+    """(line, its JSON value or ``_TORN``) for each non-blank line of ``path``."""
+    for line in _lines(path, errors):
+        try:
+            yield line, json.loads(line)
+        except json.JSONDecodeError:
+            yield line, _TORN
 
 
 def _summary_writer(log_dir: Path):
@@ -76,11 +116,9 @@ def _summary_writer(log_dir: Path):
 def _split_records(path: Path, step: int) -> tuple[list[str], int]:
     """The lines of ``path`` logged at or before ``step``, and how many others (later, or torn by a kill)."""
     keep, other = [], 0
-    for line in path.read_text().splitlines():
-        if not line.strip():
-            continue
+    for line, rec in _parsed(path):
         try:
-            early = int(json.loads(line).get("step", 0)) <= step
+            early = int(rec.get("step", 0)) <= step
         except (ValueError, AttributeError, TypeError):  # a line cut off by a kill mid-write
             early = False
         if early:
