@@ -41,3 +41,23 @@ class RandomClips(Dataset):
 @pytest.fixture
 def random_clips() -> RandomClips:
     return RandomClips()
+
+
+@pytest.fixture
+def no_curves(monkeypatch):
+    """For runs that are about files and messages: skip the end-of-run matplotlib figure (seconds each).
+    Apply with ``pytestmark = pytest.mark.usefixtures("no_curves")``."""
+    import maest.train.loop
+
+    monkeypatch.setattr(maest.train.loop, "write_run_curves", lambda run_dir: None)
+
+
+@pytest.fixture
+def fake_data(monkeypatch):
+    """CLI training commands read RandomClips instead of videos."""
+    import maest.train.finetune as ft
+    import maest.train.pretrain as pre
+
+    real_pre, real_ft = pre.run, ft.run
+    monkeypatch.setattr(pre, "run", lambda cfg: real_pre(cfg, dataset=RandomClips()))
+    monkeypatch.setattr(ft, "run", lambda cfg: real_ft(cfg, dataset=RandomClips()))

@@ -137,6 +137,23 @@ def all_reduce_mean(value: torch.Tensor) -> torch.Tensor:
     return value
 
 
+def all_reduce_max(value: torch.Tensor) -> torch.Tensor:
+    """The largest ``value`` over all ranks (itself when not distributed)."""
+    if dist.is_available() and dist.is_initialized():
+        value = value.clone()
+        dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return value
+
+
+def no_sync(model: nn.Module, sync: bool) -> contextlib.AbstractContextManager:
+    """DDP's ``no_sync()`` when ``sync`` is False (an accumulation micro-batch that is not the last: its
+    gradients stay local, saving one all-reduce), else nothing; also through a ``torch.compile`` wrapper."""
+    ddp = getattr(model, "_orig_mod", model)
+    if sync or not isinstance(ddp, nn.parallel.DistributedDataParallel):
+        return contextlib.nullcontext()
+    return ddp.no_sync()
+
+
 def all_gather_objects(obj):
     """Gather a picklable object from every rank (a one-element list when not distributed)."""
     if not (dist.is_available() and dist.is_initialized()):
@@ -158,6 +175,13 @@ def shutdown() -> None:
         dist.destroy_process_group()
 
 
+def to_device(x: torch.Tensor, device: str) -> torch.Tensor:
+    """``x`` (made on the host) on ``device``: through pinned memory and without waiting on a GPU."""
+    if device == "cpu":
+        return x
+    return x.pin_memory().to(device, non_blocking=True)
+
+
 def unwrap(model: nn.Module) -> nn.Module:
     """The bare model inside DDP / torch.compile wrappers."""
     while True:
@@ -167,6 +191,7 @@ def unwrap(model: nn.Module) -> nn.Module:
             model = model._orig_mod
         else:
             return model
+
 
 def resolve_precision(precision: str, device: str) -> str:
     """``auto`` -> bf16 on CUDA with bf16 support and on CPUs with native bf16 (AVX512-BF16/AMX),

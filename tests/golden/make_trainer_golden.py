@@ -4,9 +4,10 @@ Runs facebookresearch/mae_st (@c5dec1b) on CPU in fp32: its own ``engine_pretrai
 ``util.lr_sched.adjust_learning_rate``, ``util.misc.add_weight_decay`` (bias_wd False), AdamW built as
 ``main_pretrain.py`` builds it (``torch.optim._multi_tensor.AdamW``, betas (0.9, 0.95)) and
 ``NativeScalerWithGradNormCount(fp32=True)`` with ``clip_grad``, on a tiny perturbed
-``MaskedAutoencoderViT`` fed batches shaped (b, r, C, T, H, W) (its repeated-sampling reshape). It also
-records ``util.lr_decay.param_groups_lrd`` of a tiny ``models_vit.VisionTransformer`` (fine-tuning's
-layer-wise lr decay groups).
+``MaskedAutoencoderViT`` fed batches shaped (b, r, C, T, H, W) (its repeated-sampling reshape): 52 steps
+across warmup and cosine (``runs/main``), and 6 steps of epochs whose micro-batches accum_iter does not
+divide (``runs/ragged``). It also records ``util.lr_decay.param_groups_lrd`` of tiny
+``models_vit.VisionTransformer``s (fine-tuning's layer-wise lr decay groups).
 
 Nothing of the official code is copied here: the package is imported from a checkout given on the command
 line (or ``$MAE_ST``). Stubbed are only imports that do not touch the numbers: timm's ``to_2tuple``,
@@ -50,6 +51,10 @@ NORM_EPS = 1e-6  # the official mae_vit_* constructors' norm_layer
 # 13 epochs -> 52 optimizer steps, the first 12 in warmup
 RUN = dict(num_videos=16, repeat_aug=2, batch_size=2, accum_iter=2, epochs=13, warmup_epochs=3, lr=4e-3,
            min_lr=2e-4, weight_decay=0.5, clip_grad=0.1, mask_ratio=0.75, betas=(0.9, 0.95))
+# a ragged epoch: the first 10 videos -> 5 micro-batches per epoch, which accum_iter=2 does not divide; the
+# official engine computes the 5th (forward, backward) but steps on none and zeroes it at the next epoch start,
+# and its lr follows the micro-batch (data_iter_step / len(data_loader))
+RAGGED = {**RUN, "num_videos": 10, "epochs": 3, "warmup_epochs": 1}
 # fine-tuning's layer-decay groups: official VisionTransformer geometries and param_groups_lrd settings
 LRD = dict(weight_decay=0.05, layer_decay=0.75)
 LRD_MODELS = {
@@ -133,31 +138,35 @@ def perturbed_mae(off: SimpleNamespace) -> nn.Module:
     return model
 
 
-def make_inputs() -> dict[str, torch.Tensor]:
-    """Videos (stored in fp16, trained on in fp32), the per-epoch video order and the masking noise of
-    every micro-batch (rows in the order of the reshaped batch: video-major, then clip)."""
-    r, n, b = RUN["repeat_aug"], RUN["num_videos"], RUN["batch_size"]
+def make_videos() -> torch.Tensor:
+    """The videos (stored in fp16, trained on in fp32): r clips of each, a shared base plus clip noise."""
+    r, n = RUN["repeat_aug"], RUN["num_videos"]
     g = torch.Generator().manual_seed(2)
     shape = (n, r, MODEL["in_chans"], MODEL["num_frames"], MODEL["img_size"], MODEL["img_size"])
     base = torch.randn(shape[:1] + shape[2:], generator=g)
-    videos = (base[:, None] + 0.3 * torch.randn(shape, generator=g)).half()
-    order = torch.stack([torch.randperm(n, generator=g) for _ in range(RUN["epochs"])])
+    return (base[:, None] + 0.3 * torch.randn(shape, generator=g)).half()
+
+
+def make_schedule(run: dict, seed: int) -> dict[str, torch.Tensor]:
+    """The per-epoch video order and the masking noise of every micro-batch (rows in the order of the
+    reshaped batch: video-major, then clip)."""
+    n, b, r = run["num_videos"], run["batch_size"], run["repeat_aug"]
+    g = torch.Generator().manual_seed(seed)
+    order = torch.stack([torch.randperm(n, generator=g) for _ in range(run["epochs"])])
     t, hw = MODEL["num_frames"] // MODEL["t_patch_size"], MODEL["img_size"] // MODEL["patch_size"]
-    micro = RUN["epochs"] * (n // b)
-    noise = torch.rand(micro, b * r, t * hw * hw, generator=g)
-    return {"videos": videos, "order": order, "noise": noise}
+    noise = torch.rand(run["epochs"] * (n // b), b * r, t * hw * hw, generator=g)
+    return {"order": order, "noise": noise}
 
 
-def train_official(off: SimpleNamespace, model: nn.Module, inputs: dict, *, bias_wd: bool = False,
-                   warmup_epochs: float | None = None) -> dict:
+def train_official(off: SimpleNamespace, model: nn.Module, videos: torch.Tensor, sched: dict, run: dict, *,
+                   bias_wd: bool = False) -> dict:
     """Run the official engine over the fixed batches and noise; record lr, losses, grad norms, weights."""
-    args = SimpleNamespace(accum_iter=RUN["accum_iter"], lr=RUN["lr"], min_lr=RUN["min_lr"], epochs=RUN["epochs"],
-                           warmup_epochs=RUN["warmup_epochs"] if warmup_epochs is None else warmup_epochs,
-                           clip_grad=RUN["clip_grad"], mask_ratio=RUN["mask_ratio"], repeat_aug=RUN["repeat_aug"],
-                           num_checkpoint_del=0)
+    args = SimpleNamespace(accum_iter=run["accum_iter"], lr=run["lr"], min_lr=run["min_lr"], epochs=run["epochs"],
+                           warmup_epochs=run["warmup_epochs"], clip_grad=run["clip_grad"],
+                           mask_ratio=run["mask_ratio"], repeat_aug=run["repeat_aug"], num_checkpoint_del=0)
     # main_pretrain.py's optimizer and scaler
-    groups = off.misc.add_weight_decay(model, RUN["weight_decay"], bias_wd=bias_wd)
-    optimizer = torch.optim._multi_tensor.AdamW(groups, lr=args.lr, betas=RUN["betas"])
+    groups = off.misc.add_weight_decay(model, run["weight_decay"], bias_wd=bias_wd)
+    optimizer = torch.optim._multi_tensor.AdamW(groups, lr=args.lr, betas=run["betas"])
     scaler = off.misc.NativeScalerWithGradNormCount(fp32=True)
 
     rec = {"lr": [], "loss": [], "grad_norm": []}
@@ -174,7 +183,7 @@ def train_official(off: SimpleNamespace, model: nn.Module, inputs: dict, *, bias
             rec["grad_norm"].append(float(norm))
         return norm
 
-    noise = iter(inputs["noise"])
+    noise = iter(sched["noise"])
 
     def rand(*size, **kw):
         row = next(noise)
@@ -183,23 +192,23 @@ def train_official(off: SimpleNamespace, model: nn.Module, inputs: dict, *, bias
         return row.clone()
 
     hook = model.register_forward_hook(lambda m, i, out: rec["loss"].append(float(out[0].detach())))
-    b = RUN["batch_size"]
-    videos = inputs["videos"].float()
+    b, videos = run["batch_size"], videos[:run["num_videos"]].float()
     with unittest.mock.patch.object(off.lr_sched, "adjust_learning_rate", adjust), \
             unittest.mock.patch("torch.rand", rand), unittest.mock.patch("torch.cuda.synchronize", lambda *a: None):
-        for epoch in range(RUN["epochs"]):
-            order = inputs["order"][epoch]
-            loader = [(videos[order[i:i + b]], torch.zeros(b, RUN["repeat_aug"]))
-                      for i in range(0, RUN["num_videos"], b)]
+        for epoch in range(run["epochs"]):
+            order = sched["order"][epoch]
+            loader = [(videos[order[i:i + b]], torch.zeros(b, run["repeat_aug"]))
+                      for i in range(0, run["num_videos"] - b + 1, b)]  # drop_last
             off.engine_pretrain.train_one_epoch(model, loader, optimizer, torch.device("cpu"), epoch, scale,
                                                 args=args, fp32=True)
     hook.remove()
     if next(noise, None) is not None:
         raise RuntimeError("the official run drew fewer noise rows than were made")
-    micro = RUN["accum_iter"]
     return {
-        "lr": torch.tensor(rec["lr"], dtype=torch.float64),  # (steps, groups)
-        "loss": torch.tensor(rec["loss"], dtype=torch.float64).view(-1, micro),  # (steps, accum_iter)
+        "run": {**run, "betas": list(run["betas"])},
+        **sched,
+        "lr": torch.tensor(rec["lr"], dtype=torch.float64),  # (adjust calls, groups): every accum_iter-th micro-batch
+        "loss": torch.tensor(rec["loss"], dtype=torch.float64),  # (micro-batches,)
         "grad_norm": torch.tensor(rec["grad_norm"], dtype=torch.float64),  # (steps,)
         "final_state_dict": {k: v.detach().clone() for k, v in model.state_dict().items()},
     }
@@ -237,17 +246,19 @@ def main() -> None:
         raise SystemExit("pass --mae-st /path/to/mae_st (or set MAE_ST)")
     torch.set_num_threads(1)  # fixed reduction order
     off = import_official(a.mae_st)
-    inputs = make_inputs()
+    videos, sched = make_videos(), make_schedule(RUN, 3)
     model = perturbed_mae(off)
     init = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    ref = train_official(off, model, inputs)
 
+    def official(run: dict, sched: dict, **kw) -> dict:
+        m = perturbed_mae(off)
+        m.load_state_dict(init)
+        return train_official(off, m, videos, sched, run, **kw)
+
+    ref = official(RUN, sched)
     # sensitivity: the weight-decay grouping and the warmup must move the final weights far beyond 1e-5
-    for what, kw in (("bias_wd=True (decay every parameter)", {"bias_wd": True}),
-                     ("warmup_epochs + 1", {"warmup_epochs": RUN["warmup_epochs"] + 1})):
-        other = perturbed_mae(off)
-        other.load_state_dict(init)
-        alt = train_official(off, other, inputs, **kw)
+    for what, alt in (("bias_wd=True (decay every parameter)", official(RUN, sched, bias_wd=True)),
+                      ("warmup_epochs + 1", official({**RUN, "warmup_epochs": RUN["warmup_epochs"] + 1}, sched))):
         diff = max((alt["final_state_dict"][k] - v).abs().max().item() for k, v in ref["final_state_dict"].items())
         print(f"{what}: max |final weight change| = {diff:.3g}")
         if diff < 1e-3:
@@ -255,7 +266,7 @@ def main() -> None:
 
     steps = ref["grad_norm"].numel()
     clipped = int((ref["grad_norm"] > RUN["clip_grad"]).sum())
-    print(f"{steps} steps, loss {ref['loss'][0].mean():.4f} -> {ref['loss'][-1].mean():.4f}, "
+    print(f"{steps} steps, loss {ref['loss'][:2].mean():.4f} -> {ref['loss'][-2:].mean():.4f}, "
           f"{clipped} steps clipped, grad norm {ref['grad_norm'].min():.3g}..{ref['grad_norm'].max():.3g}, "
           f"peak lr {ref['lr'].max():.3g}")
     if not (0 < clipped < steps and math.isfinite(ref["loss"].sum().item())):
@@ -264,10 +275,9 @@ def main() -> None:
     golden = {
         "commit": MAE_ST_COMMIT,
         "model": {**MODEL, "norm_eps": NORM_EPS},
-        "run": {**RUN, "betas": list(RUN["betas"])},
         "initial_state_dict": init,
-        **inputs,
-        **ref,
+        "videos": videos,
+        "runs": {"main": ref, "ragged": official(RAGGED, make_schedule(RAGGED, 4))},
         "layer_decay": {"settings": dict(LRD), **layer_decay_groups(off)},
     }
     torch.save(golden, a.out)

@@ -179,3 +179,12 @@ def test_maest_0_1_sections_keep_their_reading():
     legacy = apply_flat_overrides(model_config("tiny"), legacy=True, norm_eps=1e-5, mlp_ratio=2.0, qkv_bias=False,
                                   decoder_norm_eps=1e-4, final_norm_eps=1e-3)
     assert dataclasses.asdict(legacy)["decoder"] == up["decoder"]
+
+
+def test_sep_pos_embed_is_the_official_switch_of_position_tables():
+    from maest.models import create_model
+
+    assert create_model("tiny", sep_pos_embed=True).cfg.pos_embed_type == "separable"
+    assert create_model("tiny", sep_pos_embed=False).cfg.pos_embed_type == "joint"
+    with pytest.raises(ValueError, match="contradicts sep_pos_embed"):
+        create_model("tiny", sep_pos_embed=False, pos_embed_type="separable")

@@ -116,6 +116,12 @@ def _set_fields(cfg: MAEConfig | ClassifierConfig, kw: dict[str, Any]) -> None:
             raise ValueError(f"{cfg.name}: qkv_bias={kw['qkv_bias']!r} contradicts no_qkv_bias={no_bias!r}; "
                              "give one of them")
         kw["qkv_bias"] = form
+    if "sep_pos_embed" in kw:  # the official constructors' switch between separable and joint tables
+        kind = "separable" if kw.pop("sep_pos_embed") else "joint"
+        if kw.get("pos_embed_type", kind) != kind:
+            raise ValueError(f"{cfg.name}: pos_embed_type={kw['pos_embed_type']!r} contradicts sep_pos_embed; "
+                             "give one of them")
+        kw["pos_embed_type"] = kind
     if "encoder_final_norm_eps" in kw:
         eps = kw.pop("encoder_final_norm_eps")
         if kw.get("final_norm_eps", eps) != eps:
@@ -195,6 +201,7 @@ def create_model(name: str, pretrained: str | Path | None = None, **overrides: A
     ``decoder_*``               any other decoder field (``decoder_embed_dim``, ``decoder_depth``,
                                 ``decoder_num_heads``, ``decoder_embed_bias``, ...)
     ``pred_t_dim``              target frames (sets ``decoder.t_pred_patch_size``)
+    ``sep_pos_embed``           the official switch: True "separable", False "joint" (``pos_embed_type``)
     other names                 the encoder field (``depth``, ``num_frames``, ``cls_embed``, ...) or
                                 the config's own (``num_classes``, ``dropout``, ``drop_path``, ...)
     ==========================  =======================================================================

@@ -100,6 +100,10 @@ def num_keep(ratio: float, grid: tuple[int, int, int], strategy: str = "random")
             f"mask_ratio={ratio} with strategy {strategy!r} leaves no visible token on a {t}x{h}x{w} grid; "
             "lower the mask ratio"
         )
+    if keep >= t * h * w:
+        # checked here, once, so the loss never has to read the mask count back from the device
+        raise ValueError(f"mask_ratio={ratio} with strategy {strategy!r} removes no token of a {t}x{h}x{w} grid, "
+                         "so the MAE loss is undefined (0/0); raise the mask ratio")
     return keep
 
 

@@ -116,8 +116,8 @@ def _run(cfg: FinetuneConfig, dataset: Dataset | None, val_dataset: Dataset | No
         dataset = cfg.data.build(cfg.model.encoder, "finetune", num_classes=cfg.model.num_classes)
     if val_dataset is None and cfg.data.val_source:
         val_dataset = cfg.data.build(cfg.model.encoder, "val", num_classes=cfg.model.num_classes)
-    # the reference's fine-tuning lr counts videos, not repeated clips
-    base_lr = o.peak_lr(effective_batch(cfg, info))
+    # the reference's fine-tuning lr counts repeated clips (main_finetune.py's eff_batch_size x repeat_aug)
+    base_lr = o.peak_lr(effective_batch(cfg, info) * cfg.data.repeat_aug)
     precision = resolve_precision(t.precision, info.device)
     mixup = Mixup(cfg.mix.mixup, cfg.mix.cutmix, cfg.mix.prob, cfg.mix.switch_prob, cfg.mix.smoothing, m.num_classes)
     depth = m.encoder.depth

@@ -37,7 +37,8 @@ EpochHook = Callable[[int, int, MetricsLogger], dict | None]
 
 
 def effective_batch(cfg: Any, info: runtime.DistInfo) -> int:
-    """Videos per optimizer step over all processes (repeated clips not counted, as the reference)."""
+    """Videos per optimizer step over all processes (repeated clips not counted: the reference scales
+    pre-training's lr by this, fine-tuning's by this times ``repeat_aug``)."""
     return cfg.train.batch_size * cfg.train.accum_iter * info.world_size
 
 
@@ -81,6 +82,7 @@ class Run:
     logger: MetricsLogger
     progress: Silent
     summary: dict[str, Any]
+    guard: NonFiniteGuard
 
 
 def train(cfg: Any, model: nn.Module, optimizer: torch.optim.Optimizer, dataset: Dataset, info: runtime.DistInfo,
@@ -113,7 +115,8 @@ def train(cfg: Any, model: nn.Module, optimizer: torch.optim.Optimizer, dataset:
     summary: dict[str, Any] = {"steps": step, "loss": None, "checkpoint": None, "skipped": [], "val": [],
                                "steps_per_epoch": plan.steps_per_epoch, "lr": base_lr, "precision": precision}
     progress = training_progress(info.is_main, t.progress, total=plan.last_step, initial=step, desc=title.split()[0])
-    run = Run(cfg, info, plan, model, train_model, optimizer, loss_fn, base_lr, logger, progress, summary)
+    run = Run(cfg, info, plan, model, train_model, optimizer, loss_fn, base_lr, logger, progress, summary,
+              NonFiniteGuard(info, Path(t.output_dir)))
     batches = open_batches(run, seeded, step)
     train_model.train()
     try:
@@ -193,15 +196,21 @@ def train_one_epoch(run: Run, batches: Iterator[dict], epoch: int, step: int) ->
     for micro, batch in zip(range((step - epoch * plan.steps_per_epoch) * t.accum_iter, plan.micro_per_epoch),
                             batches, strict=False):
         tally.update(batch["skipped"])
+        if micro >= plan.steps_per_epoch * t.accum_iter:
+            # an epoch's last, incomplete accumulation: the official loop computes it and drops its
+            # gradient (zero_grad at the next epoch's start); the batches are drawn, the work is not done
+            continue
         accum_pos = micro % t.accum_iter
         if accum_pos == 0:
-            lr = set_lr(run.optimizer, step / plan.steps_per_epoch, run.base_lr, o, t.epochs)
-        loss = run.loss_fn(run.train_model, batch, step, accum_pos)
-        if not torch.isfinite(loss):
-            raise non_finite_loss(loss.item(), step, epoch, Path(t.output_dir))
-        (loss / t.accum_iter).backward()
+            # the official per-iteration schedule: the fraction of the epoch's micro-batches done
+            lr = set_lr(run.optimizer, epoch + micro / plan.micro_per_epoch, run.base_lr, o, t.epochs)
+        last_micro = accum_pos == t.accum_iter - 1
+        with runtime.no_sync(run.train_model, sync=last_micro):
+            loss = run.loss_fn(run.train_model, batch, step, accum_pos)
+            run.guard.watch(loss, step, epoch)
+            (loss / t.accum_iter).backward()
         meter.add(loss, batch["video"].shape[0])
-        if accum_pos != t.accum_iter - 1:
+        if not last_micro:
             continue
         grad_norm = None
         if o.clip_grad is not None:
@@ -211,11 +220,14 @@ def train_one_epoch(run: Run, batches: Iterator[dict], epoch: int, step: int) ->
         step += 1
         run.progress.update(1)
         if step % t.log_every == 0 or step == plan.last_step:
+            run.guard.check()
             log_step(run, meter, step, lr, grad_norm)
         if t.save_every_steps and step % t.save_every_steps == 0:
+            run.guard.check()  # never save weights a non-finite loss has touched
             run.summary["checkpoint"] = save(run.model, run.optimizer, step, epoch, run.cfg, info)
         if step >= plan.last_step:
             break
+    run.guard.check()
     run.summary["skipped"] += report_skipped(tally, epoch, info, run.logger, step)
     run.progress.epoch_end(epoch, t.epochs, step)
     return step
@@ -227,6 +239,34 @@ def set_lr(optimizer: torch.optim.Optimizer, epoch: float, base_lr: float, o: An
     for g in optimizer.param_groups:
         g["lr"] = lr * g.get("lr_scale", 1.0)
     return lr
+
+
+class NonFiniteGuard:
+    """Stops the run at a NaN/inf loss, naming its step, without a host read per micro-batch where one
+    costs a device sync: alone on the CPU each loss is checked at once; on a GPU, or with several
+    processes, the first bad step is kept on the device and checked (all-reduced, so every rank stops
+    together) at log steps, before saves and at epoch ends."""
+
+    def __init__(self, info: runtime.DistInfo, out_dir: Path) -> None:
+        self.eager = info.device == "cpu" and not info.enabled
+        self.out_dir = out_dir
+        self.first = torch.full((2,), -1.0, device=info.device, dtype=torch.float64)  # (step, epoch)
+
+    def watch(self, loss: torch.Tensor, step: int, epoch: int) -> None:
+        if self.eager:
+            if not torch.isfinite(loss):
+                raise non_finite_loss(loss.item(), step, epoch, self.out_dir)
+            return
+        bad = ~torch.isfinite(loss.detach()) & (self.first[0] < 0)
+        self.first = torch.where(bad, torch.tensor([step, epoch], device=self.first.device,
+                                                   dtype=self.first.dtype), self.first)
+
+    def check(self) -> None:
+        if self.eager:
+            return
+        step, epoch = (int(v) for v in runtime.all_reduce_max(self.first).tolist())
+        if step >= 0:
+            raise non_finite_loss(float("nan"), step, epoch, self.out_dir)
 
 
 class LossMeter:

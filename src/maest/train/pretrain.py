@@ -14,7 +14,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from maest import runtime
-from maest.runtime import autocast, mix_seed, resolve_precision, unwrap
+from maest.runtime import autocast, mix_seed, resolve_precision, to_device, unwrap
 from maest.targets import make_target
 from maest.train.config import PretrainConfig
 from maest.train.loop import effective_batch, train
@@ -111,10 +111,10 @@ def _run(cfg: PretrainConfig, dataset: Dataset | None, info: runtime.DistInfo) -
     def loss_fn(train_model: nn.Module, batch: dict, step: int, accum_pos: int) -> torch.Tensor:
         video = batch["video"].to(info.device, non_blocking=True)
         core = unwrap(model)
-        noise = masking_noise(core, batch["index"], t.seed, step).to(info.device)
+        noise = to_device(masking_noise(core, batch["index"], t.seed, step), info.device)
         dnoise = decoder_masking_noise(core, batch["index"], t.seed, step)  # None without decoder masking
         with autocast(info.device, precision):
-            return mae_loss(train_model, video, noise, None if dnoise is None else dnoise.to(info.device))
+            return mae_loss(train_model, video, noise, None if dnoise is None else to_device(dnoise, info.device))
 
     return train(cfg, model, optimizer, dataset, info, loss_fn, base_lr=base_lr, precision=precision,
                  title=f"pretrain {cfg.model.name}")

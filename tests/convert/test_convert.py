@@ -11,7 +11,7 @@ import maest
 import maest.loading
 from maest.convert import ConversionError, convert
 
-from .conftest import GOLDEN
+from ..conftest import GOLDEN
 
 
 def _official(tmp_path, container: str = "model", **extra):

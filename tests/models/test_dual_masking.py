@@ -19,7 +19,7 @@ from maest.models.masking import (
 )
 from maest.train.losses import reconstruction_loss
 
-GOLDEN = Path(__file__).parent / "golden" / "videomae_v2_tiny.pt"
+GOLDEN = Path(__file__).parents[1] / "golden" / "videomae_v2_tiny.pt"
 
 
 @pytest.fixture(scope="module")
@@ -277,7 +277,7 @@ def test_pretraining_with_decoder_mask_or_hog_resumes_exactly(tmp_path, extra):
     from maest.train.pretrain import run
     from maest.train.recipes import get_preset
 
-    from .conftest import RandomClips
+    from ..conftest import RandomClips
 
     def cfg(out, *more):
         return apply_overrides(get_preset("tiny"), [f"train.output_dir={out}", "train.tensorboard=false",

@@ -24,7 +24,7 @@ import maest.loading
 from maest.convert import ConversionError, convert
 from maest.runs import checkpoint as ckpt
 
-GOLDEN_VIDEOMAE = Path(__file__).parent / "golden" / "videomae_reference.pt"
+GOLDEN_VIDEOMAE = Path(__file__).parents[1] / "golden" / "videomae_reference.pt"
 TOL = 1e-5
 
 

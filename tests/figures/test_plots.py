@@ -230,7 +230,7 @@ def test_a_training_run_ends_with_its_curves(tmp_path):
     from maest.train.pretrain import run
     from maest.train.recipes import get_preset
 
-    from .conftest import RandomClips
+    from ..conftest import RandomClips
 
     cfg = apply_overrides(get_preset("tiny"), [
         f"train.output_dir={tmp_path}", "train.tensorboard=false", "train.progress=false", "train.log_every=1",

@@ -14,7 +14,7 @@ from maest.train.finetune import run
 from maest.train.optim import param_groups_layer_decay
 from maest.train.recipes import get_finetune_preset
 
-from .conftest import RandomClips
+from ..conftest import RandomClips
 
 
 class ValClips(RandomClips):

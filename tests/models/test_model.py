@@ -7,7 +7,7 @@ from maest.runs.checkpoint import load_model_weights
 from maest.targets import pixel_target
 from maest.train.losses import reconstruction_loss
 
-from .conftest import GOLDEN
+from ..conftest import GOLDEN
 
 
 def _golden():

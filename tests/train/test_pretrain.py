@@ -7,7 +7,7 @@ from maest.runs.metrics import read_metrics
 from maest.train.pretrain import run
 from maest.train.recipes import get_preset
 
-from .conftest import RandomClips
+from ..conftest import RandomClips
 
 
 def _cfg(out, *extra):

@@ -7,7 +7,7 @@ import torch
 
 from maest.targets import TargetConfig, hog_histograms, hog_target, make_target, target_dim
 
-GOLDEN = Path(__file__).parent / "golden" / "slowfast_hog.pt"
+GOLDEN = Path(__file__).parents[1] / "golden" / "slowfast_hog.pt"
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Run by tests/test_distributed.py under torchrun (or directly for the single-process baseline):
+"""Run by tests/runtime/test_distributed.py under torchrun (or directly for the single-process baseline):
 pre-trains the tiny model on in-memory clips and writes each rank's final parameters."""
 
 import sys
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import maest.train.pretrain as pre  # noqa: E402
 from maest.overrides import apply_overrides

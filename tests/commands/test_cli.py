@@ -4,7 +4,7 @@ import pytest
 
 from maest.cli import main
 
-from .conftest import RandomClips
+from ..conftest import RandomClips
 
 
 def test_models_lists_names_and_presets(capsys):
