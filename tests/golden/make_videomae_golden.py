@@ -1,5 +1,5 @@
 """Regenerate ``videomae_reference.pt``: outputs of the official VideoMAE / VideoMAE V2 model code on
-tiny configurations with random weights, the reference for ``tests/test_convert_matrix.py``.
+tiny configurations with random weights, the reference for ``tests/convert/test_convert_matrix.py``.
 
 The official code is not part of maest and is not copied here: pass the two repositories' git
 directories (or work trees), and this script imports their ``modeling_*.py`` as they are, on CPU in

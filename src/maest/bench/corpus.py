@@ -21,7 +21,7 @@ def make_corpus(work: Path, size: str, gop: int, files: int) -> list[Path]:
 
 
 def make_shards(work: Path, size: str, gop: int, paths: list[Path], items: int) -> Path:
-    from maest.data.shards import write_shards
+    from maest.data.shard_writer import write_shards
 
     out = work / f"shards_{size}_gop{gop}_{items}"
     if not (out / "manifest.json").exists():

@@ -45,6 +45,14 @@ def add_step_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--interleave", type=int, default=0, metavar="ROUNDS",
                    help="instead of the table: interleave steps of every --masks x --decoder-masks setting of "
                         "each --models model (first --precisions) in one process for ROUNDS rounds")
+    p.add_argument("--trainer", type=int, default=0, metavar="ROUNDS",
+                   help="instead of the table: the package's trainer (loader, noise, loss, clipping, AdamW, "
+                        "logging) beside the bare step of each --models model, first --precisions and --compile, "
+                        "--batch videos, for ROUNDS interleaved rounds (maest.bench.trainer)")
+    p.add_argument("--trainer-files", action="store_true",
+                   help="with --trainer: also feed the trainer from generated H.264 files, not only from memory")
+    p.add_argument("--trainer-workers", type=int, default=1,
+                   help="with --trainer-files: loader worker processes (default: 1)")
     p.add_argument("--json", help="write {meta, peaks, results} here")
 
 

@@ -289,6 +289,10 @@ def run_args(args: argparse.Namespace) -> list[dict[str, Any]]:
         return _run_side_by_side(args)
     if args.interleave:
         return _run_interleaved(args)
+    if args.trainer:
+        from maest.bench.trainer import run_trainer
+
+        return run_trainer(args)
     return _run_table(args)
 
 

@@ -132,7 +132,7 @@ class VideoClipDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         if self.spec.seed is not None:
             # global torch RNG: transforms draw from it; keyed per item so worker count does not matter
-            torch.manual_seed(mix_seed(self.spec.seed, epoch_of(index, self.epoch), index))
+            torch.default_generator.manual_seed(mix_seed(self.spec.seed, epoch_of(index, self.epoch), index))
         if self.spec.mode in ("val", "test"):
             return self._load(index)
         skipped: list[str] = []

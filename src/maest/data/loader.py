@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler, get_worker_info
 
-from maest.runtime import dist_rank_world, mix_seed
+from maest.runtime import dist_rank_world, mix_seed, seed_host
 
 
 class EpochIndex(int):
@@ -282,7 +282,5 @@ class SeededItems(Dataset):
 
     def __getitem__(self, index: int):
         s = mix_seed(self.seed, epoch_of(index, self.epoch), index)
-        random.seed(s)
-        np.random.seed(s % (2**32))
-        torch.manual_seed(s)
+        seed_host(s)
         return self.dataset[index]

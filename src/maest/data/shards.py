@@ -26,21 +26,18 @@ another video.
 from __future__ import annotations
 
 import logging
-import random
 import tarfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from maest.data.decode import VideoDecodeError, open_video, warn_once
 from maest.data.shard_files import VIDEO_KEYS, ShardSet, iter_shard, resolve_shards, sample_label
-from maest.data.shard_writer import write_shards  # noqa: F401  (maest.bench.data imports it from here)
-from maest.runtime import dist_rank_world, mix_seed
+from maest.runtime import dist_rank_world, mix_seed, seed_host
 
 log = logging.getLogger("maest.data")
 Sample = tuple[int, str, dict[str, bytes]]  # (stable index, name for messages, {ext: bytes})
@@ -247,9 +244,7 @@ class ShardDataset(IterableDataset):
         """The item of a sample, seeded by (seed, epoch, its index) as SeededItems seeds a video's; a
         sample that cannot be decoded is replaced (:meth:`_substitute`), ``max_retries`` times at most."""
         s = mix_seed(seed, epoch, chosen[0])
-        random.seed(s)
-        np.random.seed(s % 2**32)
-        torch.manual_seed(s)
+        seed_host(s)
         skipped: list[str] = []
         for _ in range(self.spec.max_retries + 1):
             try:

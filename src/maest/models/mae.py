@@ -8,7 +8,7 @@ targets in :mod:`maest.targets`.
 
 With a decoder mask (``model.mask.decoder``, VideoMAE V2, arXiv:2303.16727) the decoder runs on the
 visible tokens plus mask tokens at the decoded positions only and predicts just those; this matches
-the official V2 pre-training step to fp32 rounding (tests/test_dual_masking.py). Without one, the
+the official V2 pre-training step to fp32 rounding (tests/models/test_dual_masking.py). Without one, the
 MAE-ST path is unchanged.
 """
 

@@ -17,6 +17,10 @@ from maest.targets.config import TargetConfig
 _ENCODERS: dict[str, dict[str, Any]] = {
     # the tiny test geometry of STYLE.md: 32 px, 4 frames, 8 px patches -> L = 32, 49k params
     "tiny": dict(img_size=32, patch_size=8, num_frames=4, embed_dim=32, depth=2, num_heads=2),
+    # the CPU miniature of the paper (moving digits): 48 px, 8 frames, 8 px x 2-frame patches -> 4 x 6 x 6
+    # = 144 tokens, 96 wide, 4 deep: 0.49M encoder parameters
+    # (0.61M with the 64 x 2 decoder)
+    "digits": dict(img_size=48, patch_size=8, num_frames=8, embed_dim=96, depth=4, num_heads=3),
     "small": dict(embed_dim=384, depth=12, num_heads=6),
     "base": dict(embed_dim=768, depth=12, num_heads=12),
     "large": dict(embed_dim=1024, depth=24, num_heads=16),
@@ -24,6 +28,7 @@ _ENCODERS: dict[str, dict[str, Any]] = {
 }
 _DECODERS: dict[str, dict[str, Any]] = {
     "tiny": dict(embed_dim=16, depth=1, num_heads=2),
+    "digits": dict(embed_dim=64, depth=2, num_heads=4),
     "small": dict(embed_dim=512, depth=4, num_heads=16),
 }
 # VideoMAE's layout: what differs from MAE-ST's, for encoder and decoder
@@ -57,6 +62,8 @@ for _size in ("tiny", "small", "base", "large", "huge"):
     _suffix = "tiny_test" if _size == "tiny" else f"{_size}_patch16"
     register_config(f"mae_vit_{_suffix}", lambda s=_size, n=f"mae_vit_{_suffix}": _mae(s, n), aliases=(_size,))
     register_config(f"vit_{_suffix}", lambda s=_size, n=f"vit_{_suffix}": _vit(s, n))
+register_config("mae_vit_digits_patch8", lambda: _mae("digits", "mae_vit_digits_patch8"), aliases=("digits",))
+register_config("vit_digits_patch8", lambda: _vit("digits", "vit_digits_patch8"))
 # the reference's ``mae_vit_huge_patch14`` factory, which really uses 14-pixel patches
 register_config("mae_vit_huge_patch14", lambda: _mae("huge", "mae_vit_huge_patch14", patch_size=14))
 for _size in ("small", "base", "large", "huge"):

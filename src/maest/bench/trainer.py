@@ -1,0 +1,116 @@
+"""``maest bench --trainer ROUNDS``: the package's own trainer (:func:`maest.train.pretrain.run`, loader,
+masking noise, loss, clipping, AdamW, logging) beside the bare step of the same model (forward,
+backward and AdamW on one random batch), interleaved in one process so shared load hits both alike.
+
+The trainer reads clips from memory (decoded once, then sampled and augmented per item as from files)
+and, with ``--trainer-files``, from generated moving-digit H.264 files. Its clips/s are the steady-state
+windows of its ``metrics.jsonl`` (the first window, which holds ``torch.compile``'s warm-up, is left out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from maest.data import write_moving_digits
+from maest.data.memory import InMemoryClips
+from maest.runs.metrics import read_metrics
+from maest.runtime import autocast
+from maest.train import loop
+from maest.train.pretrain import mae_loss, run
+from maest.train.recipes import get_preset
+
+
+def trainer_config(model: str, data: Path, out: Path, args: argparse.Namespace, steps: int, workers: int) -> Any:
+    """The ``demo`` pre-training recipe on ``model`` with this benchmark's precision, compile and batch."""
+    cfg = get_preset("demo")
+    cfg.model.adopt(model)
+    cfg.data.source, cfg.data.num_workers, cfg.data.repeat_aug = str(data), workers, 1
+    t = cfg.train
+    t.output_dir, t.batch_size, t.max_steps, t.epochs = str(out), args.batch, steps, 10_000
+    t.precision, t.compile, t.device = args.precisions[0], args.compile[0] == "on", args.device
+    t.log_every, t.progress, t.tensorboard, t.keep_checkpoints = max(1, steps // 6), False, False, 1
+    t.save_every_steps = 0
+    return cfg
+
+
+def bare_rate(model_name: str, args: argparse.Namespace, steps: int) -> float:
+    """Clips/s of the bare step: the model on one random batch, forward + backward + AdamW."""
+    cfg = get_preset("demo")
+    cfg.model.adopt(model_name)
+    torch.manual_seed(0)
+    model = cfg.model.build().to(args.device)
+    step_model = torch.compile(model) if args.compile[0] == "on" else model
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
+    e = cfg.model.encoder
+    video = torch.randn(args.batch, 3, e.num_frames, e.img_size, e.img_size, device=args.device)
+    noise = torch.rand(args.batch, model.num_patches, device=args.device)  # given, as the trainer gives it
+    for i in range(steps + 3):
+        if i == 3:
+            t0 = time.perf_counter()
+        with autocast(args.device, args.precisions[0]):
+            loss = mae_loss(step_model, video, noise)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    return steps * args.batch / (time.perf_counter() - t0)
+
+
+def trainer_rate(cfg: Any, dataset: Any) -> float:
+    """Median clips/s of the trainer's logged windows after the first."""
+    run(cfg, dataset=dataset)
+    rates = [r["clips_per_s"] for r in read_metrics(Path(cfg.train.output_dir) / "metrics.jsonl")
+             if "clips_per_s" in r]
+    return statistics.median(rates[1:] or rates)
+
+
+def run_trainer(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Rows of (model, source, bare clips/s, trainer clips/s, ratio) over ``args.trainer`` interleaved rounds."""
+    logging.getLogger("maest").setLevel(logging.WARNING)
+    real_curves, loop.write_run_curves = loop.write_run_curves, lambda run_dir: None
+    rows = []
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            work = Path(tmp)
+            for name in args.models:
+                rows += _model_rows(name, args, work)
+    finally:
+        loop.write_run_curves = real_curves
+    return rows
+
+
+def _model_rows(name: str, args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
+    probe = get_preset("demo")
+    probe.model.adopt(name)
+    e = probe.model.encoder
+    frames = e.num_frames * probe.data.sampling_rate * 2
+    data = write_moving_digits(work / name, num_videos=max(64, 4 * args.batch), num_frames=frames,
+                               size=e.img_size, seed=0)
+    sources = {"memory": 0}
+    if args.trainer_files:
+        sources["files"] = args.trainer_workers
+    steps = max(12, args.steps)
+    rows = []
+    for source, workers in sources.items():
+        bare, trained = [], []
+        for r in range(args.trainer):
+            cfg = trainer_config(name, data["train"], work / f"{name}-{source}-{r}", args, steps, workers)
+            dataset = InMemoryClips(cfg.data.build(cfg.model.encoder)) if source == "memory" else None
+            bare.append(bare_rate(name, args, steps))
+            trained.append(trainer_rate(cfg, dataset))
+        row = {"model": name, "source": source, "workers": workers, "precision": args.precisions[0],
+               "compile": args.compile[0], "batch": args.batch, "bare_clips_s": statistics.median(bare),
+               "trainer_clips_s": statistics.median(trained)}
+        row["ratio"] = row["trainer_clips_s"] / row["bare_clips_s"]
+        print(f"{name:<8} {source:<6} workers {workers} {row['precision']} compile {row['compile']} batch "
+              f"{args.batch}: bare {row['bare_clips_s']:.1f} clips/s, trainer {row['trainer_clips_s']:.1f} "
+              f"clips/s ({row['ratio']:.2f}x)", flush=True)
+        rows.append(row)
+    return rows
