@@ -1,4 +1,5 @@
-"""Regenerate the golden tensors of tests/models/test_dual_masking.py and tests/targets/test_hog.py from the official code.
+"""Regenerate the golden tensors of tests/models/test_dual_masking.py and tests/targets/test_hog.py
+from the official code.
 
 Runs OpenGVLab/VideoMAEv2 (@29eab1e) and facebookresearch/SlowFast (@287ec00) on CPU, fp32, and writes
 ``videomae_v2_tiny.pt`` and ``slowfast_hog.pt`` beside this script. Nothing of their code is copied here:

@@ -1,7 +1,7 @@
 import torch
 
 from maest.train.losses import classification_loss, soft_target_cross_entropy
-from maest.train.mixup import Mixup, cutmix_box, smooth_one_hot
+from maest.train.mixup import MixupConfig, cutmix_box, smooth_one_hot
 
 
 def test_smooth_one_hot_rows_sum_to_one():
@@ -11,7 +11,7 @@ def test_smooth_one_hot_rows_sum_to_one():
 
 
 def test_mixup_targets_sum_to_one_and_pair_with_flipped_batch():
-    m = Mixup(mixup_alpha=0.8, cutmix_alpha=0.0, smoothing=0.0, num_classes=4)
+    m = MixupConfig(mixup=0.8, cutmix=0.0, smoothing=0.0).build(4)
     x = torch.randn(4, 3, 2, 8, 8)
     labels = torch.tensor([0, 1, 2, 3])
     mixed, y = m(x, labels, torch.Generator().manual_seed(0))
@@ -22,7 +22,7 @@ def test_mixup_targets_sum_to_one_and_pair_with_flipped_batch():
 
 
 def test_cutmix_box_is_shared_across_frames_and_lam_matches_area():
-    m = Mixup(mixup_alpha=0.0, cutmix_alpha=1.0, smoothing=0.1, num_classes=5)
+    m = MixupConfig(mixup=0.0, cutmix=1.0, smoothing=0.1).build(5)
     x = torch.randn(4, 3, 4, 16, 16)
     for seed in range(5):
         mixed, y = m(x, torch.tensor([0, 1, 2, 3]), torch.Generator().manual_seed(seed))
@@ -44,7 +44,7 @@ def test_cutmix_box_stays_inside_the_frame():
 
 
 def test_mixing_is_reproducible_from_the_generator():
-    m = Mixup(num_classes=3)
+    m = MixupConfig().build(3)
     x = torch.randn(2, 3, 2, 8, 8)
     a = m(x, torch.tensor([0, 1]), torch.Generator().manual_seed(7))
     b = m(x, torch.tensor([0, 1]), torch.Generator().manual_seed(7))

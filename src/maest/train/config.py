@@ -15,6 +15,7 @@ import torch
 from maest.data.config import DataConfig, FinetuneDataConfig
 from maest.models import ClassifierConfig, MAEConfig, model_config
 from maest.overrides import check_choice, check_positive
+from maest.train.mixup import MixupConfig
 from maest.train.optim import build_adamw
 from maest.train.schedule import scaled_lr
 
@@ -91,15 +92,19 @@ class TrainConfig:
         return self
 
 
+class JobConfig:
+    """What every job config shares: its JSON form (stored in run folders and checkpoints)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
 @dataclass
-class PretrainConfig:
+class PretrainConfig(JobConfig):
     model: MAEConfig = field(default_factory=lambda: model_config("mae_vit_base_patch16"))
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
     def validate(self) -> PretrainConfig:
         self.model.validate()  # the mask ratio included (model.mask.ratio)
@@ -132,32 +137,13 @@ class FinetuneOptimConfig(OptimConfig):
 
 
 @dataclass
-class MixupConfig:
-    """Mixup / CutMix with label smoothing (0 alphas or prob disable mixing)."""
-
-    mixup: float = 0.8
-    cutmix: float = 1.0
-    prob: float = 1.0
-    switch_prob: float = 0.5
-    smoothing: float = 0.1
-
-    def validate(self) -> MixupConfig:
-        if not 0.0 <= self.smoothing < 1.0:
-            raise ValueError(f"mix.smoothing={self.smoothing} must be in [0, 1)")
-        return self
-
-
-@dataclass
-class FinetuneConfig:
+class FinetuneConfig(JobConfig):
     model: ClassifierConfig = field(default_factory=lambda: model_config("vit_large_patch16"))
     data: FinetuneDataConfig = field(default_factory=FinetuneDataConfig)
     optim: FinetuneOptimConfig = field(default_factory=FinetuneOptimConfig)
     mix: MixupConfig = field(default_factory=MixupConfig)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=50, output_dir="runs/finetune"))
     init: str = ""  # pre-training checkpoint, whose encoder geometry the classifier inherits; empty: from scratch
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
     def validate(self) -> FinetuneConfig:
         self.train.validate()

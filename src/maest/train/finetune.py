@@ -119,7 +119,7 @@ def _run(cfg: FinetuneConfig, dataset: Dataset | None, val_dataset: Dataset | No
     # the reference's fine-tuning lr counts repeated clips (main_finetune.py's eff_batch_size x repeat_aug)
     base_lr = o.peak_lr(effective_batch(cfg, info) * cfg.data.repeat_aug)
     precision = resolve_precision(t.precision, info.device)
-    mixup = Mixup(cfg.mix.mixup, cfg.mix.cutmix, cfg.mix.prob, cfg.mix.switch_prob, cfg.mix.smoothing, m.num_classes)
+    mixup = cfg.mix.build(m.num_classes)
     depth = m.encoder.depth
     groups = param_groups_layer_decay(model, o.weight_decay, o.layer_decay, num_layers=depth + 1,
                                       head_lr_scale=o.head_lr_scale)

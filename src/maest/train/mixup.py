@@ -36,37 +36,50 @@ def cutmix_box(height: int, width: int, lam: float, generator: torch.Generator) 
 
 
 @dataclass
-class Mixup:
-    """Batch-level mixup / cutmix.
+class MixupConfig:
+    """Mixup / CutMix with label smoothing (``mix.*``; 0 alphas or prob disable mixing).
 
-    Args:
-        mixup_alpha: Beta(alpha, alpha) for mixup; 0 disables it.
-        cutmix_alpha: Beta(alpha, alpha) for cutmix; 0 disables it.
+    Attributes:
+        mixup: Beta(alpha, alpha) for mixup; 0 disables it.
+        cutmix: Beta(alpha, alpha) for cutmix; 0 disables it.
         prob: probability of mixing a batch at all.
         switch_prob: with both enabled, probability of cutmix instead of mixup.
         smoothing: label smoothing applied to both targets.
-        num_classes: K.
     """
 
-    mixup_alpha: float = 0.8
-    cutmix_alpha: float = 1.0
+    mixup: float = 0.8
+    cutmix: float = 1.0
     prob: float = 1.0
     switch_prob: float = 0.5
     smoothing: float = 0.1
-    num_classes: int = 400
+
+    def validate(self) -> MixupConfig:
+        if not 0.0 <= self.smoothing < 1.0:
+            raise ValueError(f"mix.smoothing={self.smoothing} must be in [0, 1)")
+        return self
+
+    def build(self, num_classes: int) -> Mixup:
+        return Mixup(self, num_classes)
+
+
+@dataclass
+class Mixup:
+    """Batch-level mixup / cutmix of ``cfg`` (:class:`MixupConfig`) for ``num_classes`` classes."""
+
+    cfg: MixupConfig
+    num_classes: int
 
     @property
     def active(self) -> bool:
-        return self.prob > 0 and (self.mixup_alpha > 0 or self.cutmix_alpha > 0)
+        return self.cfg.prob > 0 and (self.cfg.mixup > 0 or self.cfg.cutmix > 0)
 
     def _draw(self, generator: torch.Generator) -> tuple[float, bool]:
         """(lam, use_cutmix) for one batch."""
-        if float(torch.rand((), generator=generator)) >= self.prob:
+        c = self.cfg
+        if float(torch.rand((), generator=generator)) >= c.prob:
             return 1.0, False
-        use_cutmix = self.cutmix_alpha > 0 and (
-            self.mixup_alpha <= 0 or float(torch.rand((), generator=generator)) < self.switch_prob
-        )
-        alpha = self.cutmix_alpha if use_cutmix else self.mixup_alpha
+        use_cutmix = c.cutmix > 0 and (c.mixup <= 0 or float(torch.rand((), generator=generator)) < c.switch_prob)
+        alpha = c.cutmix if use_cutmix else c.mixup
         # Beta(a, a) from two Gammas drawn with the explicit generator
         a = torch.tensor([alpha, alpha], dtype=torch.float64)
         g = torch._standard_gamma(a.expand(1, 2).contiguous(), generator=generator)[0]
@@ -97,5 +110,5 @@ class Mixup:
                 lam = 1.0 - (y1 - y0) * (x1 - x0) / (H * W)  # correct lam to the clipped box area
             else:
                 video = video * lam + video.flip(0) * (1.0 - lam)
-        y = smooth_one_hot(labels, self.num_classes, self.smoothing)
+        y = smooth_one_hot(labels, self.num_classes, self.cfg.smoothing)
         return video, y * lam + y.flip(0) * (1.0 - lam)

@@ -9,7 +9,8 @@ from typing import Generic, TypeVar
 from maest.models import model_config
 from maest.models.masking import MaskConfig
 from maest.targets import TargetConfig
-from maest.train.config import FinetuneConfig, MixupConfig, PretrainConfig
+from maest.train.config import FinetuneConfig, PretrainConfig
+from maest.train.mixup import MixupConfig
 
 C = TypeVar("C")
 
@@ -124,20 +125,22 @@ def vit_l_k400_finetune() -> FinetuneConfig:
     return FinetuneConfig()
 
 
+def _k400_finetune(model: str, drop_path: float) -> FinetuneConfig:
+    """FINETUNE.md's recipe on another size, with that size's drop path."""
+    cfg = vit_l_k400_finetune()
+    cfg.model = model_config(model)
+    cfg.model.drop_path = drop_path
+    return cfg
+
+
 @finetune_preset
 def vit_b_k400_finetune() -> FinetuneConfig:
-    cfg = vit_l_k400_finetune()
-    cfg.model = model_config("vit_base_patch16")
-    cfg.model.drop_path = 0.1
-    return cfg
+    return _k400_finetune("vit_base_patch16", 0.1)
 
 
 @finetune_preset
 def vit_h_k400_finetune() -> FinetuneConfig:
-    cfg = vit_l_k400_finetune()
-    cfg.model = model_config("vit_huge_patch16")
-    cfg.model.drop_path = 0.3
-    return cfg
+    return _k400_finetune("vit_huge_patch16", 0.3)
 
 
 @finetune_preset
