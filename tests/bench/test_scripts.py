@@ -70,3 +70,28 @@ def test_digits_transfer_fine_tunes_given_pretrained_weights(scripts, monkeypatc
     assert {"mae", "scratch"} <= set(run)
     cfg = json.loads((out / "s0" / "mae" / "config.json").read_text())
     assert cfg["optim"]["head_lr_scale"] == 10 and cfg["init"] == str(pre[0])
+
+
+@pytest.mark.slow
+def test_paper_miniature_smoke_runs_every_stage_and_reuses_its_runs(monkeypatch, tmp_path, capsys):
+    """The miniature's smoke budget: pre-training, the validation choice, fine-tuning both arms, probes
+    and tests through the package, then a second call that only reads its cached runs."""
+    monkeypatch.syspath_prepend(str(BENCH))
+    import paper_miniature
+
+    threads = torch.get_num_threads()
+    try:
+        _run(paper_miniature, monkeypatch, "--out", str(tmp_path), "--budget", "smoke", "--threads", str(threads))
+        res = json.loads((tmp_path / "results.json").read_text())
+        h = res["headline"]
+        assert set(h["recipe"]) == {"mae", "scratch"} and len(h["rows"]) == 1
+        for arm in ("mae", "scratch", "probe_mae", "probe_random"):
+            assert 0 <= h[f"{arm}_top1"]["mean"] <= 100
+        runs = sorted(p.name for p in (tmp_path / "runs").iterdir())
+        assert any(r.startswith("pretrain-s0-") for r in runs) and any(r.startswith("probe-s0-") for r in runs)
+        assert "| fine-tune top-1" in (tmp_path / "table.md").read_text()
+        stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").glob("*/done.json")}
+        _run(paper_miniature, monkeypatch, "--out", str(tmp_path), "--budget", "smoke", "--threads", str(threads))
+        assert {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").glob("*/done.json")} == stamps  # cached
+    finally:
+        torch.set_num_threads(threads)

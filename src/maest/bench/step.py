@@ -30,6 +30,11 @@ from maest.models.masking import decoder_num_keep, num_keep
 from maest.train.optim import build_adamw
 
 
+BARE_STEP_NOTE = ("these are bare steps (forward, backward, AdamW on one batch already on the device): they omit "
+                  "the loader and the trainer's waits (noise, logging, clipping), so they overstate training "
+                  "throughput; maest bench --trainer ROUNDS times the package's trainer beside them")
+
+
 def forward_flops(model: torch.nn.Module, mask_ratio: float, embed_all: bool = True) -> float:
     """Multiply-adds x 2 of one clip's forward pass through the MAE (encoder on visible tokens,
     decoder on all tokens, or with a decoder mask on the visible plus the decoded ones). ``embed_all``:
@@ -333,10 +338,12 @@ def _run_table(args: argparse.Namespace) -> list[dict[str, Any]]:
               f"{r['achieved_gflops']:>8.1f} {r['pct_of_peak']:>6.1f} {r['peak_mem_gib']:>8.2f}", flush=True)
     for line in summarize(rows):
         print(line)
+    print(BARE_STEP_NOTE)
     if args.json:
         meta = {"torch": torch.__version__, "device": args.device, "threads": args.threads,
                 "cpu": platform.processor() or platform.machine(), "batch": args.batch, "steps": args.steps}
-        report = {"meta": meta, "peaks_gflops": peaks, "results": rows, "summary": summarize(rows)}
+        report = {"meta": meta, "peaks_gflops": peaks, "results": rows, "summary": summarize(rows),
+                  "note": BARE_STEP_NOTE}
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
     return rows
 

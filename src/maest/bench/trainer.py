@@ -93,7 +93,7 @@ def _model_rows(name: str, args: argparse.Namespace, work: Path) -> list[dict[st
     frames = e.num_frames * probe.data.sampling_rate * 2
     data = write_moving_digits(work / name, num_videos=max(64, 4 * args.batch), num_frames=frames,
                                size=e.img_size, seed=0)
-    sources = {"memory": 0}
+    sources = {"memory": args.trainer_workers}
     if args.trainer_files:
         sources["files"] = args.trainer_workers
     steps = max(12, args.steps)

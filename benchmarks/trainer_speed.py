@@ -1,0 +1,111 @@
+"""Trainer throughput, this checkout against an earlier one, side by side (issue 19 §1).
+
+Runs the package's own pre-training trainer on the moving-digits geometry (48 px, 8 frames, 8 px x
+2-frame patches = 144 tokens, ViT 96 x 4, decoder 64 x 2, 90% masking, raw pixels, in-memory clips)
+in alternating subprocesses: the earlier code (``--old PATH``: a ``git worktree`` of it) at its recipe
+(fp32, batch 16, no compile) and this code at the recipe given here, round after round, so both see
+the same load. Clips/s are the trainer's own logged windows after the first (which holds warm-up).
+
+    git worktree add /tmp/maest_old 956b09a
+    python benchmarks/trainer_speed.py --old /tmp/maest_old --rounds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+GEOMETRY = {"img_size": 48, "patch_size": 8, "num_frames": 8, "embed_dim": 96, "depth": 4, "num_heads": 3}
+DECODER = {"embed_dim": 64, "depth": 2, "num_heads": 4}
+
+CHILD = r'''
+import json, logging, statistics, sys, torch
+from pathlib import Path
+spec = json.loads(sys.argv[1])
+torch.set_num_threads(spec["threads"])
+logging.disable(logging.INFO)
+try:  # this layout
+    from maest.overrides import apply_overrides
+    from maest.train.recipes import get_preset
+    from maest.train.pretrain import run
+    from maest.train import loop as trainer
+    from maest.runs.metrics import read_metrics
+    ratio_key = "model.mask.ratio"
+    build = lambda cfg: cfg.data.build(cfg.model.encoder)
+except ImportError:  # the layout before issue 20
+    from maest.config import apply_overrides
+    from maest.presets import get_preset
+    from maest.pretrain import run
+    from maest import trainer
+    from maest.tracking import read_metrics
+    from maest.data.jobs import pretrain_dataset
+    ratio_key = "train.mask_ratio"
+    build = lambda cfg: pretrain_dataset(cfg.data, cfg.model.encoder)
+from maest.data.memory import InMemoryClips
+trainer.write_run_curves = lambda run_dir: None
+cfg = apply_overrides(get_preset("demo"), [f"model.encoder.{k}={v}" for k, v in spec["geometry"].items()]
+                      + [f"model.decoder.{k}={v}" for k, v in spec["decoder"].items()] + spec["overrides"]
+                      + [f"{ratio_key}=0.9"])
+data = InMemoryClips(build(cfg))
+run(cfg, dataset=data)
+rates = [r["clips_per_s"] for r in read_metrics(Path(cfg.train.output_dir) / "metrics.jsonl") if "clips_per_s" in r]
+print(json.dumps({"clips_per_s": statistics.median(rates[1:] or rates), "windows": len(rates)}))
+'''
+
+
+def child(src: Path, data: Path, out: Path, recipe: dict, steps: int, threads: int) -> float:
+    overrides = [f"data.source={data}", f"train.output_dir={out}", "train.epochs=1000", f"train.max_steps={steps}",
+                 f"train.log_every={max(1, steps // 6)}", "train.progress=false", "train.tensorboard=false",
+                 "data.num_workers=0", "data.repeat_aug=1", "model.target.kind=pixels", "train.keep_checkpoints=1",
+                 f"train.batch_size={recipe['batch']}", f"train.precision={recipe['precision']}",
+                 f"train.compile={str(recipe['compile']).lower()}"]
+    spec = {"geometry": GEOMETRY, "decoder": DECODER, "overrides": overrides, "threads": threads}
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    res = subprocess.run([sys.executable, "-c", CHILD, json.dumps(spec)], capture_output=True, text=True, env=env,
+                         check=False)
+    if res.returncode:
+        raise RuntimeError(f"trainer run under {src} failed: {res.stderr.strip().splitlines()[-1:]}")
+    return json.loads(res.stdout.strip().splitlines()[-1])["clips_per_s"]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--old", required=True, help="a checkout of the earlier code (its src/ is put first on sys.path)")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--steps", type=int, default=60, help="trainer steps per run")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--precision", default="bf16", help="this code's recipe (default: bf16)")
+    p.add_argument("--batch", type=int, default=64, help="this code's batch of videos (default: 64)")
+    p.add_argument("--compile", choices=["on", "off"], default="on")
+    p.add_argument("--json", help="write the rows here")
+    args = p.parse_args()
+    here = Path(__file__).resolve().parents[1] / "src"
+    recipes = {"old": (Path(args.old) / "src", {"batch": 16, "precision": "fp32", "compile": False}),
+               "new": (here, {"batch": args.batch, "precision": args.precision, "compile": args.compile == "on"})}
+    sys.path.insert(0, str(here))
+    from maest.data import write_moving_digits
+
+    rates: dict[str, list[float]] = {k: [] for k in recipes}
+    with tempfile.TemporaryDirectory() as tmp:
+        data = write_moving_digits(Path(tmp) / "data", num_videos=640, num_frames=16, size=48, digit_scale=3)["train"]
+        for r in range(args.rounds):
+            for name, (src, recipe) in recipes.items():
+                rate = child(src, data, Path(tmp) / f"{name}{r}", recipe, args.steps, args.threads)
+                rates[name].append(rate)
+                print(f"round {r + 1}: {name} {recipe} {rate:.1f} clips/s", flush=True)
+    old, new = statistics.median(rates["old"]), statistics.median(rates["new"])
+    out = {"old": rates["old"], "new": rates["new"], "old_median": old, "new_median": new, "speedup": new / old,
+           "recipes": {k: v[1] for k, v in recipes.items()}}
+    print(json.dumps(out))
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
