@@ -9,6 +9,25 @@ from torch.utils.data import Dataset
 GOLDEN = Path(__file__).resolve().parents[2] / "shared" / "golden" / "mae_st_reference_tiny.pt"
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``gpu`` need CUDA: skipped where there is none."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="marked gpu: needs a CUDA GPU, and torch sees none")
+    for item in items:
+        if item.get_closest_marker("gpu") is not None:
+            item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _cpu_unless_marked_gpu(request, monkeypatch):
+    """Tests run on the CPU, on a GPU machine too, unless marked ``gpu``: there CUDA looks absent, so
+    ``device=auto`` (and ``precision=auto``) resolve as on a CPU machine and the numbers the tests pin,
+    bit-exact resumes included, stay the CPU's. Subprocesses a test starts pin the device themselves."""
+    if request.node.get_closest_marker("gpu") is None:
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
@@ -27,6 +46,7 @@ class RandomClips(Dataset):
 
     def __init__(self, n: int = 8, repeat: int = 2, frames: int = 4, size: int = 32) -> None:
         self.n, self.repeat, self.shape = n, repeat, (3, frames, size, size)
+        self.classes = ["c0", "c1", "c2"]  # labels are i % 3: a classifier's num_classes 0 becomes 3
 
     def __len__(self) -> int:
         return self.n

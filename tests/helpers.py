@@ -30,3 +30,13 @@ def _one_line_error(capsys, code, *needles):
     for n in needles:
         assert n in lines[0], lines[0]
     return lines[0]
+
+
+def assert_same_run(a, b, device: str = "cpu", msg: str = "") -> None:
+    """Two runs' tensors (losses, weights) agree: bit for bit on the CPU, where every kernel is
+    deterministic; on CUDA to a tolerance, since gather/scatter_add and SDPA's backward accumulate in a
+    different order from run to run."""
+    import torch
+
+    tol = dict(rtol=0, atol=0) if device == "cpu" else dict(rtol=1e-3, atol=1e-5)
+    torch.testing.assert_close(a, b, msg=msg or None, **tol)

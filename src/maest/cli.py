@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import re
 import sys
 
 from maest import __version__
@@ -24,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "finetune": ("maest.commands.finetune", "fine-tune a video ViT classifier from MAE-ST weights"),
     "linprobe": ("maest.commands.linprobe", "train a linear or attentive probe on a frozen encoder"),
     "test": ("maest.commands.test", "multi-view test: top-1/top-5, per-class accuracy, confusion matrix"),
+    "predict": ("maest.commands.predict", "the top classes of videos (files, folders, lists, shards) to CSV and JSON"),
     "report": ("maest.commands.report", "one self-contained HTML page of a run: config, curves, metrics, figures"),
 }
 
@@ -48,15 +50,34 @@ def main(argv: list[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return 2
+    from maest.runs.preempt import Stopped
+
     try:
         return int(importlib.import_module(args._module).main(args) or 0)
+    except Stopped as e:  # SIGTERM / SIGINT during training: saved; exit as the signal would (130, 143)
+        print(f"maest {args.command}: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:  # Ctrl-C outside a training loop: nothing to save
+        print(f"maest {args.command}: interrupted", file=sys.stderr)
+        return 130
     except (ValueError, RuntimeError, FloatingPointError, OSError) as e:
         # user errors: one clear line, no traceback (use -v for one); OSError (a file that cannot be
         # read or written) names its path; FloatingPointError is a non-finite loss
         if args.verbose:
             raise
-        print(f"maest {args.command}: error: {e}", file=sys.stderr)
+        print(f"maest {args.command}: error: {one_line(e)}", file=sys.stderr)
         return 2
+
+
+def one_line(e: BaseException) -> str:
+    """The message of ``e``; for an error raised in a DataLoader worker (which torch re-raises with the
+    worker's traceback appended) the original message alone."""
+    text = str(e)
+    if "Original Traceback" in text:
+        last = [line for line in text.splitlines() if line.strip()][-1]
+        m = re.fullmatch(r"[A-Za-z_][\w.]*: (.*)", last.strip())
+        text = m.group(1) if m else last.strip()
+    return text
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from maest.models import ClassifierConfig, MAEConfig
@@ -17,6 +18,7 @@ from maest.runs import checkpoint as ckpt
 from maest.upgrade import upgrade_model_record, upgrade_run_config
 
 KINDS = {"mae": MAEConfig, "classifier": ClassifierConfig, "probe": ClassifierConfig}
+DEFAULT_SAMPLING_RATE = 4  # frames between sampled frames, when a checkpoint has no run config
 
 
 @dataclass
@@ -30,14 +32,58 @@ class Checkpoint:
     model_config: MAEConfig | ClassifierConfig
     run_config: dict[str, Any] | None
 
+    @property
+    def sampling_rate(self) -> int:
+        """The frame stride of the run's clips (``data.sampling_rate``; 4, the MAE-ST and VideoMAE default,
+        for converted weights, which have no run)."""
+        data = (self.run_config or {}).get("data") or {}
+        return int(data.get("sampling_rate", DEFAULT_SAMPLING_RATE))
+
     def build(self) -> nn.Module:
-        """The model with these weights, in eval mode."""
+        """The model with these weights, in eval mode; ``model.sampling_rate`` records the run's frame
+        stride, so :func:`maest.read_video` samples clips as the model saw them in training."""
+        self.check()
         model = self.model_config.build()
         try:
             ckpt.load_model_weights(model, ckpt.model_state(self.state))
         except ckpt.CheckpointError as e:
             raise ckpt.CheckpointError(f"{self.path}: {e}") from None
+        model.sampling_rate = self.sampling_rate
         return model.eval()
+
+
+    def check(self) -> None:
+        """Refuse a model description these weights do not back, before anything is allocated (see
+        :func:`check_geometry`)."""
+        check_geometry(self.model_config, ckpt.model_state(self.state), f"checkpoint {self.path}")
+
+
+def check_geometry(cfg: MAEConfig | ClassifierConfig, state: dict[str, Any], what: str) -> None:
+    """Check a model config's declared sizes against the weights meant for it, without allocating:
+    depths no larger than the weights' tensor count (each block holds tensors), then the model built on
+    the meta device (shapes, no memory) with exactly the weights' keys and shapes. ``what`` names the
+    source in the messages.
+
+    Raises:
+        CheckpointError: the config describes another (or an absurdly large) model.
+    """
+    depths = {"model_config.encoder.depth": cfg.encoder.depth}
+    if getattr(cfg, "decoder", None) is not None:
+        depths["model_config.decoder.depth"] = cfg.decoder.depth
+    for key, depth in depths.items():
+        if depth > len(state):
+            raise ckpt.CheckpointError(f"{what}: {key}={depth} declares more blocks than the weights hold "
+                                       f"({len(state)} tensors in all); the model description is damaged")
+    try:
+        with torch.device("meta"):
+            skeleton = cfg.build()
+    except (RuntimeError, ValueError, OverflowError) as e:
+        raise ckpt.CheckpointError(f"{what}: its model description cannot be built ({ckpt.first_line(e)})"
+                                   ) from None
+    problems = ckpt.weight_problems(skeleton.state_dict(), state)
+    if problems:
+        raise ckpt.CheckpointError(f"{what}: the weights do not fit the model its config describes ({problems}); "
+                                   "the model description is damaged or belongs to other weights")
 
 
 class NoModelConfig(ValueError):
@@ -60,28 +106,33 @@ def describe(path: str | Path, state: dict[str, Any]) -> Checkpoint:
     if path.suffix == ".safetensors":
         state.update(_safetensors_record(path))
     run = state.get("config") if isinstance(state.get("config"), dict) else None
-    if "model_config" in state and state.get("kind") in KINDS:
-        kind = state["kind"]
-        section = upgrade_model_record(state["model_config"], KINDS[kind] is ClassifierConfig, run)
-    elif run is not None and isinstance(run.get("model"), dict):  # maest 0.1: only the run config
-        run = upgrade_run_config(run)
-        section = run["model"]
-        kind = "mae" if "mix" not in run else ("probe" if section.get("probe", "none") != "none" else "classifier")
-    else:
+    if not ("model_config" in state and state.get("kind") in KINDS
+            or run is not None and isinstance(run.get("model"), dict)):
         raise NoModelConfig(f"{path} does not say which model it holds (no maest model config): convert it first, "
                             "e.g. maest convert --from official|videomae|hf SRC OUT.pt")
-    if run is not None:
-        run = upgrade_run_config(run)  # the run config is returned in today's layout (idempotent)
-    return Checkpoint(path, state, kind, from_dict(KINDS[kind], section), run)
+    field = "model_config" if "model_config" in state and state.get("kind") in KINDS else "config.model"
+    try:
+        if field == "model_config":
+            kind = state["kind"]
+            section = upgrade_model_record(state["model_config"], KINDS[kind] is ClassifierConfig, run)
+        else:  # maest 0.1: only the run config
+            run = upgrade_run_config(run)
+            section = run["model"]
+            kind = "mae" if "mix" not in run else ("probe" if section.get("probe", "none") != "none" else "classifier")
+        if run is not None:
+            run = upgrade_run_config(run)  # the run config is returned in today's layout (idempotent)
+        model_config = from_dict(KINDS[kind], section, f"{field}.")
+    except (ValueError, TypeError, AttributeError, KeyError) as e:  # a damaged or hand-edited description
+        why = str(e) if isinstance(e, ValueError) else f"{type(e).__name__}: {e}"
+        raise ckpt.CheckpointError(f"checkpoint {path}: its {field} is not a valid model description ({why}); "
+                                   "re-export or re-convert it") from None
+    return Checkpoint(path, state, kind, model_config, run)
 
 
 def _safetensors_record(path: Path) -> dict[str, Any]:
     """``kind`` and ``model_config`` from a safetensors file's metadata (as ``maest convert --to
     safetensors`` writes them), when present."""
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
+    meta = ckpt.safetensors_metadata(path)
     if "kind" not in meta or "model_config" not in meta:
         return {}
     try:
@@ -112,6 +163,9 @@ def load_run_config(cls: type, path: str | Path) -> Any:
         raise ValueError(f"config file {p} holds a JSON {type(data).__name__}, not an object of config sections "
                          "(model, data, optim, train)")
     try:
-        return from_dict(cls, upgrade_run_config(data))
+        cfg = from_dict(cls, upgrade_run_config(data))
     except (ValueError, TypeError, AttributeError, KeyError) as e:
         raise ValueError(f"config file {p}: {e}") from None
+    if getattr(getattr(cfg, "data", None), "allow_pipe", False):
+        cfg.data.allow_pipe = False  # file contents never opt in to running shell commands: a flag does
+    return cfg

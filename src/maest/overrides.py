@@ -83,15 +83,67 @@ def _fields(obj: Any) -> list[str]:
     return [f.name for f in dataclasses.fields(obj)] if dataclasses.is_dataclass(obj) else []
 
 
-def from_dict(cls: type, data: dict[str, Any]) -> Any:
-    """Rebuild a (nested) config dataclass from ``asdict`` output; unknown keys raise."""
+def from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
+    """Rebuild a (nested) config dataclass from ``asdict`` output (e.g. JSON read from a file). Unknown
+    keys raise, and so does a value of the wrong type, naming its dotted key (``prefix`` + the key):
+    ``train.batch_size="2": expected an integer``. A JSON integer is taken where a float belongs, a list
+    where a tuple does."""
+    if not isinstance(data, dict):
+        raise _wrong_type(prefix.rstrip(".") or cls.__name__, data, f"an object of {cls.__name__} keys")
     hints = typing.get_type_hints(cls)
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = set(data) - known
     if unknown:
         raise ValueError(f"unknown keys for {cls.__name__}: {sorted(unknown)}")
-    kw = {k: from_dict(hints[k], v) if dataclasses.is_dataclass(hints[k]) else v for k, v in data.items()}
+    kw = {k: from_dict(hints[k], v, f"{prefix}{k}.") if dataclasses.is_dataclass(hints[k])
+          else checked_value(v, hints[k], f"{prefix}{k}") for k, v in data.items()}
     return cls(**kw)
+
+
+def checked_value(value: Any, hint: Any, key: str) -> Any:
+    """``value`` (from JSON) if it has the annotated type (int, float, bool, str, Optional of those, a
+    tuple / list of them); else a ValueError naming ``key``, the value and the type expected."""
+    args, origin, optional = typing.get_args(hint), typing.get_origin(hint), False
+    if origin in (typing.Union, types.UnionType):
+        optional = type(None) in args
+        if value is None and optional:
+            return None
+        hint = next(a for a in args if a is not type(None))
+        args, origin = typing.get_args(hint), typing.get_origin(hint)
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            raise _wrong_type(key, value, f"a list ({_type_name(args[0])} each)")
+        items = [checked_value(v, args[0], f"{key}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if hint is bool:
+        ok = isinstance(value, bool)
+    elif hint is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif hint is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif hint is str:
+        ok = isinstance(value, str)
+    else:
+        ok = True  # an annotation this check does not know: the section's validate() decides
+    if not ok:
+        raise _wrong_type(key, value, _type_name(hint) + (" or null" if optional else ""))
+    return value
+
+
+def _type_name(hint: Any) -> str:
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(hint, str(hint))
+
+
+def _json_type(value: Any) -> str:
+    return {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}.get(
+        type(value), "number")
+
+
+def _wrong_type(key: str, value: Any, expected: str) -> ValueError:
+    kind = _json_type(value)
+    shown = json.dumps(value)[:80] if isinstance(value, (str, int, float, bool, type(None))) else f"an {kind}"
+    return ValueError(f"{key}={shown} (a JSON {kind}): expected {expected}")
 
 
 def save_json(cfg: Any, path: str | Path) -> None:

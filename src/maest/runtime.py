@@ -46,38 +46,59 @@ def resolve_device(requested: str = "auto", local_rank: int = 0) -> str:
 def init(device: str = "auto") -> DistInfo:
     """Join the process group torchrun describes (RANK/WORLD_SIZE/LOCAL_RANK), else run alone.
 
-    Backend: NCCL on CUDA, gloo on CPU.
+    Backend: NCCL on CUDA (bound to this process's GPU through ``device_id``), gloo on CPU.
+
+    Raises:
+        RuntimeError: on CUDA, a local rank with no GPU of its own (more processes per node than GPUs).
     """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     dev = resolve_device(device, local_rank)
     if dev.startswith("cuda"):
+        count = torch.cuda.device_count()
+        if local_rank >= count:
+            raise RuntimeError(f"local rank {local_rank} has no GPU: this machine has {count} CUDA device(s); start "
+                               f"at most {count} process(es) per node (torchrun --nproc_per_node={count}) or use "
+                               "train.device=cpu")
         torch.cuda.set_device(dev)
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if dev.startswith("cuda") else "gloo")
+        if dev.startswith("cuda"):
+            dist.init_process_group(backend="nccl", device_id=torch.device(dev))
+        else:
+            dist.init_process_group(backend="gloo")
     return DistInfo(rank, world, local_rank, dev)
 
 
 PARALLEL = ("ddp", "fsdp")
 
 
-def shard_fsdp(model: nn.Module, info: DistInfo) -> nn.Module:
+def shard_fsdp(model: nn.Module, info: DistInfo, precision: str = "fp32") -> nn.Module:
     """FSDP2: shard each transformer block, then the rest, over all ranks (in place). Build the
-    optimizer afterwards: sharding replaces the parameters with DTensors."""
+    optimizer afterwards: sharding replaces the parameters with DTensors.
+
+    With ``precision="bf16"`` the blocks gather bf16 parameters and reduce gradients in fp32 (half the
+    gather traffic; optimizer state and the sharded weights stay fp32); the root keeps the inputs'
+    dtypes (the masking noise must not be rounded) and its parameters gathered after the forward pass
+    (``reshard_after_forward=False``: the backward pass needs them straight away)."""
     if not info.enabled:
         return model
     from torch.distributed.device_mesh import init_device_mesh
-    from torch.distributed.fsdp import fully_shard
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
     # the MAE returns slices of its decoder output; nothing modifies them in place, so FSDP2's
     # warning about views losing the pre-backward hook does not apply
     warnings.filterwarnings("ignore", message="FSDP2-wrapped module .* returned a view tensor")
     mesh = init_device_mesh("cuda" if info.device.startswith("cuda") else "cpu", (info.world_size,))
+    policy, root_policy = MixedPrecisionPolicy(), MixedPrecisionPolicy()
+    if precision == "bf16":
+        policy = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
+        root_policy = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32,
+                                           cast_forward_inputs=False)
     for name in ("blocks", "decoder_blocks"):
         for block in getattr(model, name, []):
-            fully_shard(block, mesh=mesh)
-    fully_shard(model, mesh=mesh)
+            fully_shard(block, mesh=mesh, mp_policy=policy)
+    fully_shard(model, mesh=mesh, mp_policy=root_policy, reshard_after_forward=False)
     return model
 
 
@@ -147,6 +168,22 @@ def all_reduce_max(value: torch.Tensor) -> torch.Tensor:
     return value
 
 
+_CONTROL: list = []  # the host-side process group of any_rank (made on first use, by every rank at once)
+
+
+def any_rank(*flags: bool) -> tuple[bool, ...]:
+    """Each flag OR-ed over all ranks (itself when not distributed): decisions every rank must take at the
+    same step (stop on a signal, save on a timer). Under NCCL the flags travel over a gloo group on the
+    host, so no GPU stream waits; every rank must call it at the same point."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return tuple(flags)
+    if not _CONTROL:
+        _CONTROL.append(None if "gloo" in str(dist.get_backend()) else dist.new_group(backend="gloo"))
+    value = torch.tensor([int(f) for f in flags], dtype=torch.int32)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX, group=_CONTROL[0])
+    return tuple(bool(v) for v in value.tolist())
+
+
 def no_sync(model: nn.Module, sync: bool) -> contextlib.AbstractContextManager:
     """DDP's ``no_sync()`` when ``sync`` is False (an accumulation micro-batch that is not the last: its
     gradients stay local, saving one all-reduce), else nothing; also through a ``torch.compile`` wrapper."""
@@ -175,6 +212,7 @@ def shutdown() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
         dist.destroy_process_group()
+    _CONTROL.clear()
 
 
 def seed_host(seed: int) -> None:
@@ -206,14 +244,29 @@ def unwrap(model: nn.Module) -> nn.Module:
 
 def resolve_precision(precision: str, device: str) -> str:
     """``auto`` -> bf16 on CUDA with bf16 support and on CPUs with native bf16 (AVX512-BF16/AMX),
-    fp32 otherwise."""
+    fp32 otherwise. fp32 on an Ampere or newer GPU turns on TF32 for matmuls and convolutions (see
+    :func:`allow_tf32`)."""
+    if precision == "auto" and device.startswith("cuda"):
+        precision = "bf16" if torch.cuda.is_bf16_supported() else "fp32"
     if precision != "auto":
+        if precision == "fp32":
+            allow_tf32(device)
         return precision
-    if device.startswith("cuda"):
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
     is_bf16_cpu = getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()
     is_amx = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
     return "bf16" if (is_bf16_cpu or is_amx) else "fp32"
+
+
+def allow_tf32(device: str) -> bool:
+    """On an Ampere or newer GPU, let fp32 matmuls and convolutions use TF32 tensor cores
+    (``torch.set_float32_matmul_precision("high")``, cuDNN's ``allow_tf32``): several times the fp32
+    rate, with inputs rounded to 10-bit mantissas and fp32 sums. Process-wide; nothing changes on a CPU
+    or an older GPU. Returns whether it was turned on."""
+    if not device.startswith("cuda") or torch.cuda.get_device_capability(device)[0] < 8:
+        return False
+    torch.set_float32_matmul_precision("high")
+    torch.backends.cudnn.allow_tf32 = True
+    return True
 
 
 def autocast(device: str, precision: str) -> contextlib.AbstractContextManager:

@@ -31,7 +31,7 @@ def test_pretrain_command_runs(monkeypatch, capsys, tmp_path):
     real = pre.run
     monkeypatch.setattr(pre, "run", lambda cfg: real(cfg, dataset=RandomClips()))
     args = ["pretrain", "unused", "--preset", "tiny", "--output-dir", str(tmp_path), "--set", "train.max_steps=2",
-            "--set", "train.progress=false", "--set", "train.tensorboard=false"]
+            "--set", "train.progress=false", "--set", "train.tensorboard=false", "--json"]
     assert main(args) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["steps"] == 2 and summary["checkpoint"].endswith("checkpoint-00000002.pt")

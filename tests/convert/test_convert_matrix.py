@@ -463,7 +463,7 @@ def test_convert_refuses_to_overwrite_without_force(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "already exists" in err and "--force" in err
     assert (tmp_path / "m.pt").read_bytes() == b"keep me"
-    assert main(["convert", *args, "--force"]) == 0
+    assert main(["convert", *args, "--force", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["format"] == "videomae"
     assert maest.loading.read(tmp_path / "m.pt").kind == "classifier"
 

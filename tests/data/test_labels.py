@@ -28,8 +28,10 @@ def test_labels_are_checked_against_num_classes_when_read(label, tmp_path):
 def test_finetune_with_out_of_range_labels_fails_before_training(tmp_path, capsys):
     lst = tmp_path / "train.csv"
     lst.write_text("a.mp4 0\nb.mp4 1\nc.mp4 15\n")
+    # a given class count (issue 22: the presets take it from the data) is checked as the list is read
     _one_line_error(capsys, main(["finetune", str(lst), "--preset", "tiny_finetune", "--output-dir",
-                                  str(tmp_path / "ft"), *QUIET]), "train.csv:3", "label 15", "model.num_classes=3")
+                                  str(tmp_path / "ft"), "--set", "model.num_classes=3", *QUIET]),
+                    "train.csv:3", "label 15", "model.num_classes=3")
 
 
 def test_too_many_class_folders_for_num_classes(tmp_path):

@@ -13,11 +13,10 @@ def test_pretrain_cli_on_videos_with_broken_files(corrupt_corpus, tmp_path, caps
     out = tmp_path / "run"
     args = ["pretrain", str(csv), "--preset", "tiny", "--output-dir", str(out), "--set", "train.epochs=2",
             "--set", "data.num_workers=0", "--set", "train.tensorboard=false", "--set", "train.progress=false"]
-    assert main(args) == 0
-    lines = capsys.readouterr().out.strip().splitlines()
-    summary = json.loads(lines[0])
+    assert main([*args, "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["steps"] == 10 and summary["loss"] > 0  # 10 videos / batch 2 x 2 epochs
-    assert lines[1].startswith("skipped ") and "(2 files)" in lines[1]
+    assert set(summary["skipped"]) == set(bad)
     records = read_metrics(out / "metrics.jsonl")
     per_epoch = [r["skipped_videos"] for r in records if "skipped_videos" in r]
     assert len(per_epoch) == 2 and all(n >= 2 for n in per_epoch)
@@ -28,8 +27,8 @@ def test_demo_quick_writes_reconstructions(tmp_path, capsys):
     assert main(["demo", "--quick", "--out", str(tmp_path / "demo")]) == 0
     out = capsys.readouterr().out
     assert "[3/3] reconstructions" in out
-    grid = Image.open(tmp_path / "demo" / "reconstruction.png")
-    assert grid.size == (3 * (4 * 64 + 3 * 2), 3 * (4 * 64 + 3 * 2))  # 4 frames x 4 rows of 64 px, x3
+    w, h = Image.open(tmp_path / "demo" / "reconstruction.png").size
+    assert w > 3 * (4 * 64 + 3 * 2) and h > 3 * (4 * 64 + 3 * 2)  # 4 frames x 4 rows of 64 px, x3, labelled
     gif = Image.open(tmp_path / "demo" / "reconstruction.gif")
     assert gif.n_frames == 4
     assert (tmp_path / "demo" / "reconstruction_true_stats.png").is_file()

@@ -103,7 +103,7 @@ def test_sources_resolve_alike(shards):
 def test_local_and_pipe_reads_give_the_same_clips(shards):
     out, m = shards
     local = dataset_from_source(out / m["shards"][0]["url"], **SPEC, seed=0)
-    piped = dataset_from_source(f"pipe:cat {out / m['shards'][0]['url']}", **SPEC, seed=0)
+    piped = dataset_from_source(f"pipe:cat {out / m['shards'][0]['url']}", **SPEC, seed=0, allow_pipe=True)
     assert isinstance(piped, ShardDataset) and len(local) == len(piped) == m["shards"][0]["count"]
     a, b = list(local), list(piped)
     assert [x["index"].tolist() for x in a] == [x["index"].tolist() for x in b]
@@ -112,7 +112,7 @@ def test_local_and_pipe_reads_give_the_same_clips(shards):
     # labels from the json; a failing pipe command is one clear error
     assert {int(x["label"][0]) for x in a} <= set(range(10))
     with pytest.raises(ValueError, match="cannot read shard pipe:exit 3"):
-        resolve_shards("pipe:exit 3")
+        resolve_shards("pipe:exit 3", allow_pipe=True)
 
 
 def test_foreign_video2dataset_shard(tmp_path, videos):
@@ -217,7 +217,7 @@ def test_pretrain_from_shards_through_the_cli(shards, tmp_path, capsys):
     out, _ = shards
     args = ["pretrain", str(out), "--preset", "tiny", "--output-dir", str(tmp_path / "run"),
             "--set", "train.epochs=2", "--set", "data.num_workers=2", "--set", "train.tensorboard=false",
-            "--set", "train.progress=false", "--set", "train.max_steps=7"]
+            "--set", "train.progress=false", "--set", "train.max_steps=7", "--json"]
     assert cli_main(args) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["steps"] == 7 and summary["loss"] > 0
@@ -248,6 +248,7 @@ def test_fsspec_url_reads_like_a_local_shard(shards):
 
 def test_manifest_json_round_trip_keeps_classes(tmp_path):
     (tmp_path / "m.json").write_text(json.dumps({"shards": [{"url": "x.tar", "count": 2}], "classes": ["a", "b"]}))
+    (tmp_path / "x.tar").write_bytes(bytes(4096))  # a listed local shard must exist and be able to hold its count
     m = read_manifest(tmp_path / "m.json")
     assert m.urls == [str(tmp_path / "x.tar")] and m.counts == [2] and m.classes == ["a", "b"]
     (tmp_path / "bad.json").write_text("{}")
@@ -263,7 +264,7 @@ def test_index_writes_a_manifest_for_foreign_shards(shards, tmp_path, capsys):
     assert "7 samples" in capsys.readouterr().out
     written = json.loads(target.read_text())
     assert [s["count"] for s in written["shards"]] == [s["count"] for s in m["shards"][1:]]
-    assert resolve_shards(target).urls[0].startswith("pipe:cat ")  # commands kept as written
+    assert resolve_shards(target, allow_pipe=True).urls[0].startswith("pipe:cat ")  # commands kept as written
     assert cli_main(["shard", pattern, str(target), "--index"]) == 2  # no silent overwrite
 
 

@@ -66,3 +66,24 @@ def test_a_vfr_file_is_not_skipped_in_training(vfr_video):
                                                           crop_size=32, repeat=2, backend="pyav", max_retries=0))
     item = ds[0]
     assert item["skipped"] == [] and item["video"].shape == (2, 3, 8, 32, 32)
+
+
+def test_pyav_counts_only_the_frames_an_edit_list_shows(vfr_video, tmp_path):
+    """Issue 21: a file cut without re-encoding (``ffmpeg -ss 0.3 -c copy``) keeps the packets from the
+    keyframe before the cut, flagged as discarded by its edit list; PyAV counted them as frames (60 where
+    52 decode). Now the count is what decodes, and every counted frame decodes, in order."""
+    import shutil
+    import subprocess
+
+    import av
+
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("needs the ffmpeg command to write an edit list")
+    cut = tmp_path / "cut.mp4"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-ss", "0.3", "-i", str(vfr_video), "-c", "copy", str(cut)],
+                   check=True, timeout=60)
+    with av.open(str(cut)) as c:
+        shown = [round(f.to_ndarray(format="rgb24").mean() / 4) for f in c.decode(c.streams.video[0])]
+    v = open_video(cut, "pyav")
+    assert len(shown) < N and v.num_frames == len(shown)
+    assert _levels(v.get_frames(list(range(v.num_frames)))) == shown

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 
@@ -49,3 +50,67 @@ def test_nearest_visible_uses_only_visible_tokens():
     mask[7] = False  # and (1, 1, 1)
     src = nearest_visible(mask, (2, 2, 2))
     assert src.tolist() == [0, 0, 0, 7, 0, 7, 7, 7]
+
+
+# -- issue 22 §6: the figures name their rows and carry a title; the GIF lasts long enough to follow ----
+def _dark(img, rows, cols):
+    return (img[rows, cols] < 100).any()
+
+
+def test_labelled_figure_names_rows_numbers_frames_and_has_a_title():
+    from maest.figures.reconstruction import GAP, ROW_NAMES, labelled_figure
+
+    panels = reconstruct(create_model("tiny"), torch.randn(3, 4, 32, 32), mask_ratio=0.75)
+    grid = grid_image(panels)
+    fig = labelled_figure(panels, "clip.mp4: 75% masked", scale=2, mask_ratio=0.75)
+    H, W = 2 * grid.shape[0], 2 * grid.shape[1]
+    top, left = fig.shape[0] - H, fig.shape[1] - W
+    assert top > 10 and left > 40  # a title strip and a margin of row names
+    assert (fig[top:, left:] == np.kron(grid, np.ones((2, 2, 1), np.uint8))).all()
+    assert _dark(fig, slice(0, top), slice(None))  # the title (and frame numbers)
+    row_h = (H - 3 * GAP * 2) // 4
+    for r in range(4):  # every row has its name beside it
+        assert _dark(fig, slice(top + r * (row_h + 2 * GAP), top + r * (row_h + 2 * GAP) + row_h), slice(0, left))
+    assert "reconstruction" in ROW_NAMES.values()
+
+
+def test_gif_frames_are_labelled_and_a_loop_lasts_seconds(tmp_path):
+    from PIL import Image
+
+    from maest.figures.reconstruction import MIN_GIF_SECONDS, save_gif
+
+    panels = reconstruct(create_model("tiny"), torch.randn(3, 4, 32, 32), mask_ratio=0.75)
+    gif = Image.open(save_gif(panels, tmp_path / "r.gif", scale=2, title="clip.mp4"))
+    assert gif.n_frames == 2 and gif.size[0] > 2 * 32 + 40  # one frame per predicted frame, named rows
+    total = 0
+    for f in range(gif.n_frames):
+        gif.seek(f)
+        total += gif.info["duration"]
+    assert total >= 1000 * MIN_GIF_SECONDS
+
+
+def test_the_report_and_the_command_draw_the_same_figure(tmp_path, monkeypatch, capsys):
+    import dataclasses
+
+    from PIL import Image
+
+    from maest.cli import main
+    from maest.data import write_test_pattern
+    from maest.figures import report
+    from maest.figures.reconstruction import labelled_figure, reconstruction_panels
+    from maest.runs import checkpoint as ckpt
+
+    mae = create_model("mae_vit_tiny_test")
+    path = ckpt.atomic_save(ckpt.model_record(mae.state_dict(), "mae", dataclasses.asdict(mae.model_cfg)),
+                            tmp_path / "checkpoint-00000001.pt")
+    video = write_test_pattern(tmp_path / "v.mp4", 40, 40, num_frames=24)
+    rec = reconstruction_panels(path, video)
+    expected = labelled_figure(rec.panels, "t", 3, rec.mask_ratio)
+    assert (report.reconstruction_grid(path, video, title="t") == expected).all()
+    calls = []
+    real = labelled_figure
+    monkeypatch.setattr("maest.figures.reconstruction.labelled_figure",
+                        lambda *a, **k: calls.append(a) or real(*a, **k))
+    assert main(["reconstruct", str(video), "--checkpoint", str(path), "--out", str(tmp_path / "r"), "--no-mp4"]) == 0
+    assert len(calls) == 1 and Image.open(tmp_path / "r.png").size[::-1] == real(*calls[0]).shape[:2]
+    assert "r.png" in capsys.readouterr().out

@@ -442,7 +442,7 @@ def test_reconstruct_command_reports_decoder_tokens_and_hog(tmp_path, capsys, ex
     checkpoint = sorted(run.glob("checkpoint-*.pt"))[-1]
     capsys.readouterr()
     assert main(["reconstruct", str(video), "--checkpoint", str(checkpoint), "--out", str(tmp_path / "rec"),
-                 "--no-mp4", "--mask-ratio", "0.75"]) == 0
+                 "--no-mp4", "--mask-ratio", "0.75", "--json"]) == 0
     info = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     for key, value in expect.items():
         assert info[key].startswith(value)

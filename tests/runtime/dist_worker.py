@@ -14,7 +14,7 @@ from maest.train.recipes import get_preset
 from tests.conftest import RandomClips  # noqa: E402
 
 
-def main(out: str, batch_size: int, parallel: str) -> None:
+def main(out: str, batch_size: int, parallel: str, device: str = "cpu") -> None:
     out_dir = Path(out)
     real_train = pre.train
 
@@ -32,9 +32,9 @@ def main(out: str, batch_size: int, parallel: str) -> None:
     cfg = apply_overrides(get_preset("tiny"), [
         f"train.output_dir={out_dir}", "train.tensorboard=false", "train.progress=false", "train.log_every=1",
         "train.epochs=2", "train.max_steps=6", f"train.batch_size={batch_size}", "data.num_workers=0",
-        f"train.parallel={parallel}"])
+        f"train.parallel={parallel}", f"train.device={device}"])  # cpu: gloo, on a GPU machine too
     pre.run(cfg, dataset=RandomClips(n=8))
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]), sys.argv[3])
+    main(sys.argv[1], int(sys.argv[2]), *sys.argv[3:5])  # out, batch size, parallel[, device]

@@ -29,7 +29,6 @@ from maest.bench.options import add_step_options
 from maest.models.masking import decoder_num_keep, num_keep
 from maest.train.optim import build_adamw
 
-
 BARE_STEP_NOTE = ("these are bare steps (forward, backward, AdamW on one batch already on the device): they omit "
                   "the loader and the trainer's waits (noise, logging, clipping), so they overstate training "
                   "throughput; maest bench --trainer ROUNDS times the package's trainer beside them")

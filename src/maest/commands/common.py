@@ -1,13 +1,14 @@
 """Argument helpers shared by the job commands: the run's data and folder flags, preset, JSON config
-and ``--set`` overrides, each copied into the config in one place; and the end-of-run summary."""
+and ``--set`` overrides, each copied into the config in one place (the end-of-run summary is
+:mod:`maest.commands.summary`'s)."""
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
 from typing import Any
 
+from maest.commands.summary import add_json_arg
+from maest.data.shard_files import PIPE_OPT_IN, PipeRefused, pipe_allowed
 from maest.loading import load_run_config
 from maest.overrides import apply_overrides
 from maest.train.recipes import PresetRegistry
@@ -20,7 +21,7 @@ RUN_FLAGS = {"data": "data.source", "output_dir": "train.output_dir", "resume": 
 
 def add_run_args(parser: argparse.ArgumentParser, data_help: str, presets: PresetRegistry, default_preset: str,
                  example: str) -> None:
-    """DATA, ``--output-dir``, ``--resume``, ``--overwrite`` and the config arguments of a training job."""
+    """DATA, ``--output-dir``, ``--resume``, ``--overwrite``, the config arguments and ``--json`` of a training job."""
     parser.add_argument("data", nargs="?", help=data_help)
     parser.add_argument("--output-dir", help="run folder (checkpoints, metrics.jsonl, tensorboard)")
     parser.add_argument("--resume", nargs="?", const="auto",
@@ -28,6 +29,7 @@ def add_run_args(parser: argparse.ArgumentParser, data_help: str, presets: Prese
     parser.add_argument("--overwrite", action="store_true",
                         help="replace the checkpoints and metrics of an earlier run in the run folder")
     add_config_args(parser, presets, default_preset, example)
+    add_json_arg(parser)
 
 
 def add_config_args(parser: argparse.ArgumentParser, presets: PresetRegistry, default_preset: str,
@@ -45,8 +47,29 @@ def resolve_config(args: argparse.Namespace, cls: type, presets: PresetRegistry,
     """The ``cls`` config from ``--config`` or ``--preset``, with ``--set`` overrides applied, then the
     flags of ``flags`` (attribute -> config key) that were given."""
     cfg = load_run_config(cls, args.config) if args.config else presets.get(args.preset)
-    apply_overrides(cfg, upgrade_overrides(args.overrides))
-    return set_keys(cfg, {key: getattr(args, attr, None) for attr, key in (flags or {}).items()})
+    overrides = upgrade_overrides(args.overrides)
+    apply_overrides(cfg, overrides)
+    given = {key: getattr(args, attr, None) for attr, key in (flags or {}).items()}
+    set_keys(cfg, given)
+    trust_typed_pipe(cfg, args.config, typed=given.get("data.source") is not None
+                     or any(o.split("=", 1)[0].strip() == "data.source" for o in overrides))
+    return cfg
+
+
+def trust_typed_pipe(cfg: Any, config_file: str | None, typed: bool) -> None:
+    """``pipe:`` shell commands run from what the user typed, never from file contents: a ``pipe:``
+    ``data.source`` given as DATA or ``--set data.source`` is trusted (``data.allow_pipe``); one read from
+    a ``--config`` file is refused, naming the file, unless ``--set data.allow_pipe=true`` or
+    ``MAEST_ALLOW_PIPE=1`` (a file never opts itself in: :func:`~maest.loading.load_run_config`)."""
+    data = getattr(cfg, "data", None)
+    if not hasattr(data, "allow_pipe") or not str(data.source).startswith("pipe:"):
+        return
+    if typed:
+        data.allow_pipe = True
+    elif config_file and not pipe_allowed(data.allow_pipe):
+        raise PipeRefused(f"config file {config_file}: refusing to run its data.source {data.source[:80]!r}, a "
+                          f"shell command; maest runs pipe: commands from files only with {PIPE_OPT_IN} if you "
+                          "trust the file, or pass the source as DATA")
 
 
 def set_keys(cfg: Any, values: dict[str, Any]) -> Any:
@@ -60,12 +83,3 @@ def set_keys(cfg: Any, values: dict[str, Any]) -> Any:
             target = getattr(target, name)
         setattr(target, leaf, value)
     return cfg
-
-
-def print_summary(summary: dict[str, Any], keys: tuple[str, ...]) -> None:
-    """The end-of-run JSON line (main process only, under torchrun) and the unreadable-video count."""
-    if int(os.environ.get("RANK", "0")) != 0:
-        return
-    print(json.dumps({k: summary[k] for k in keys}))
-    if summary["skipped"]:
-        print(f"skipped {len(summary['skipped'])} unreadable video reads ({len(set(summary['skipped']))} files)")

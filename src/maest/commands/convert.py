@@ -4,7 +4,8 @@ import and export checkpoints exactly, or refuse (see :mod:`maest.convert`)."""
 from __future__ import annotations
 
 import argparse
-import json
+
+from maest.commands.summary import add_json_arg, finish, q
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -27,6 +28,7 @@ def configure(p: argparse.ArgumentParser) -> None:
                                                  "from --model's (the weights do not record them)")
     p.add_argument("--decoder-num-heads", type=int, help="decoder attention heads, likewise")
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
+    add_json_arg(p)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -48,5 +50,15 @@ def main(args: argparse.Namespace) -> int:
     report = convert(args.src, args.out, fmt=args.fmt, to=args.to, model_name=args.model, num_frames=args.num_frames,
                      img_size=args.img_size, num_heads=args.num_heads, decoder_num_heads=args.decoder_num_heads,
                      force=args.force)
-    print(json.dumps(report))
+    kinds = {"mae": "pre-training (MAE) model", "classifier": "classifier", "probe": "probe"}
+    done = (f"converted {args.src} ({report['format']}) to {report['to']}: a {kinds[report['kind']]} of "
+            f"{report['tensors']} tensors, {report['parameters']:,} parameters")
+    out = q(report["output"])
+    steps = {"mae": [(f"maest finetune TRAIN_DATA --init {out}", "a classifier from these weights")],
+             "classifier": [(f"maest predict {out} VIDEO", "the classes of a video"),
+                            (f"maest test {out} TEST_DATA", "accuracy on labelled data")]}.get(report["kind"], [])
+    if args.to == "hf":  # a folder for transformers, not for maest's commands
+        steps = [(f"pipeline('video-classification', model={str(report['output'])!r})", "in Python, with transformers")
+                 ] if report["kind"] == "classifier" else []
+    finish(args, report, done, {"output": report["output"]}, steps, report["notes"])
     return 0

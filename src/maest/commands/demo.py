@@ -5,9 +5,11 @@ reconstruction figures (original / masked / reconstructed frames)."""
 from __future__ import annotations
 
 import argparse
-import json
+import logging
 import time
 from pathlib import Path
+
+from maest.commands.summary import add_json_arg, finish, q
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -18,13 +20,25 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true", help="a seconds-long smoke run (8 videos, 1 epoch)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a demo config value, e.g. --set train.batch_size=4")
+    add_json_arg(p)
 
 
 def main(args: argparse.Namespace) -> int:
+    logger = logging.getLogger("maest")
+    level = logger.level
+    if not args.verbose:  # the demo shows its steps, the loss and the figures; -v brings the log back
+        logger.setLevel(logging.WARNING)
+    try:
+        return _demo(args)
+    finally:
+        logger.setLevel(level)
+
+
+def _demo(args: argparse.Namespace) -> int:
     from maest import load
     from maest.commands.common import set_keys
     from maest.data import ClipSpec, VideoClipDataset, read_csv_list, write_moving_digits
-    from maest.figures.reconstruction import grid_image, reconstruct, save_gif, save_png
+    from maest.figures.reconstruction import labelled_figure, reconstruct, save_gif, save_png
     from maest.overrides import apply_overrides
     from maest.runs.metrics import read_metrics
     from maest.train.pretrain import run
@@ -61,20 +75,23 @@ def main(args: argparse.Namespace) -> int:
     val = VideoClipDataset(read_csv_list(data["val"]), ClipSpec(
         mode="val", num_frames=enc.num_frames, sampling_rate=cfg.data.sampling_rate, crop_size=enc.img_size,
         backend=cfg.data.backend, mean=enc.mean, std=enc.std))
-    clip = val[0]["video"][0]
+    clip, name = val[0]["video"][0], Path(val.items[0][0]).name
     figures = {}
     for mode in ("honest", "true-stats"):
         panels = reconstruct(model, clip, seed=0, mode=mode, target=cfg.model.target)
-        name = "reconstruction" if mode == "honest" else "reconstruction_true_stats"
-        figures[mode] = str(save_png(grid_image(panels), out / f"{name}.png", scale=3))
+        stem = "reconstruction" if mode == "honest" else "reconstruction_true_stats"
+        title = f"{name}: {cfg.model.mask.ratio:.0%} masked, {mode} mode"
+        figures[mode] = str(save_png(labelled_figure(panels, title, 3, cfg.model.mask.ratio), out / f"{stem}.png"))
         if mode == "honest":
-            figures["gif"] = str(save_gif(panels, out / f"{name}.gif", scale=3))
-    print(f"[3/3] reconstructions of {Path(val.items[0][0]).name} "
-          "(rows: original / masked / reconstruction / reconstruction with visible patches):")
+            figures["gif"] = str(save_gif(panels, out / f"{stem}.gif", scale=3, title=title))
+    print(f"[3/3] reconstructions of {name}:")
     for k, v in figures.items():
         print(f"      {k}: {v}")
-    print(json.dumps({"steps": summary["steps"], "final_loss": summary["loss"], "checkpoint": summary["checkpoint"],
-                      "seconds": round(time.perf_counter() - t0, 1)}))
+    result = {"steps": summary["steps"], "final_loss": summary["loss"], "checkpoint": summary["checkpoint"],
+              "seconds": round(time.perf_counter() - t0, 1), "figures": figures}
+    steps = [(f"maest report {q(cfg.train.output_dir)}", "the run's curves and figures on one page"),
+             (f"maest reconstruct VIDEO --checkpoint {q(summary['checkpoint'])}", "any other video")]
+    finish(args, result, f"demo finished in {result['seconds']}s", {"checkpoint": summary["checkpoint"]}, steps)
     return 0
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
+
+from maest.commands.summary import add_json_arg, failed_note, finish
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -20,6 +21,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--num-workers", type=int, default=0)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--precision", default="fp32", choices=["auto", "fp32", "bf16"])
+    add_json_arg(p)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -37,5 +39,10 @@ def main(args: argparse.Namespace) -> int:
     feats, rows, failed = extract(model, dataset, args.pool, args.average, args.batch_size, args.num_workers,
                                   device, resolve_precision(args.precision, device))
     files = write_features(feats, rows, failed, args.out, args.format)
-    print(json.dumps({"videos": len(dataset), "shape": list(feats.shape), "failed_videos": len(failed), **files}))
+    result = {"videos": len(dataset), "shape": list(feats.shape), "failed_videos": len(failed), **files}
+    per = "one per video" if args.average else f"one per clip, {args.clips} clips per video"
+    pool = args.pool or "the model's"
+    done = (f"extracted {feats.shape[0]} features of width {feats.shape[1]} from {len(dataset) - len(failed)} of "
+            f"{len(dataset)} videos ({per}; {pool} pooling)")
+    finish(args, result, done, {k: v for k, v in files.items() if k != "failed" or failed}, notes=failed_note(failed))
     return 0

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from maest.commands.common import RUN_FLAGS, add_run_args, print_summary, resolve_config
+from maest.commands.common import RUN_FLAGS, add_run_args, resolve_config
+from maest.commands.summary import run_summary
 from maest.train.config import FinetuneConfig
 from maest.train.recipes import finetune_preset
 
 FLAGS = {**RUN_FLAGS, "val": "data.val_source", "init": "init"}
-SUMMARY = ("steps", "loss", "checkpoint", "lr", "precision", "val")
+SUMMARY = ("steps", "loss", "checkpoint", "lr", "precision", "val", "skipped")
 
 
 def add_job_args(p: argparse.ArgumentParser, default_preset: str) -> None:
@@ -24,6 +25,11 @@ def resolve_job_config(args: argparse.Namespace) -> FinetuneConfig:
     cfg: FinetuneConfig = resolve_config(args, FinetuneConfig, finetune_preset, FLAGS)
     if not cfg.data.source:
         raise ValueError("no training data: pass a CSV list or a class-folder root as DATA")
+    encoder_keys = [o.partition("=")[0].strip() for o in args.overrides if o.startswith("model.encoder.")]
+    if cfg.init and encoder_keys:
+        from maest.train.finetune import init_overrides
+
+        init_overrides(cfg, encoder_keys)  # a --set that --init's encoder replaces is said, not silent
     return cfg
 
 
@@ -34,5 +40,6 @@ def configure(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from maest.train.finetune import run
 
-    print_summary(run(resolve_job_config(args)), SUMMARY)
+    cfg = resolve_job_config(args)
+    run_summary(args, "finetune", cfg, run(cfg), SUMMARY)
     return 0

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import argparse
 
-from maest.commands.common import print_summary, set_keys
+from maest.commands.common import set_keys
 from maest.commands.finetune import SUMMARY, add_job_args, resolve_job_config
+from maest.commands.summary import run_summary
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -19,5 +20,5 @@ def main(args: argparse.Namespace) -> int:
     from maest.train.finetune import probe
 
     cfg = set_keys(resolve_job_config(args), {"model.probe": args.probe})
-    print_summary(probe(cfg), SUMMARY)
+    run_summary(args, "linprobe", cfg, probe(cfg), SUMMARY)
     return 0

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from maest.commands.common import RUN_FLAGS, add_run_args, print_summary, resolve_config
+from maest.commands.common import RUN_FLAGS, add_run_args, resolve_config
+from maest.commands.summary import run_summary
 from maest.train.config import PretrainConfig
 from maest.train.recipes import pretrain_preset
 
@@ -20,5 +21,5 @@ def main(args: argparse.Namespace) -> int:
     cfg = resolve_config(args, PretrainConfig, pretrain_preset, RUN_FLAGS)
     if not cfg.data.source:
         raise ValueError("no training data: pass a CSV, a class-folder root or a video folder as DATA")
-    print_summary(run(cfg), ("steps", "loss", "checkpoint", "lr", "precision"))
+    run_summary(args, "pretrain", cfg, run(cfg), ("steps", "loss", "checkpoint", "lr", "precision", "skipped"))
     return 0

@@ -5,8 +5,9 @@ the honest / true-stats modes; HOG models have no pixels to show, and the figure
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
+
+from maest.commands.summary import add_json_arg, finish
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -22,10 +23,11 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scale", type=int, default=2, help="pixel upscaling of the figures")
     p.add_argument("--no-mp4", action="store_true", help="skip the MP4")
     p.add_argument("--force", action="store_true", help="replace figures an earlier call wrote at --out")
+    add_json_arg(p)
 
 
 def main(args: argparse.Namespace) -> int:
-    from maest.figures.reconstruction import grid_image, reconstruction_panels, save_gif, save_mp4, save_png
+    from maest.figures.reconstruction import labelled_figure, reconstruction_panels, save_gif, save_mp4, save_png
     from maest.runs.outputs import writable_file
 
     # before any work: the figures can be written, and earlier ones are replaced only when asked
@@ -34,14 +36,19 @@ def main(args: argparse.Namespace) -> int:
     rec = reconstruction_panels(args.checkpoint, args.video, mask_ratio=args.mask_ratio, mode=args.mode,
                                 clip=args.clip, clips=args.clips, seed=args.seed)
     out = Path(args.out)
-    files = {"png": str(save_png(grid_image(rec.panels), out.with_suffix(".png"), scale=args.scale)),
-             "gif": str(save_gif(rec.panels, out.with_suffix(".gif"), scale=args.scale))}
+    title = f"{Path(args.video).name}, {Path(args.checkpoint).name}: {rec.mask_ratio:.0%} masked, {rec.mode} mode"
+    figure = labelled_figure(rec.panels, title, args.scale, rec.mask_ratio)
+    files = {"png": str(save_png(figure, out.with_suffix(".png"))),
+             "gif": str(save_gif(rec.panels, out.with_suffix(".gif"), scale=args.scale, title=title))}
     if not args.no_mp4:
-        files["mp4"] = str(save_mp4(rec.panels, out.with_suffix(".mp4"), scale=args.scale))
+        files["mp4"] = str(save_mp4(rec.panels, out.with_suffix(".mp4"), scale=args.scale, title=title))
     info = {"video": args.video, "mask_ratio": rec.mask_ratio, "mode": rec.mode, "target": rec.target}
     if rec.decoder_mask:  # the figure's "decoder" row shows the tokens it reconstructed
         info["decoder_mask"] = rec.decoder_mask
     if rec.caption:
         info["note"] = rec.caption
-    print(json.dumps({**info, **files}))
+    done = (f"reconstructed {args.video} with {args.checkpoint}: {rec.mask_ratio:.0%} of patches removed, "
+            f"{rec.mode} mode, {rec.target} target")
+    notes = [f"decoder mask {rec.decoder_mask}: its row shows the tokens the decoder rebuilt"] * bool(rec.decoder_mask)
+    finish(args, {**info, **files}, done, files, notes=notes + [rec.caption] * bool(rec.caption))
     return 0

@@ -41,6 +41,11 @@ def main(args: argparse.Namespace) -> int:
     if args.index:
         m = index_shards(args.source, args.out, overwrite=args.overwrite)
         print(f"wrote {args.out}: {len(m['shards'])} shards, {m['num_samples']} samples")
+        if any(s["url"].startswith("pipe:") for s in m["shards"]):
+            from maest.data.shard_files import PIPE_OPT_IN
+
+            print(f"note: {args.out} lists shell commands (pipe:); maest runs commands read from a manifest only "
+                  f"with {PIPE_OPT_IN}, so it is safe to share, and you need the opt-in to train from it")
         return 0
     size = parse_size(args.shard_size)
     from pathlib import Path

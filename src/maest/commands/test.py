@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from maest.commands.summary import add_json_arg
+
 
 def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", help="a checkpoint written by maest finetune or maest linprobe")
@@ -20,15 +22,16 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output-dir",
                    help="where results.json and confusion.{csv,png} go (default: test/ next to the checkpoint)")
     p.add_argument("--force", action="store_true", help="replace the results of an earlier test in --output-dir")
+    add_json_arg(p)
 
 # what a test writes into --output-dir: an earlier test's files are replaced only with --force
 RESULT_FILES = ("results.json", "confusion.csv", "confusion.png")
 
 
 def main(args: argparse.Namespace) -> int:
-    import json
     from pathlib import Path
 
+    from maest.commands.summary import failed_note, finish, q
     from maest.eval.test import run_test
     from maest.runs.outputs import refuse_existing, writable_dir
 
@@ -39,9 +42,15 @@ def main(args: argparse.Namespace) -> int:
     result = run_test(args.checkpoint, args.data, out, clips=args.clips, crops=args.crops,
                       batch_size=args.batch_size, num_workers=args.num_workers, precision=args.precision,
                       device=args.device, classes_file=args.classes)
-    print(json.dumps({k: result[k] for k in ("top1", "top5", "videos", "failed_videos", "views_per_video")}))
-    if result["failed"]:
-        print(f"{len(result['failed'])} videos could not be decoded and are not scored: {result['failed'][:5]}")
-    written = [out / name for name in RESULT_FILES if (out / name).exists()]  # no figure without matplotlib
-    print(f"wrote {', '.join(map(str, written))}")
+    k = result.get("topk", 5)
+    topk = f", top-{k} {result[f'top{k}']:.2f}%" if k > 1 and f"top{k}" in result else ""
+    done = (f"tested {args.checkpoint} on {result['videos']} videos ({args.clips} clip(s) x {args.crops} crop(s) "
+            f"each): top-1 {result['top1']:.2f}%{topk}")
+    outputs = {"results": out / "results.json", "confusion": out / "confusion.csv",
+               "figure": out / "confusion.png" if (out / "confusion.png").exists() else None}  # needs matplotlib
+    steps = [(f"maest report {q(Path(args.checkpoint).parent)}", "the run's page, with this test"),
+             (f"maest predict {q(args.checkpoint)} VIDEO", "the classes of any video")]
+    keys = ("top1", f"top{k}", "topk", "videos", "failed_videos", "views_per_video", "failed", "classes")
+    finish(args, {key: result[key] for key in keys if key in result}, done, outputs, steps,
+           failed_note(result["failed"]))
     return 0

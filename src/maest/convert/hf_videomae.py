@@ -35,9 +35,27 @@ def _qv_bias(config: dict[str, Any]) -> bool:
     return bool(config.get("qv_bias", config.get("qkv_bias", True)))
 
 
+_SIZES = ("image_size", "patch_size", "num_frames", "tubelet_size", "hidden_size", "num_hidden_layers",
+          "num_attention_heads", "intermediate_size")
+_DECODER_SIZES = ("decoder_hidden_size", "decoder_num_hidden_layers", "decoder_num_attention_heads",
+                  "decoder_intermediate_size")
+
+
+def check_hf_sizes(config: dict[str, Any], classifier: bool) -> None:
+    """Every size the conversion reads is in ``config`` and a positive integer: Hugging Face would fill a
+    missing one with its default, maest does not guess which model the weights belong to."""
+    for key in _SIZES + (() if classifier else _DECODER_SIZES):
+        value = config.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            what = "is missing" if key not in config else f"is {json.dumps(value)[:40]}, not a positive integer"
+            raise ConversionError(f"config.json: {key} {what}; a VideoMAE config.json gives every size "
+                                  "(transformers writes them all): restore it from the model's source")
+
+
 def spec_from_hf(config: dict[str, Any], classifier: bool) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """maest encoder (and decoder) fields equivalent to an HF ``VideoMAEConfig`` (as a dict)."""
     c = config
+    check_hf_sizes(c, classifier)
     if c.get("num_channels", 3) != 3:
         raise ConversionError(f"num_channels={c['num_channels']}: only RGB models are supported")
     if c.get("hidden_act", "gelu") != "gelu":
@@ -87,7 +105,8 @@ def _label_names(config: dict[str, Any], n: int) -> list[str]:
 
 def read_hf(config: dict[str, Any], state: dict[str, torch.Tensor]) -> Imported:
     """Geometry and maest-named weights of an HF VideoMAE model (config.json as a dict + its state dict)."""
-    arch = (config.get("architectures") or ["VideoMAEModel"])[0]
+    archs = config.get("architectures") or ["VideoMAEModel"]
+    arch = archs[0] if isinstance(archs, list) else archs
     if arch not in ARCHITECTURES:
         raise ConversionError(f"architecture {arch}: maest converts {' and '.join(ARCHITECTURES)} (a bare "
                               "VideoMAEModel has no decoder or head)")
@@ -131,11 +150,12 @@ def hf_export_problems(cfg: Any) -> list[str]:
     e = cfg.encoder
     why = []
     if e.pos_embed_type != "sincos":
-        why.append(f"positional embeddings are {e.pos_embed_type!r} (HF VideoMAE only has a fixed sinusoid)")
+        why.append(f"positional embeddings are {e.pos_embed_type!r} (HF VideoMAE only has a fixed sinusoid: "
+                   "model.encoder.pos_embed_type=sincos)")
     if e.cls_embed:
-        why.append("the model has a class token (HF VideoMAE has none)")
+        why.append("the model has a class token (HF VideoMAE has none: model.encoder.cls_embed=false)")
     if e.qkv_bias == "qkv":
-        why.append("attention has key biases (HF VideoMAE has query and value biases only)")
+        why.append("attention has key biases (HF VideoMAE has query and value biases only: model.encoder.qkv_bias=qv)")
     if e.in_chans != 3:
         why.append(f"in_chans={e.in_chans} (HF's processor is RGB)")
     target = getattr(cfg, "target", None)
@@ -145,10 +165,12 @@ def hf_export_problems(cfg: Any) -> list[str]:
         why.append(f"it is a {cfg.probe} probe (HF VideoMAE has no probe head)")
     elif cfg.kind == "classifier":
         if e.pooling == "mean" and e.final_norm_eps != HF_NORM_EPS:
-            why.append(f"the pooled norm has eps {e.final_norm_eps:g} (HF's fc_norm: {HF_NORM_EPS:g}, fixed)")
+            why.append(f"the pooled norm has eps {e.final_norm_eps:g} (HF's fc_norm: {HF_NORM_EPS:g}, fixed): a "
+                       f"classifier inherits it from --init, so pre-train with model.encoder.final_norm_eps="
+                       f"{HF_NORM_EPS:g} and model.encoder.norm_eps={HF_NORM_EPS:g} (as videomae_v2_b_pretrain does)")
         elif e.pooling == "token0" and e.final_norm_eps != e.norm_eps:
             why.append(f"the final norm's eps {e.final_norm_eps:g} differs from the blocks' {e.norm_eps:g} "
-                       "(HF uses layer_norm_eps for both)")
+                       f"(HF uses layer_norm_eps for both): pre-train with model.encoder.final_norm_eps={e.norm_eps:g}")
         elif e.pooling == "cls":
             why.append("it pools a class token")
         if not e.final_norm:
@@ -157,19 +179,40 @@ def hf_export_problems(cfg: Any) -> list[str]:
         d = cfg.decoder
         if e.final_norm and e.final_norm_eps != e.norm_eps:
             why.append(f"the final norm's eps {e.final_norm_eps:g} differs from the blocks' {e.norm_eps:g} "
-                       "(HF uses layer_norm_eps for both)")
+                       f"(HF uses layer_norm_eps for both): pre-train with model.encoder.final_norm_eps={e.norm_eps:g}")
         if d.embed_bias:
             why.append("decoder_embed has a bias (HF's encoder_to_decoder has none)")
         if d.qkv_bias != e.qkv_bias:
             why.append(f"decoder attention bias {d.qkv_bias!r} differs from the encoder's {e.qkv_bias!r} "
                        "(HF shares one)")
         if d.norm_eps != e.norm_eps:
-            why.append(f"decoder block eps {d.norm_eps:g} differs from the encoder's {e.norm_eps:g} (HF shares one)")
+            why.append(f"decoder block eps {d.norm_eps:g} differs from the encoder's {e.norm_eps:g} (HF shares one): "
+                       f"pre-train with model.decoder.norm_eps={e.norm_eps:g}")
         if d.final_norm_eps != HF_NORM_EPS:
-            why.append(f"decoder_norm has eps {d.final_norm_eps:g} (HF's decoder norm: {HF_NORM_EPS:g}, fixed)")
+            why.append(f"decoder_norm has eps {d.final_norm_eps:g} (HF's decoder norm: {HF_NORM_EPS:g}, fixed): "
+                       f"pre-train with model.decoder.final_norm_eps={HF_NORM_EPS:g}")
         if d.t_pred_patch_size != e.t_patch_size:
             why.append(f"each token predicts {d.t_pred_patch_size} of its {e.t_patch_size} frames (HF predicts all)")
     return why
+
+
+def hf_export_notes(cfg: Any) -> list[str]:
+    """Training-only settings of a pre-training model that an HF VideoMAE folder does not carry: its weights
+    compute the same numbers, but ``VideoMAEForPreTraining`` would train (and score its loss) differently."""
+    if cfg.kind != "mae":
+        return []
+    mask, target = cfg.mask, cfg.target.kind
+    notes = [f"the mask ({mask.strategy}, ratio {mask.ratio:g}) is not part of an HF config: VideoMAEForPreTraining "
+             "masks the tokens its caller passes as bool_masked_pos"]
+    if mask.decoder != "none":
+        notes.append(f"decoder masking ({mask.decoder}, ratio {mask.decoder_ratio:g}) is dropped: HF's decoder "
+                     "reconstructs every masked token, so its loss differs from this run's")
+    if target not in ("videomae_norm_pix", "videomae_pixels"):
+        norm = target.endswith("norm_pix")
+        notes.append(f"the target {target!r} becomes norm_pix_loss={str(norm).lower()}: HF's loss targets "
+                     f"{'pixels normalised per tube and channel' if norm else 'pixels in [0, 1]'} (VideoMAE's), "
+                     "not this run's")
+    return notes
 
 
 def export_hf_videomae(cfg: Any, state: dict[str, torch.Tensor], out_dir: str | Path) -> Path:

@@ -18,10 +18,11 @@ from typing import Any
 import torch
 
 from maest.convert.accounting import ConversionError, check_fits
-from maest.convert.hf_videomae import export_hf_videomae, read_hf
+from maest.convert.hf_videomae import export_hf_videomae, hf_export_notes, read_hf
 from maest.convert.official import from_official_state
 from maest.convert.spec import build_config
 from maest.convert.videomae import is_videomae, read_videomae
+from maest.loading import check_geometry
 from maest.runs import checkpoint as ckpt
 
 FORMATS = {
@@ -40,10 +41,7 @@ def _load(path: Path) -> dict[str, Any]:
 
 
 def _safetensors_metadata(path: Path) -> dict[str, str]:
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as f:
-        return f.metadata() or {}
+    return ckpt.safetensors_metadata(path)
 
 
 def _hf_folder(src: Path) -> Path | None:
@@ -51,9 +49,13 @@ def _hf_folder(src: Path) -> Path | None:
     cfg = folder / "config.json"
     if cfg.is_file():
         try:
-            return folder if json.loads(cfg.read_text()).get("model_type") == "videomae" else None
-        except json.JSONDecodeError:
+            data = json.loads(cfg.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
             return None
+        if not isinstance(data, dict):
+            raise ConversionError(f"{cfg} holds a JSON {type(data).__name__}, not an object of model settings; "
+                                  "a Hugging Face config.json is one object (model_type, hidden_size, ...)")
+        return folder if data.get("model_type") == "videomae" else None
     return None
 
 
@@ -124,7 +126,10 @@ def read_source(src: Path, fmt: str, raw: dict[str, Any] | None, *, model_name: 
         if folder is None:
             raise ConversionError(f"{src} has no VideoMAE config.json beside it; pass the Hugging Face model folder")
         hf_cfg = json.loads((folder / "config.json").read_text())
-        imp = read_hf(hf_cfg, _hf_weights(folder))
+        try:
+            imp = read_hf(hf_cfg, _hf_weights(folder))
+        except ConversionError as e:
+            raise ConversionError(f"{folder}: {e}") from None
         cfg = build_config(imp, model_name)
         _check_sizes("config.json", cfg.encoder, num_frames, img_size)
         return cfg, imp.state, imp.notes
@@ -138,6 +143,16 @@ def read_source(src: Path, fmt: str, raw: dict[str, Any] | None, *, model_name: 
         cfg, out = from_official_state(state, model_name, num_frames, img_size, num_heads, decoder_num_heads)
         return cfg, out, []
     raise ValueError(f"unknown source format {fmt!r}; choose one of {sorted(FORMATS)} or auto")
+
+
+def refuse_non_float(state: dict[str, torch.Tensor], src: Path) -> None:
+    """Every converted tensor is a weight: integer or boolean tensors (e.g. a step counter or a mask saved
+    among the weights) would be cast silently by ``load_state_dict``; refuse them, naming them."""
+    bad = [f"{k} ({str(v.dtype).removeprefix('torch.')})" for k, v in state.items() if not v.is_floating_point()]
+    if bad:
+        raise ConversionError(f"{src}: {len(bad)} tensor(s) that must hold floating-point weights are not "
+                              f"floating point: {', '.join(bad[:6])}; the file is not a model checkpoint or is "
+                              "damaged")
 
 
 def _refuse_overwrite(out: Path, to: str, force: bool) -> None:
@@ -169,12 +184,15 @@ def convert(src: str | Path, out: str | Path, fmt: str = "auto", to: str = "maes
         raise ConversionError(f"{src} is {FORMATS[detected]}, not {FORMATS[fmt]}: use --from {detected}")
     cfg, state, notes = read_source(src, fmt, raw, model_name=model_name, num_frames=num_frames, img_size=img_size,
                                     num_heads=num_heads, decoder_num_heads=decoder_num_heads)
+    refuse_non_float(state, src)
+    check_geometry(cfg, state, f"{src} ({FORMATS[fmt]})")  # on the meta device: declared sizes vs the weights
     model = cfg.build()
     check_fits(state, model.state_dict(), f"{FORMATS[fmt]} -> maest {cfg.kind}")
     model.load_state_dict(state, strict=True)
     config = dataclasses.asdict(cfg)
     if to == "hf":
         export_hf_videomae(cfg, state, out)
+        notes = [*notes, *hf_export_notes(cfg)]  # training-only settings the folder does not carry
     elif to == "safetensors":
         ckpt.export_safetensors(state, out, {"format": "pt", "kind": cfg.kind, "model_config": json.dumps(config),
                                              "source": str(src)})

@@ -5,6 +5,8 @@ MAE-ST model 0.45 / 0.225)."""
 
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,8 +24,11 @@ class DataConfig:
     repeat_aug: int = 4
     num_workers: int = 2
     backend: str = "auto"  # auto | torchcodec | pyav
-    decode_device: str = "cpu"  # cpu | cuda (torchcodec on the GPU; use num_workers=0)
+    decode_device: str = "cpu"  # cpu | cuda | cuda:N (torchcodec on the GPU; "cuda": each process's own; num_workers=0)
     shuffle_buffer: int = 64  # shards: encoded samples held per loader worker for the in-stream shuffle
+    # run pipe: shell commands read from files (a shard manifest, a --config file); a pipe: source typed as
+    # DATA or --set data.source is trusted without it. Never taken from a file: --set it (or MAEST_ALLOW_PIPE=1)
+    allow_pipe: bool = False
 
     def validate(self) -> DataConfig:
         for name in ("sampling_rate", "repeat_aug", "shuffle_buffer"):
@@ -32,15 +37,26 @@ class DataConfig:
             raise ValueError(f"data.num_workers={self.num_workers} must be >= 0 (0 loads in the training process)")
         check_choice(self.layout, ("auto", "csv", "folder", "unlabelled", "shards"), "data.layout")
         check_choice(self.backend, ("auto", "torchcodec", "pyav"), "data.backend")
-        check_choice(self.decode_device, ("cpu", "cuda"), "data.decode_device")
+        if not re.fullmatch(r"cpu|cuda(:\d+)?", self.decode_device):
+            raise ValueError(f"data.decode_device={self.decode_device!r} is not cpu, cuda or cuda:N")
         return self
+
+    @property
+    def decode_on(self) -> str:
+        """The device clips are decoded on: ``decode_device``, with "cuda" under torchrun made this process's
+        own GPU (``cuda:LOCAL_RANK``, the device :func:`maest.runtime.init` gives it), so that ranks decode
+        on their own GPUs rather than all on the first."""
+        if self.decode_device == "cuda" and "LOCAL_RANK" in os.environ:
+            return f"cuda:{int(os.environ['LOCAL_RANK'])}"
+        return self.decode_device
 
     def build(self, encoder: Any, mode: str = "pretrain") -> Any:
         """The pre-training clip dataset of ``source`` for a model with ``encoder`` (an ``EncoderConfig``)."""
         return dataset_from_source(self.source, layout=self.layout, mode=mode, num_frames=encoder.num_frames,
                                    sampling_rate=self.sampling_rate, crop_size=encoder.img_size, repeat=self.repeat_aug,
                                    backend=self.backend, mean=encoder.mean, std=encoder.std,
-                                   decode_device=self.decode_device, shuffle_buffer=self.shuffle_buffer)
+                                   decode_device=self.decode_on, shuffle_buffer=self.shuffle_buffer,
+                                   allow_pipe=self.allow_pipe)
 
 
 @dataclass
@@ -68,5 +84,6 @@ class FinetuneDataConfig(DataConfig):
             crop_size=encoder.img_size, repeat=self.repeat_aug, scale=(self.min_scale, 1.0), flip=self.flip,
             rand_aug=self.rand_aug, erase_prob=self.erase_prob, test_clips=self.test_clips,
             test_crops=self.test_crops, backend=self.backend, mean=encoder.mean, std=encoder.std,
-            num_classes=num_classes, decode_device=self.decode_device, shuffle_buffer=self.shuffle_buffer,
+            num_classes=num_classes, decode_device=self.decode_on, shuffle_buffer=self.shuffle_buffer,
+            allow_pipe=self.allow_pipe,
         )

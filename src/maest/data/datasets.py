@@ -294,16 +294,18 @@ def read_ssv2(videos_dir: str | Path, labels_json: str | Path, split_json: str |
     return items
 
 
-def dataset_from_source(source: str | Path, layout: str = "auto", **spec: Any) -> VideoClipDataset:
+def dataset_from_source(source: str | Path, layout: str = "auto", allow_pipe: bool = False,
+                        **spec: Any) -> VideoClipDataset:
     """A dataset for a CSV list, a class-folder tree or a folder of videos (``layout`` "auto" picks:
     shards (a ``.tar`` or brace pattern, ``pipe:``, a URL, a manifest, a folder of ``.tar``) stream
     through :class:`~maest.data.shards.ShardDataset`; another file is a list; a folder with
-    sub-folders holding videos is class folders; else unlabelled).
+    sub-folders holding videos is class folders; else unlabelled). ``allow_pipe``: shards may come from
+    ``pipe:`` shell commands (pass it only for a source the user typed, or after an explicit opt-in).
     ``spec``: :class:`ClipSpec` fields, plus ``num_classes`` to check the labels of a classifier's data."""
     if layout == "shards" or (layout == "auto" and is_shard_source(source)):
         num_classes = spec.pop("num_classes", None)
         cs = ClipSpec(**spec)
-        ds = ShardDataset(source, cs, VideoClipDataset([], cs).clips)
+        ds = ShardDataset(source, cs, VideoClipDataset([], cs).clips, allow_pipe, num_classes)
         if num_classes is not None and ds.classes and len(ds.classes) > num_classes:
             raise ValueError(f"the shards of {source} have {len(ds.classes)} classes but model.num_classes="
                              f"{num_classes}; set model.num_classes={len(ds.classes)}")
@@ -322,7 +324,9 @@ def dataset_from_source(source: str | Path, layout: str = "auto", **spec: Any) -
     num_classes = spec.pop("num_classes", None)  # a classifier's: labels are checked against it
     cs = ClipSpec(**spec)
     if layout == "csv":
-        return VideoClipDataset(read_csv_list(p, num_classes), cs)
+        items = read_csv_list(p, num_classes)
+        names = read_classes_beside(p, items) if cs.mode != "pretrain" else None
+        return VideoClipDataset(items, cs, names)
     if layout == "folder":
         items, classes = read_class_folders(p)
         if num_classes is not None and len(classes) > num_classes:
@@ -332,3 +336,41 @@ def dataset_from_source(source: str | Path, layout: str = "auto", **spec: Any) -
     if layout == "unlabelled":
         return VideoClipDataset(read_unlabelled_folder(p), cs)
     raise ValueError(f"unknown data layout {layout!r}; choose auto, csv, folder, unlabelled or shards")
+
+
+# -- what a classifier's data says about its classes ---------------------------------------------------
+CLASSES_FILE = "classes.txt"
+
+
+def read_classes_beside(list_path: str | Path, items: list[tuple[str, int]]) -> list[str] | None:
+    """The class names of ``classes.txt`` (one per line, label order) beside a video list, if there is
+    one; a file with fewer names than the list's labels need raises, naming both files."""
+    path = Path(list_path).parent / CLASSES_FILE
+    if not path.is_file():
+        return None
+    names = [line.strip() for line in _read_text_list(path).splitlines() if line.strip()]
+    top = max((label for _, label in items), default=-1)
+    if top >= len(names):
+        raise ValueError(f"{path} names {len(names)} classes but {list_path} uses label {top}; add the missing "
+                         f"names to {path.name} or remove it")
+    return names
+
+
+@dataclass
+class DataClasses:
+    """The classes a labelled dataset has: ``count`` (None: it cannot tell), their ``names`` (None:
+    unnamed) and whether the count is ``exact`` (named classes) or a lower bound (max label + 1)."""
+
+    count: int | None
+    names: list[str] | None = None
+    exact: bool = False
+
+
+def data_classes(dataset: Any) -> DataClasses:
+    """What ``dataset`` says about its classes: class folders, a ``classes.txt`` beside a list, SSv2's
+    labels and a shard manifest name them; a list without names bounds them by its largest label."""
+    names = getattr(dataset, "classes", None)
+    if names:
+        return DataClasses(len(names), [str(n) for n in names], True)
+    labels = [label for _, label in getattr(dataset, "items", ()) if label >= 0]
+    return DataClasses(max(labels) + 1 if labels else None)

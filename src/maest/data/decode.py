@@ -69,6 +69,7 @@ class Video:
     """An open video. ``get_frames(indices)`` -> uint8 (N, C, H, W), in the order asked."""
 
     path: str
+    device: str = "cpu"  # where frames are decoded; a GPU's own failures are not the video's (device_failure)
     num_frames: int
     fps: float
     height: int
@@ -85,6 +86,8 @@ class Video:
         try:
             return self._decode(idx)
         except Exception as e:
+            if device_failure(e, self.device, self.path):
+                raise
             err = e
         last = self._last_decodable(max(idx))
         limit = max(END_SLACK[0], int(END_SLACK[1] * self.num_frames))
@@ -95,6 +98,8 @@ class Video:
         try:
             return self._decode([min(i, last) for i in idx])
         except Exception as e:
+            if device_failure(e, self.device, self.path):
+                raise
             raise VideoDecodeError(self.path, f"truncated or corrupt ({_reason(e)})") from e
 
     def _decode(self, indices: list[int]) -> torch.Tensor:
@@ -129,7 +134,7 @@ class TorchcodecVideo(Video):
     def __init__(self, path: str, data: bytes | None = None, device: str = "cpu") -> None:
         from torchcodec.decoders import VideoDecoder
 
-        self.path = path
+        self.path, self.device = path, device
         self._dec = VideoDecoder(path if data is None else data, seek_mode="exact", num_ffmpeg_threads=1,
                                  dimension_order="NHWC", device=device)
         meta = self._dec.metadata
@@ -158,10 +163,11 @@ class PyAVVideo(Video):
         self._stream = stream
         self.fps = float(stream.average_rate or stream.guessed_rate or 0.0)
         self.height, self.width = stream.codec_context.height, stream.codec_context.width
-        # the presentation timestamps of all frames, in order (a demux pass: no decoding)
+        # the presentation timestamps of all frames, in order (a demux pass: no decoding); a packet an edit
+        # list cuts away (is_discard: decoded as a reference, never shown) is not a frame, as for torchcodec
         nal_len = _avcc_nal_length(stream)
-        packets = [(p.pts, nal_len > 0 and _h264_unreferenced(p, nal_len))
-                   for p in self._container.demux(stream) if p.pts is not None and p.size]
+        packets = [(p.pts, nal_len > 0 and _h264_unreferenced(p, nal_len)) for p in self._container.demux(stream)
+                   if p.pts is not None and p.size and not getattr(p, "is_discard", False)]
         self._pts = sorted(pts for pts, _ in packets)
         self._skippable = {pts for pts, unref in packets if unref}  # pictures nothing else refers to
         self._index = {pts: i for i, pts in enumerate(self._pts)}
@@ -271,6 +277,8 @@ def open_video(path: str | Path, backend: str = "auto", data: bytes | None = Non
     except VideoDecodeError:
         raise
     except Exception as e:  # decoders raise RuntimeError, ValueError, av.error.*, ...
+        if device_failure(e, device, str(p)):
+            raise
         raise VideoDecodeError(p, _reason(e)) from e
     if video.num_frames <= 0 or not math.isfinite(video.fps):
         raise VideoDecodeError(p, "no decodable frames")
@@ -334,7 +342,24 @@ def read_frames(video: Video, indices: Sequence[int]) -> torch.Tensor:
     except VideoDecodeError:
         raise
     except Exception as e:
+        if device_failure(e, video.device, video.path):
+            raise
         raise VideoDecodeError(video.path, _reason(e)) from e
+
+
+_GPU_FAILURE = re.compile(r"cuda|nvdec|cuvid|out of memory", re.IGNORECASE)
+
+
+def device_failure(e: BaseException, device: str, path: str = "") -> bool:
+    """Whether ``e``, raised while decoding on ``device``, is a GPU failing (a CUDA error, out of memory,
+    no NVDEC, CUDA in a forked loader worker) rather than the video. Such an error is raised as it is, and
+    stops the job; a broken video becomes a :class:`VideoDecodeError` (skipped in training, listed as
+    failed by ``maest test``). Never true for CPU decoding."""
+    if device == "cpu":
+        return False
+    if isinstance(e, torch.cuda.OutOfMemoryError):
+        return True
+    return bool(_GPU_FAILURE.search(f"{type(e).__name__}: {str(e).replace(path, '') if path else e}"))
 
 
 def _reason(e: Exception) -> str:

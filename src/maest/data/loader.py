@@ -13,6 +13,7 @@ and sharding is by video, keeping a video's r clips on one rank.
 from __future__ import annotations
 
 import random
+import signal
 from collections.abc import Iterator, Sized
 from typing import Any
 
@@ -167,7 +168,12 @@ class SkipTally:
 
 def worker_init(worker_id: int) -> None:
     """Single-threaded torch (decoding workers must not oversubscribe the trainer's cores) and
-    Python/NumPy seeded from the worker's torch seed (the loader's generator + worker id)."""
+    Python/NumPy seeded from the worker's torch seed (the loader's generator + worker id). SIGINT and
+    SIGTERM are ignored: a Ctrl-C reaches the whole process group and a cluster's SIGTERM the whole job,
+    and the training process, which stops cleanly on them (:mod:`maest.runs.preempt`), still needs its
+    workers for the rest of the current step; it shuts them down itself."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
     torch.set_num_threads(1)
     seed = torch.initial_seed()
     random.seed(seed)

@@ -2,7 +2,9 @@
 ``num_ops`` operations, each applied with probability ``prob`` at a magnitude drawn from
 N(m, mstd) and clipped to [0, 10], with the same operation and magnitude for every frame.
 
-Frames are float (T, C, H, W) in [0, 255].
+Frames are float (T, C, H, W) in [0, 255], on any device: matrices and kernels are made on the frames'
+device, and nothing reads a value back from it (the random draws come from the host's generator), so
+GPU-decoded frames are augmented on the GPU without a synchronisation.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ def _blend(a: torch.Tensor, b: torch.Tensor, factor: float) -> torch.Tensor:
 def _affine(x: torch.Tensor, matrix: list[list[float]]) -> torch.Tensor:
     """Apply a 2x3 affine map in normalised coordinates; exposed pixels get the grey fill."""
     T = x.shape[0]
-    theta = torch.tensor(matrix, dtype=x.dtype).unsqueeze(0).expand(T, -1, -1)
+    theta = torch.tensor(matrix, dtype=x.dtype, device=x.device).unsqueeze(0).expand(T, -1, -1)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     ones = torch.ones_like(x[:, :1])
     out = F.grid_sample(torch.cat([x, ones], 1), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
@@ -50,18 +52,17 @@ def autocontrast(x, m):
 
 
 def equalize(x, m):
-    """Per-channel histogram equalisation over the whole clip."""
+    """Per-channel histogram equalisation over the whole clip; a channel of one value is left as is.
+    Fixed-size histograms and ``where`` instead of ``bincount`` and an ``if``: no read-back on a GPU."""
     out = torch.empty_like(x)
     q = x.round().clamp(0, 255).long()
     for c in range(x.shape[1]):
-        hist = torch.bincount(q[:, c].flatten(), minlength=256).float()
+        idx = q[:, c].flatten()
+        hist = torch.zeros(256, dtype=torch.long, device=x.device).scatter_add_(0, idx, torch.ones_like(idx)).float()
         cdf = hist.cumsum(0)
-        nonzero = cdf[hist > 0]
-        if nonzero.numel() == 0 or cdf[-1] == nonzero[0]:
-            out[:, c] = x[:, c]
-            continue
-        lut = ((cdf - nonzero[0]) / (cdf[-1] - nonzero[0]) * 255).clamp(0, 255)
-        out[:, c] = lut[q[:, c]]
+        first = cdf.gather(0, (hist > 0).int().argmax().view(1))  # the cdf at the lowest value present
+        lut = ((cdf - first) / (cdf[-1] - first) * 255).clamp(0, 255)
+        out[:, c] = torch.where(cdf[-1] > first, lut[q[:, c]], x[:, c])
     return out
 
 
@@ -95,7 +96,7 @@ def brightness(x, m):
 
 
 def sharpness(x, m):
-    k = torch.tensor([[1, 1, 1], [1, 5, 1], [1, 1, 1]], dtype=x.dtype) / 13
+    k = torch.tensor([[1, 1, 1], [1, 5, 1], [1, 1, 1]], dtype=x.dtype, device=x.device) / 13
     C = x.shape[1]
     blurred = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), k.expand(C, 1, 3, 3), groups=C)
     return _blend(x, blurred, 1 + _sign() * m / 10 * 0.9)

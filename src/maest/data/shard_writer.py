@@ -57,7 +57,11 @@ def write_shards(items: list[tuple[str, int]], out_dir: str | Path, classes: lis
 
 def _prepare_output(out: Path, prefix: str, overwrite: bool) -> None:
     """Create the folder ``out``; shards named ``prefix`` or a manifest already there are refused, or
-    removed with ``overwrite``."""
+    removed with ``overwrite``. A ``prefix`` that is not a plain name (``../x``, ``a/b``) is refused: shards
+    are written into ``out`` and nowhere else."""
+    if not prefix or prefix in (".", "..") or "/" in prefix or "\\" in prefix or "\0" in prefix:
+        raise ValueError(f"--prefix {prefix!r} must be a plain file name (no folders or '..'): shards are "
+                         f"written into {out} as PREFIX-000000.tar")
     if out.exists() and not out.is_dir():
         raise ValueError(f"shard output {out} is a file; pass a folder")
     out.mkdir(parents=True, exist_ok=True)
@@ -130,11 +134,13 @@ def _add(tf: tarfile.TarFile, name: str, data: bytes) -> None:
 
 
 def index_shards(source: str, out: str | Path, overwrite: bool = False) -> dict[str, Any]:
-    """A manifest for existing shards (e.g. video2dataset's), counting their samples once."""
+    """A manifest for existing shards (e.g. video2dataset's), counting their samples once. ``source``
+    is what the user typed, so a ``pipe:`` source runs; the manifest keeps the commands as written, and
+    whoever reads it later is refused them unless they opt in (see :func:`~maest.data.shard_files.resolve_shards`)."""
     target = Path(out)
     if target.exists() and not overwrite:
         raise ValueError(f"{target} exists; pass --overwrite to replace it")
-    shards = resolve_shards(source)
+    shards = resolve_shards(source, allow_pipe=str(source).startswith("pipe:"))
     listed = [{"url": u, "count": c} for u, c in zip(shards.urls, shards.counts, strict=True)]
     manifest = {"format": FORMAT, "num_samples": shards.num_samples, "classes": None, "label_map": None,
                 "shards": listed, "skipped": []}

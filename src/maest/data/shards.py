@@ -175,14 +175,19 @@ class ShardDataset(IterableDataset):
         clips: (open video, label, index) -> item: the file path's clip sampling and augmentation
             (``VideoClipDataset([], spec).clips``; :func:`~maest.data.datasets.dataset_from_source`
             passes it, so this module does not import the datasets module above it).
+        allow_pipe: run ``pipe:`` commands (see :func:`~maest.data.shard_files.resolve_shards`).
+        num_classes: a classifier's class count: every sample's label must be in [0, num_classes)
+            (a sample outside it stops the run, naming the shard and the key).
     """
 
-    def __init__(self, source: str | Path, spec: Any, clips: Callable[[Any, int, int], dict[str, Any]]) -> None:
+    def __init__(self, source: str | Path, spec: Any, clips: Callable[[Any, int, int], dict[str, Any]],
+                 allow_pipe: bool = False, num_classes: int | None = None) -> None:
         if spec.mode not in ("pretrain", "finetune"):
             raise ValueError(f"shards stream training data; mode {spec.mode!r} needs a video list or folder "
                              "(evaluation reads every video once, in order)")
         self.source = str(source)
-        self.shards = resolve_shards(source)
+        self.shards = resolve_shards(source, allow_pipe)
+        self.num_classes = num_classes
         self.classes = self.shards.classes
         self.spec = spec
         self.shuffle_buffer = spec.shuffle_buffer
@@ -273,6 +278,19 @@ class ShardDataset(IterableDataset):
         video_key = next((k for k in VIDEO_KEYS if k in sample), None)
         if video_key is None:
             raise VideoDecodeError(name, "no video in the sample" if sample else "missing from its shard")
-        label = sample_label(sample)
+        label = self._label(name, sample)
         video = open_video(name, self.spec.backend, data=sample[video_key], device=self.spec.decode_device)
         return self._clips(video, label, index)
+
+    def _label(self, name: str, sample: dict[str, bytes]) -> int:
+        """The sample's label, checked: in [0, num_classes) for a classifier; one that does not fit in
+        64 bits is -1 in pre-training (labels are unused there) and an error otherwise."""
+        label, n = sample_label(sample), self.num_classes
+        if n is not None and not 0 <= label < n:
+            raise ValueError(f"shard sample {name}: label {label} is outside [0, {n}) for model.num_classes={n}; "
+                             "fix the sample's .cls / .json label or set model.num_classes")
+        if not -(2**63) <= label < 2**63:
+            if self.spec.mode == "pretrain":
+                return -1
+            raise ValueError(f"shard sample {name}: label {label} does not fit in 64 bits; fix its .cls / .json")
+        return label

@@ -10,6 +10,7 @@ once.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -90,11 +91,19 @@ def uniform_crop(frames: torch.Tensor, size: int, position: int) -> torch.Tensor
     return frames[..., top:top + size, left:left + size]
 
 
+@functools.lru_cache(maxsize=32)
+def _scaled_stats(mean: tuple[float, ...], std: tuple[float, ...], device: torch.device) -> tuple[torch.Tensor, ...]:
+    """255 mean and 255 std as (C, 1, 1, 1) float32 on ``device``, made once per device (on a GPU each
+    ``torch.tensor`` would be a blocking host-to-device copy per clip)."""
+    m = torch.tensor(mean, device=device).view(-1, 1, 1, 1) * 255
+    s = torch.tensor(std, device=device).view(-1, 1, 1, 1) * 255
+    return m, s
+
+
 def normalize(frames: torch.Tensor, mean=MEAN, std=STD, out: torch.Tensor | None = None) -> torch.Tensor:
     """(T, C, H, W) in [0, 255], uint8 or float -> normalised float32 (C, T, H, W): ``(x - 255 mean) /
     (255 std)``, written into ``out`` (e.g. the clip's slot in the batch) when given."""
-    m = torch.tensor(mean, device=frames.device).view(-1, 1, 1, 1) * 255
-    s = torch.tensor(std, device=frames.device).view(-1, 1, 1, 1) * 255
+    m, s = _scaled_stats(tuple(mean), tuple(std), frames.device)
     src = frames.permute(1, 0, 2, 3)
     if out is None:
         out = torch.empty(src.shape, dtype=torch.float32, device=frames.device)

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 from typing import Any
 
@@ -88,32 +89,53 @@ def extract(
 
 def write_features(features: np.ndarray, rows: list[dict[str, Any]], failed: list[str], out_dir: str | Path,
                    fmt: str = "npy") -> dict[str, str]:
+    """Write the features (``features.npy`` + ``index.csv``, or ``features.parquet``) and ``failed.txt``.
+    Each file is written under a temporary name and all are renamed into place at the end, so an error
+    (a full disk) leaves no truncated file and no features without their index; files of an earlier run
+    (replaced with ``--force``) stay as they were."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    files = {}
-    if fmt == "npy":
-        np.save(out / "features.npy", features)
-        with open(out / "index.csv", "w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=["row", "path", "label", "clip"])
-            w.writeheader()
-            for i, r in enumerate(rows):
-                w.writerow({"row": i, **r})
-        files = {"features": str(out / "features.npy"), "index": str(out / "index.csv")}
-    elif fmt == "parquet":
-        try:
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-        except ImportError:
-            raise RuntimeError("--format parquet needs pyarrow (pip install pyarrow); or use --format npy") from None
-        table = pa.table({"path": [r["path"] for r in rows], "label": [r["label"] for r in rows],
-                          "clip": [r["clip"] for r in rows], "feature": list(features)})
-        pq.write_table(table, out / "features.parquet")
-        files = {"features": str(out / "features.parquet")}
-    else:
+    if fmt not in ("npy", "parquet"):
         raise ValueError(f"unknown format {fmt!r}; choose npy or parquet")
-    (out / "failed.txt").write_text("".join(f"{f}\n" for f in failed))
-    files["failed"] = str(out / "failed.txt")
-    return files
+    staged: list[tuple[Path, Path]] = []
+
+    def stage(name: str, mode: str, **kw: Any) -> Any:
+        staged.append((out / f".{name}.tmp", out / name))
+        return open(staged[-1][0], mode, **kw)  # closed by the caller's with
+
+    try:
+        if fmt == "npy":
+            with stage("features.npy", "wb") as fh:
+                np.save(fh, features)
+            with stage("index.csv", "w", newline="") as fh:
+                w = csv.DictWriter(fh, fieldnames=["row", "path", "label", "clip"])
+                w.writeheader()
+                for i, r in enumerate(rows):
+                    w.writerow({"row": i, **r})
+        else:
+            with stage("features.parquet", "wb") as fh:
+                _write_parquet(features, rows, fh)
+        with stage("failed.txt", "w") as fh:
+            fh.write("".join(f"{f}\n" for f in failed))
+        for tmp, final in staged:
+            os.replace(tmp, final)
+    except BaseException:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
+        raise
+    names = {"features": "features.npy", "index": "index.csv"} if fmt == "npy" else {"features": "features.parquet"}
+    return {**{k: str(out / v) for k, v in names.items()}, "failed": str(out / "failed.txt")}
+
+
+def _write_parquet(features: np.ndarray, rows: list[dict[str, Any]], fh: Any) -> None:
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise RuntimeError("--format parquet needs pyarrow (pip install pyarrow); or use --format npy") from None
+    table = pa.table({"path": [r["path"] for r in rows], "label": [r["label"] for r in rows],
+                      "clip": [r["clip"] for r in rows], "feature": list(features)})
+    pq.write_table(table, fh)
 
 
 def dataset_for(model: nn.Module, source: str, clips: int, sampling: dict[str, Any]) -> VideoClipDataset:

@@ -1,7 +1,8 @@
 """Multi-view evaluation (arXiv:2205.09113 §4; the reference's ``main_test.py``): every video is seen
 as clips x crops views (default 10 x 3), the softmax scores of its views are averaged (the reference
-sums them: same ranking), and top-1 / top-5, per-class accuracy and a confusion matrix are computed
-from the per-video scores. Videos that cannot be decoded are counted and listed, never dropped silently.
+sums them: same ranking), and top-1 / top-5 (top-k, k = the class count, with 5 classes or fewer),
+per-class accuracy and a confusion matrix are computed from the per-video scores. Videos that cannot be
+decoded are counted and listed, never dropped silently.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 from maest import runtime
 from maest.data.loader import GuardedVideos, collate_guarded
+from maest.runs.progress import counter
 from maest.runtime import autocast
 
 
@@ -99,14 +101,16 @@ def write_confusion_png(cm: torch.Tensor, classes: list[str], path: str | Path,
 @torch.no_grad()
 def predict_views(
     model: nn.Module, dataset: Dataset, num_classes: int, batch_size: int = 4, device: str = "cpu",
-    precision: str = "fp32", num_workers: int = 0, rank: int = 0, world_size: int = 1,
+    precision: str = "fp32", num_workers: int = 0, rank: int = 0, world_size: int = 1, progress: bool = False,
 ) -> tuple[ViewAccumulator, list[str]]:
     """Run ``model`` over every view of every video; this rank takes videos ``rank::world_size`` and
     the results of all ranks are merged.
 
     Args:
-        dataset: yields ``{"video": (V, C, T, H, W), "label": (V,)}`` per video (V views).
+        dataset: yields ``{"video": (V, C, T, H, W), "label": (V,)}`` per video (V views); or an iterable
+            dataset of :class:`~maest.data.loader.GuardedVideos` items, read in this process by one rank.
         batch_size: videos per forward pass (each brings V views).
+        progress: a bar of the videos done (on a terminal).
 
     Returns:
         the accumulated per-video scores and the videos that failed to decode.
@@ -115,16 +119,21 @@ def predict_views(
     model.eval()
     n = len(dataset)  # type: ignore[arg-type]
     acc = ViewAccumulator(n, num_classes)
-    loader = DataLoader(GuardedVideos(dataset, list(range(rank, n, world_size))), batch_size=batch_size,
-                        num_workers=num_workers, collate_fn=collate_guarded)
+    stream = isinstance(dataset, IterableDataset)
+    items = dataset if stream else GuardedVideos(dataset, list(range(rank, n, world_size)))
+    loader = DataLoader(items, batch_size=batch_size, num_workers=0 if stream else num_workers,
+                        collate_fn=collate_guarded)
     failed: list[str] = []
+    bar = counter(len(items), "videos", "video", enabled=progress and rank == 0)
     for batch in loader:
         failed += batch["failed"]
+        bar.update(len(batch["failed"]) + (len(batch["index"].unique()) if "video" in batch else 0))
         if "video" not in batch:
             continue
         with autocast(device, precision):
             logits = model(batch["video"].to(device, non_blocking=True))
         acc.add(torch.softmax(logits.float(), dim=-1), batch["index"], batch["label"])
+    bar.close()
     model.train(was_training)
     parts = runtime.all_gather_objects((acc, failed))
     if len(parts) > 1:
@@ -135,15 +144,23 @@ def predict_views(
     return acc, failed
 
 
+def topk_key(k: int) -> str:
+    """The result key of top-k accuracy: "top5", or "top3" for a 3-class model (see :func:`summarize`)."""
+    return f"top{k}"
+
+
 def summarize(acc: ViewAccumulator, failed: list[str], classes: list[str] | None = None) -> dict[str, Any]:
-    """Top-1/top-5 (in %), per-class accuracy and the confusion matrix over the decoded videos."""
+    """Top-1 and top-k (in %, k = min(5, classes): "top5" only with more than 5 classes; ``topk`` says which
+    k), per-class accuracy and the confusion matrix over the decoded videos."""
     scores, labels, _ = acc.mean_scores()
     K = acc.scores.shape[1]
     classes = classes or [str(i) for i in range(K)]
-    topk = topk_accuracy(scores, labels)
+    k = min(5, K)
+    topk = topk_accuracy(scores, labels, (1, k))
     cm = confusion_matrix(scores.argmax(dim=1), labels, K)
     return {
-        "top1": 100 * topk[1], "top5": 100 * topk[5], "videos": len(labels), "failed_videos": len(failed),
+        "top1": 100 * topk[1], topk_key(k): 100 * topk[k], "topk": k, "videos": len(labels),
+        "failed_videos": len(failed),
         "failed": failed, "views_per_video": float(acc.views[acc.views > 0].double().mean()) if len(labels) else 0.0,
         "per_class": dict(zip(classes, per_class_accuracy(cm), strict=True)),
         "confusion": cm.tolist(), "classes": classes,
@@ -166,15 +183,48 @@ def write_report(result: dict[str, Any], out_dir: str | Path) -> dict[str, Path]
     return paths
 
 
-def _class_names(dataset: Dataset, data: str, classes_file: str | None, num_classes: int) -> list[str]:
+def _class_names(dataset: Dataset, classes_file: str | None, num_classes: int) -> list[str]:
+    """Names for the confusion matrix of a model without ``label_names``: ``--classes``, else the data's own
+    (class folders, a classes.txt beside the list), else the label numbers."""
     names = getattr(dataset, "classes", None)
-    guess = Path(data).parent / "classes.txt" if Path(data).is_file() else None
-    path = Path(classes_file) if classes_file else guess
-    if not names and path is not None and path.is_file():
-        names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    if classes_file:
+        names = [line.strip() for line in Path(classes_file).read_text().splitlines() if line.strip()]
+        if len(names) != num_classes:
+            raise ValueError(f"--classes {classes_file} names {len(names)} classes but the model has {num_classes}; "
+                             "give one name per class, in label order")
     if not names or len(names) != num_classes:
         return [str(i) for i in range(num_classes)]
     return list(names)
+
+
+def require_labels(data: str | Path, dataset: Dataset | None = None) -> None:
+    """Refuse, before any inference, data without labels: a single video, an unlabelled folder or a list
+    whose lines lack labels. ``maest predict`` is the command for those."""
+    from maest.data.datasets import VIDEO_EXTENSIONS
+
+    hint = f"to classify unlabelled videos, use maest predict CHECKPOINT {data}"
+    if Path(data).is_file() and Path(data).suffix.lower() in VIDEO_EXTENSIONS:
+        raise ValueError(f"{data} is one video; maest test needs labelled data (a CSV list of 'path label' lines "
+                         f"or a folder of class folders): {hint}")
+    items = getattr(dataset, "items", None) or []
+    unlabelled = [path for path, label in items if label < 0]
+    if unlabelled:
+        raise ValueError(f"{data}: {len(unlabelled)} of {len(items)} videos have no label (e.g. {unlabelled[0]}); "
+                         f"maest test needs labels to score against: {hint}")
+
+
+def decode_device_for_test(trained: str, num_workers: int, device: str) -> str:
+    """Where ``maest test`` decodes, given the fine-tuning run's ``data.decode_device``: on its GPU only in
+    the testing process itself (``num_workers=0``, CUDA here, ``device`` not cpu), since CUDA cannot be used
+    in forked loader workers; otherwise on the CPU, in the workers. A GPU that fails while decoding stops
+    the test (:func:`maest.data.decode.device_failure`); it is never counted as failed videos."""
+    if trained == "cpu":
+        return "cpu"
+    if num_workers == 0 and device != "cpu" and torch.cuda.is_available():
+        return trained
+    logging.getLogger("maest").info("maest test decodes on the CPU (the run decoded on %s; the GPU decodes only "
+                                    "with --num-workers 0 and a CUDA device)", trained)
+    return "cpu"
 
 
 def run_test(
@@ -182,12 +232,17 @@ def run_test(
     num_workers: int = 2, precision: str = "auto", device: str = "auto", classes_file: str | None = None,
 ) -> dict[str, Any]:
     """Test a ``maest finetune`` / ``linprobe`` checkpoint on ``data`` with clips x crops views per video
-    and write ``results.json``, ``confusion.csv`` and ``confusion.png`` to ``out_dir``."""
+    and write ``results.json``, ``confusion.csv`` and ``confusion.png`` to ``out_dir``.
+
+    Raises:
+        ValueError: before any inference, when the checkpoint is not a classifier or ``data`` has no labels.
+    """
     from maest.data.config import FinetuneDataConfig
     from maest.loading import read
     from maest.overrides import from_dict
     from maest.runtime import resolve_precision
 
+    require_labels(data)
     source = read(checkpoint)
     if source.kind == "mae":
         raise ValueError(f"{checkpoint} is a pre-training (MAE) checkpoint; maest test needs a classifier from "
@@ -198,11 +253,13 @@ def run_test(
     # none, so the defaults apply
     data_cfg = from_dict(FinetuneDataConfig, run["data"]) if run else FinetuneDataConfig()
     data_cfg.test_clips, data_cfg.test_crops = clips, crops
+    data_cfg.decode_device = decode_device_for_test(data_cfg.decode_device, num_workers, device)
+    require_labels(data, data_cfg.build(mcfg.encoder, "test", source=data))  # lists the files: no decoding
+    dataset = data_cfg.build(mcfg.encoder, "test", source=data, num_classes=mcfg.num_classes)
+    classes = mcfg.label_names or _class_names(dataset, classes_file, mcfg.num_classes)
     info = runtime.init(device)
     try:
         model = source.build().to(info.device)
-        dataset = data_cfg.build(mcfg.encoder, "test", source=data, num_classes=mcfg.num_classes)
-        classes = mcfg.label_names or _class_names(dataset, data, classes_file, mcfg.num_classes)
         acc, failed = predict_views(model, dataset, mcfg.num_classes, batch_size, info.device,
                                     resolve_precision(precision, info.device), num_workers, info.rank,
                                     info.world_size)

@@ -1,6 +1,6 @@
 """Figures with matplotlib (the optional ``plots`` extra): training curves, the confusion matrix,
-per-class accuracy and the labelled reconstruction grid (the benchmarks' charts build on the helpers
-here: :mod:`maest.bench.plots`).
+per-class accuracy (the benchmarks' charts build on the helpers here: :mod:`maest.bench.plots`; the
+labelled reconstruction figure is drawn with PIL by :mod:`maest.figures.reconstruction`).
 
 Every function builds a :class:`matplotlib.figure.Figure` drawn by the Agg canvas without touching
 pyplot's global state, so it is safe in scripts, notebooks and training processes alike. Write one
@@ -13,6 +13,7 @@ import io
 import logging
 import math
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -95,10 +96,19 @@ def smooth(values: Sequence[float]) -> list[float]:
     return out
 
 
+def topk_entry(rec: dict[str, Any], prefix: str = "") -> tuple[int, float] | None:
+    """(k, accuracy) of the top-k besides top-1 in a test result or validation record (``prefix`` "val_"):
+    top-5, or top-k for k = the class count with 5 classes or fewer (earlier files: top-5); None for one class."""
+    ks = [int(m.group(1)) for key in rec if (m := re.fullmatch(re.escape(prefix) + r"top(\d+)", key))]
+    k = max((k for k in ks if k > 1), default=None)
+    return None if k is None else (k, rec[f"{prefix}top{k}"])
+
+
 def split_records(records: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     """``metrics.jsonl`` records by kind: "train" (loss, lr, grad_norm, clips_per_s per log step),
-    "val" (val_top1 / val_top5 per epoch) and "epoch" (skipped_videos at each epoch end). A step logged
-    twice (a resumed run repeats the steps after its checkpoint) keeps its last record."""
+    "val" (val_top1 and val_top5, or val_top<k> for k <= 5 classes, per epoch) and "epoch" (skipped_videos
+    at each epoch end). A step logged twice (a resumed run repeats the steps after its checkpoint) keeps its
+    last record."""
     kinds: dict[str, dict[int, dict[str, Any]]] = {"train": {}, "val": {}, "epoch": {}}
     for r in records:
         if "loss" in r:
@@ -171,8 +181,10 @@ def curves_figure(runs: dict[str, list[dict[str, Any]]], title: str = "Training 
             ep = [r.get("epoch", i + 1) for i, r in enumerate(p["val"])]
             prefix = f"{name} " if several else ""
             ax.plot(ep, [r["val_top1"] for r in p["val"]], color=color, lw=2, marker="o", label=f"{prefix}top-1")
-            ax.plot(ep, [r["val_top5"] for r in p["val"]], color=color, lw=1.5, ls="--", marker="s",
-                    label=f"{prefix}top-5")
+            topk = [(e, t) for e, r in zip(ep, p["val"], strict=True) if (t := topk_entry(r, "val_")) is not None]
+            if topk:
+                ax.plot([e for e, _ in topk], [t[1] for _, t in topk], color=color, lw=1.5, ls="--", marker="s",
+                        label=f"{prefix}top-{topk[-1][1][0]}")
         ax.set_title("Validation accuracy")
         ax.set_xlabel("epoch")
         ax.set_ylabel("accuracy (%)")
@@ -328,27 +340,3 @@ def per_class_figure(per_class: dict[str, float | None], title: str = "Per-class
 
 def write_confusion(cm, classes: Sequence[str], path: str | Path, title: str = "Confusion matrix") -> Path:
     return save(confusion_figure(cm, classes, title), path)
-
-
-# ------------------------------------------------------------------------------------ reconstruction
-
-def reconstruction_figure(grid, row_labels: Sequence[str], frames: int, title: str = "Reconstruction"):
-    """A ``maest reconstruct`` grid (uint8 (H, W, 3): one row per panel, ``frames`` columns, one per
-    predicted frame, as :func:`maest.figures.reconstruction.grid_image` lays it out) with rows and columns named."""
-    import numpy as np
-
-    grid = np.asarray(grid)
-    h, w = grid.shape[:2]
-    n = len(row_labels)
-    fig = new_figure(w / DPI + 2.8, h / DPI + 1.0)
-    ax = fig.subplots()
-    ax.imshow(grid, interpolation="nearest")
-    ax.set_anchor("E")  # the image shrinks to keep its aspect: the room it frees goes to the row names
-    ax.set_yticks([(i + 0.5) * h / n for i in range(n)], list(row_labels))
-    ax.set_xticks([(i + 0.5) * w / frames for i in range(frames)], [str(i + 1) for i in range(frames)])
-    ax.set_xlabel("predicted frame")
-    ax.tick_params(length=0)
-    for side in ax.spines.values():
-        side.set_visible(False)
-    ax.set_title(title)
-    return fig

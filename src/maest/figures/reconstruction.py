@@ -32,6 +32,10 @@ from maest.targets.pixels import target_frame_indices
 
 MODES = ("honest", "true-stats")
 GAP = 2
+# what each panel row is called in the figures
+ROW_NAMES = {"original": "original", "masked": "masked input", "decoder": "decoder tokens",
+             "reconstruction": "reconstruction", "pasted": "reconstruction\n+ visible patches"}
+MIN_GIF_SECONDS = 3.0  # one loop of the GIF lasts at least this long, so the motion can be followed
 
 
 def _to_pixels(x: torch.Tensor, mean_std: tuple = (MEAN, STD)) -> torch.Tensor:
@@ -231,15 +235,84 @@ def nearest_visible(mask: torch.Tensor, grid: tuple[int, int, int]) -> torch.Ten
 def grid_image(panels: dict[str, torch.Tensor], rows: tuple[str, ...] | None = None) -> np.ndarray:
     """Stack panels as rows, frames as columns: uint8 (rows*H + gaps, T*W + gaps, 3) on white, with a
     caption strip on top when the panels have no pixels to show (:func:`caption`)."""
-    rows = default_rows(panels) if rows is None else rows
-    first = panels[rows[0]]
-    T, H, W, C = first.shape
-    img = np.full((len(rows) * (H + GAP) - GAP, T * (W + GAP) - GAP, C), 255, np.uint8)
-    for r, name in enumerate(rows):
-        for f in range(T):
-            img[r * (H + GAP): r * (H + GAP) + H, f * (W + GAP): f * (W + GAP) + W] = panels[name][f].numpy()
+    img = _panel_grid(panels, default_rows(panels) if rows is None else rows)
     text = caption(panels)
     return img if text is None else np.concatenate([_caption_strip(text, img.shape[1]), img])
+
+
+def _panel_grid(panels: dict[str, torch.Tensor], rows: tuple[str, ...], frames: range | None = None) -> np.ndarray:
+    """The panels of ``rows`` as rows, ``frames`` (default all) as columns, ``GAP`` white pixels between."""
+    T, H, W, C = panels[rows[0]].shape
+    frames = range(T) if frames is None else frames
+    img = np.full((len(rows) * (H + GAP) - GAP, len(frames) * (W + GAP) - GAP, C), 255, np.uint8)
+    for r, name in enumerate(rows):
+        for c, f in enumerate(frames):
+            img[r * (H + GAP): r * (H + GAP) + H, c * (W + GAP): c * (W + GAP) + W] = panels[name][f].numpy()
+    return img
+
+
+def row_labels(rows: tuple[str, ...], mask_ratio: float | None = None) -> list[str]:
+    """The names of figure rows (:data:`ROW_NAMES`); the masked row says how much was removed."""
+    names = [ROW_NAMES.get(r, r) for r in rows]
+    if mask_ratio is not None and "masked" in rows:
+        names[rows.index("masked")] = f"masked input\n({mask_ratio:.0%} removed)"
+    return names
+
+
+def labelled_figure(panels: dict[str, torch.Tensor], title: str, scale: int = 1, mask_ratio: float | None = None,
+                    rows: tuple[str, ...] | None = None) -> np.ndarray:
+    """The figure of ``panels`` as people read it: rows named, predicted frames numbered, ``title`` (and the
+    caption of a figure without pixels) on top; uint8 (H, W, 3). ``maest reconstruct``, the demo and the
+    report all draw it here."""
+    rows = default_rows(panels) if rows is None else rows
+    text = title if caption(panels) is None else f"{title}. {caption(panels)}"
+    grid = upscale(_panel_grid(panels, rows), scale)
+    return label_image(grid, row_labels(rows, mask_ratio), text, panels[rows[0]].shape[0], GAP * scale)
+
+
+def label_image(img: np.ndarray, rows: list[str], title: str, columns: int = 0, gap: int = GAP) -> np.ndarray:
+    """``img`` (``len(rows)`` rows of equal height, ``columns`` columns of equal width, ``gap`` white pixels
+    between them) with ``title`` on top, the columns numbered under it and each row's name on its left."""
+    import textwrap
+
+    from PIL import Image, ImageDraw
+
+    H, W = img.shape[:2]
+    row_h = (H - (len(rows) - 1) * gap) / len(rows)
+    size = int(min(18, max(11, row_h / 5)))
+    font, pad = _font(size), max(4, size // 3)
+    draw = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+
+    def box(text: str) -> tuple[int, int]:
+        left, top, right, bottom = draw.multiline_textbbox((0, 0), text, font=font)
+        return right - left, bottom - top
+
+    margin = max(box(r)[0] for r in rows) + 2 * pad
+    title = "\n".join(textwrap.wrap(title, max(20, int((margin + W) / (0.6 * size))))) or " "
+    head = box(title)[1] + 2 * pad + (size + pad if columns else 0)
+    im = Image.new("RGB", (margin + W, head + H), "white")
+    im.paste(Image.fromarray(img), (margin, head))
+    draw = ImageDraw.Draw(im)
+    draw.multiline_text((pad, pad), title, fill=(0, 0, 0), font=font)
+    col_w = (W - (columns - 1) * gap) / columns if columns else 0
+    for c in range(columns):  # the predicted frames, 1..T'
+        w, _ = box(str(c + 1))
+        draw.text((margin + c * (col_w + gap) + (col_w - w) / 2, head - size - pad // 2), str(c + 1), fill=(90, 90, 90),
+                  font=font)
+    for r, name in enumerate(rows):
+        _, h = box(name)
+        draw.multiline_text((pad, head + r * (row_h + gap) + (row_h - h) / 2), name, fill=(0, 0, 0), font=font)
+    return np.asarray(im)
+
+
+def _font(size: int):
+    """PIL's built-in font at ``size`` px (Pillow >= 10.1), else its fixed bitmap font."""
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:
+        return ImageFont.load_default()
 
 
 def _caption_strip(text: str, width: int) -> np.ndarray:
@@ -271,37 +344,38 @@ def save_png(img: np.ndarray, path: str | Path, scale: int = 1) -> Path:
     return path
 
 
-def _strips(panels: dict[str, torch.Tensor], rows, scale: int) -> list[np.ndarray]:
-    """One image per predicted frame: the chosen panels side by side, upscaled."""
+def _strips(panels: dict[str, torch.Tensor], rows, scale: int, title: str = "") -> list[np.ndarray]:
+    """One labelled image per predicted frame: the chosen panels one above the other, upscaled, rows named
+    and the frame number in the title."""
     if rows is None:  # the figure's rows without the pasted one
         rows = tuple(r for r in default_rows(panels) if r != "pasted")
     T = panels[rows[0]].shape[0]
-    strips = []
-    for f in range(T):
-        strip = np.concatenate([np.pad(panels[r][f].numpy(), ((0, 0), (0, GAP), (0, 0)), constant_values=255)
-                                for r in rows], axis=1)
-        strips.append(upscale(strip, scale))
-    return strips
+    head = f"{title}, " if title else ""
+    return [label_image(upscale(_panel_grid(panels, rows, range(f, f + 1)), scale), row_labels(rows),
+                        f"{head}frame {f + 1}/{T}", gap=GAP * scale) for f in range(T)]
 
 
 def save_mp4(panels: dict[str, torch.Tensor], path: str | Path, rows: tuple[str, ...] | None = None,
-             fps: int = 4, scale: int = 2) -> Path:
+             fps: int = 4, scale: int = 2, title: str = "") -> Path:
     """The GIF's frames as an H.264 MP4 (dimensions padded to even numbers)."""
     from maest.data.synthetic import encode_mp4
 
-    frames = np.stack(_strips(panels, rows, scale))
+    frames = np.stack(_strips(panels, rows, scale, title))
     h, w = frames.shape[1] + frames.shape[1] % 2, frames.shape[2] + frames.shape[2] % 2
     frames = np.pad(frames, ((0, 0), (0, h - frames.shape[1]), (0, w - frames.shape[2]), (0, 0)), constant_values=255)
     return encode_mp4(frames, path, fps=fps, gop=fps)
 
 
 def save_gif(panels: dict[str, torch.Tensor], path: str | Path, rows: tuple[str, ...] | None = None,
-             fps: int = 4, scale: int = 1) -> Path:
-    """Animated GIF: the chosen panels side by side, one animation frame per predicted frame."""
+             fps: int = 4, scale: int = 1, title: str = "") -> Path:
+    """Animated GIF, one animation frame per predicted frame: the chosen panels one above the other with
+    their names, ``title`` and the frame number on top. Frames show at ``fps`` or slower, so that a loop lasts
+    :data:`MIN_GIF_SECONDS` at least and the motion of a few predicted frames can be followed."""
     from PIL import Image
 
-    frames = [Image.fromarray(s) for s in _strips(panels, rows, scale)]
+    frames = [Image.fromarray(s) for s in _strips(panels, rows, scale, title)]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    frames[0].save(path, save_all=True, append_images=frames[1:], duration=int(1000 / fps), loop=0)
+    duration = max(int(1000 / fps), int(1000 * MIN_GIF_SECONDS / len(frames)))
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=duration, loop=0)
     return path

@@ -10,10 +10,12 @@ What a run folder holds is read by :mod:`maest.figures.run_folder`; the sections
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from maest.figures import plots
 from maest.figures import report_html as page
@@ -34,12 +36,14 @@ SECTIONS = {  # id -> heading, in page order
 
 # ----------------------------------------------------------------------------------- reconstruction
 
-def reconstruction_grid(checkpoint: Path, video: Path, scale: int = 3) -> np.ndarray:
-    """The ``maest reconstruct`` figure (honest mode, the run's mask ratio) of ``video``: its uint8
-    (H, W, 3) grid, upscaled ``scale`` times. This is the one place the report loads a checkpoint."""
-    from maest.figures.reconstruction import grid_image, reconstruction_panels, upscale
+def reconstruction_grid(checkpoint: Path, video: Path, scale: int = 3, title: str = "") -> np.ndarray:
+    """The ``maest reconstruct`` figure (honest mode, the run's mask ratio) of ``video``, labelled as the
+    command labels it: uint8 (H, W, 3), upscaled ``scale`` times. This is the one place the report loads a
+    checkpoint."""
+    from maest.figures.reconstruction import labelled_figure, reconstruction_panels
 
-    return upscale(grid_image(reconstruction_panels(checkpoint, video).panels), scale)
+    rec = reconstruction_panels(checkpoint, video)
+    return labelled_figure(rec.panels, title or f"{video.name}, {checkpoint.name}", scale, rec.mask_ratio)
 
 
 def _section_reconstruction(run: Run, video: Path | None, notes: list[str]) -> str:
@@ -54,27 +58,15 @@ def _section_reconstruction(run: Run, video: Path | None, notes: list[str]) -> s
         return '<p class="note">No video to reconstruct (see "What is missing").</p>'
     step, ckpt = run.checkpoints[-1]
     try:
-        grid = reconstruction_grid(ckpt, video)
+        figure = reconstruction_grid(ckpt, video, title=f"{video.name}, {ckpt.name} (step {step})")
     except Exception as e:  # noqa: BLE001 - one figure must not cost the whole page; the reason is shown
         notes.append(f"reconstruction failed for {ckpt}: {type(e).__name__}: {e}")
         return '<p class="note">The reconstruction could not be made (see "What is missing").</p>'
-    ratio = (((run.config or {}).get("model") or {}).get("mask") or {}).get("ratio")
-    masked = f"masked input\n({ratio:.0%} removed)" if isinstance(ratio, float) else "masked input"
-    png = _labelled_reconstruction(grid, ["original", masked, "reconstruction", "reconstruction\n+ visible patches"],
-                                   f"{video.name}, {ckpt.name} (step {step})")
-    return (page.img_tag(png, "reconstruction") +
+    buf = io.BytesIO()
+    Image.fromarray(figure).save(buf, format="PNG")
+    return (page.img_tag(buf.getvalue(), "reconstruction") +
             f'<p class="note">{page.esc(video)} with the newest checkpoint. Hidden patches borrow mean and variance '
             "from the nearest visible patch (the honest mode of <code>maest reconstruct</code>).</p>")
-
-
-def _labelled_reconstruction(grid: np.ndarray, rows: list[str], title: str) -> bytes:
-    """The reconstruct command's grid (scale 3) with its rows and frames named (matplotlib), as PNG."""
-    from maest.figures.reconstruction import GAP
-
-    # columns: frames of equal width separated by GAP * scale white pixels; the panel is as high as wide / rows
-    h = (grid.shape[0] + GAP * 3) // len(rows)  # height of one row incl. its gap (scale 3)
-    frames = max(1, round((grid.shape[1] + GAP * 3) / h)) if h else 1
-    return plots.png_bytes(plots.reconstruction_figure(grid, rows, frames, title))
 
 
 def build_html(run_dir: str | Path, compare: list[str | Path] = (), video: str | Path | None = None) -> str:

@@ -117,7 +117,9 @@ def section_test(run: Run) -> str:
     for path, res in run.tests:
         classes = res.get("classes") or [str(i) for i in range(len(res["confusion"]))]
         out.append(f"<h3>{esc(path)}</h3>")
-        out.append(f"<p>top-1 {res.get('top1', float('nan')):.2f}%, top-5 {res.get('top5', float('nan')):.2f}% "
+        k, topk = plots.topk_entry(res) or (0, None)
+        named = f", top-{k} {topk:.2f}%" if topk is not None else ""
+        out.append(f"<p>top-1 {res.get('top1', float('nan')):.2f}%{named} "
                    f"over {esc(res.get('videos', '?'))} videos; checkpoint {esc(res.get('checkpoint', '?'))}; "
                    f"data {esc(res.get('data', '?'))}</p>")
         out.append(_figure_or_note(lambda c=classes, r=res: plots.confusion_figure(r["confusion"], c),

@@ -79,25 +79,34 @@ def read_run(run_dir: str | Path) -> Run:
             config = json.loads(cfg_path.read_text())
             if isinstance(config, dict):
                 config = _upgraded(config)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, UnicodeDecodeError):
             missing.append(f"{cfg_path} is not valid JSON: the config is not shown")
+        if config is not None and (problem := config_problem(config)):
+            missing.append(f"{cfg_path} is not a run config maest wrote ({problem}): the config is not shown or used")
+            config = None
     else:
         missing.append("config.json: the run has not started training yet (it is written before the first step)")
     records, bad = scan_metrics(path / "metrics.jsonl")
     if not (path / "metrics.jsonl").is_file():
         missing.append("metrics.jsonl: no curves or metrics yet (the first record comes after train.log_every steps)")
     elif bad:
-        missing.append(f"{bad} unreadable line(s) in metrics.jsonl were skipped (a run may be writing it now)")
+        missing.append(f"{bad} unreadable line(s) in metrics.jsonl were skipped (a run may be writing it now, or "
+                       "a line is not a record maest wrote)")
     checkpoints = sorted((int(m.group(1)), p) for p in path.glob("checkpoint-*.pt")
                          if (m := CHECKPOINT.search(p.name)))
     tests = []
     for res in sorted([*path.glob("results.json"), *path.glob("*/results.json")]):
         try:
             data = json.loads(res.read_text())
-        except (OSError, json.JSONDecodeError):
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError):
             missing.append(f"{res} could not be read as JSON")
             continue
-        if isinstance(data, dict) and "confusion" in data:
+        bad_fields = [k for k in ("top1", "top5", "videos", "clips", "crops") if isinstance(data, dict) and k in data
+                      and (not isinstance(data[k], (int, float)) or isinstance(data[k], bool))]
+        if bad_fields:
+            missing.append(f"{res}: {bad_fields[0]}={json.dumps(data[bad_fields[0]])[:40]} is not a number: "
+                           "these test results are not shown")
+        elif isinstance(data, dict) and "confusion" in data:
             tests.append((res, data))
     if config is None and not records and not checkpoints:
         raise FileNotFoundError(f"{path} holds no config.json, metrics.jsonl or checkpoint-*.pt: is it a maest "
@@ -105,6 +114,32 @@ def read_run(run_dir: str | Path) -> Run:
     run = Run(path, config, records, plots.split_records(records), checkpoints, tests, missing)
     _note_missing(run)
     return run
+
+
+# the config values the report reads, and their JSON types (None: null allowed)
+_READ = {("train", "epochs"): (int,), ("train", "max_steps"): (int, None), ("data", "source"): (str,),
+         ("data", "layout"): (str,), ("data", "val_source"): (str,), ("model", "name"): (str,),
+         ("model", "probe"): (str, None)}
+
+
+def config_problem(config: Any) -> str | None:
+    """What makes ``config`` (a parsed config.json) unusable for the report, or None: it must be an
+    object of sections, and the values the report reads must have their types."""
+    if not isinstance(config, dict):
+        return f"it holds a JSON {type(config).__name__}, not an object of config sections"
+    for name in ("model", "data", "optim", "train", "mix"):
+        if name in config and not isinstance(config[name], dict):
+            return f"{name} is a {type(config[name]).__name__}, not a section"
+    if not isinstance(config.get("init", ""), str):
+        return "init is not a path"
+    for (section, key), types in _READ.items():
+        values = config.get(section, {})
+        if key not in values or values[key] is None and None in types:
+            continue
+        value = values[key]
+        if isinstance(value, bool) or not isinstance(value, tuple(t for t in types if t is not None)):
+            return f"{section}.{key}={json.dumps(value)[:40]}"
+    return None
 
 
 def _upgraded(config: dict[str, Any]) -> dict[str, Any]:
@@ -163,13 +198,17 @@ def metric_rows(run: Run) -> list[tuple[str, str]]:
     if val:
         last = val[-1]
         final = "final" if total and run.last_step >= total else "latest"
-        rows.append((f"{final} val top-1 / top-5", f"{last['val_top1']:.2f}% / {last['val_top5']:.2f}% "
-                                                f"(epoch {last.get('epoch', len(val))})"))
+        k, topk = plots.topk_entry(last, "val_") or (0, None)
+        name, value = (f" / top-{k}", f" / {topk:.2f}%") if topk is not None else ("", "")
+        rows.append((f"{final} val top-1{name}",
+                     f"{last['val_top1']:.2f}%{value} (epoch {last.get('epoch', len(val))})"))
         best = max(val, key=lambda r: r["val_top1"])
         rows.append(("best val top-1", f"{best['val_top1']:.2f}% (epoch {best.get('epoch', '?')})"))
     for path, res in run.tests:
-        rows.append((f"test top-1 / top-5 ({path.parent.name}/{path.name})",
-                     f"{res.get('top1', float('nan')):.2f}% / {res.get('top5', float('nan')):.2f}% over "
+        k, topk = plots.topk_entry(res) or (0, None)
+        name, value = (f" / top-{k}", f" / {topk:.2f}%") if topk is not None else ("", "")
+        rows.append((f"test top-1{name} ({path.parent.name}/{path.name})",
+                     f"{res.get('top1', float('nan')):.2f}%{value} over "
                      f"{res.get('videos', '?')} videos, {res.get('clips', '?')} clips x {res.get('crops', '?')} "
                      "crops"))
     skipped = sum(r.get("skipped_videos", 0) for r in run.parts["epoch"])

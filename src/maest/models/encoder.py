@@ -163,7 +163,7 @@ class VideoEncoder(nn.Module):
         if c.cls_embed:
             self.cls_token = nn.Parameter(torch.zeros(1, 1, c.embed_dim))
         self._register_pos("pos_embed", c.embed_dim)
-        dpr = [x.item() for x in torch.linspace(0, drop_path_rate, c.depth)]
+        dpr = [x.item() for x in torch.linspace(0, drop_path_rate, c.depth, device="cpu")]  # meta builds too
         self.blocks = nn.ModuleList(
             Block(c.embed_dim, c.num_heads, c.mlp_ratio, qkv_bias=c.qkv_bias, drop_path=dpr[i], drop=drop_rate,
                   norm_eps=c.norm_eps)
@@ -204,8 +204,10 @@ class VideoEncoder(nn.Module):
         ``ids_keep`` (B, N), only those tokens: (B, N, D)."""
         return self.patch_embed(video, ids_keep)
 
-    def run_blocks(self, x: torch.Tensor) -> torch.Tensor:
-        for blk in self.blocks:
+    def run_blocks(self, x: torch.Tensor, blocks: nn.ModuleList | None = None) -> torch.Tensor:
+        """``x`` through ``blocks`` (the encoder's by default; the MAE passes its decoder's), each
+        recomputed in the backward pass when ``grad_checkpointing`` is on (training with gradients)."""
+        for blk in self.blocks if blocks is None else blocks:
             if self.grad_checkpointing and self.training and torch.is_grad_enabled():
                 x = checkpoint(blk, x, use_reentrant=False)
             else:

@@ -4,6 +4,7 @@ it (with keyword overrides of single fields, and optionally weights from a maest
 from __future__ import annotations
 
 import dataclasses
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +15,10 @@ from maest.models.encoder import EncoderConfig
 from maest.models.layers import qkv_bias_form
 from maest.models.mae import DecoderConfig, MAEConfig
 from maest.models.registry import lookup, registered_names
-from maest.models.vit import ClassifierConfig
+from maest.models.vit import ClassifierConfig, load_pretrained
 from maest.runs import checkpoint as ckpt
+
+log = logging.getLogger("maest")
 
 _ENCODER_KEYS = {f.name for f in dataclasses.fields(EncoderConfig)}
 _DECODER_KEYS = {f.name for f in dataclasses.fields(DecoderConfig)}
@@ -50,6 +53,26 @@ _AMBIGUOUS = {
 def model_config(name: str) -> MAEConfig | ClassifierConfig:
     """A fresh copy of the registered config of ``name`` (an alias such as "base" works too)."""
     return lookup(name)()
+
+
+def count(n: float) -> str:
+    """A parameter count as people write it: 49.2k, 86.2M, 1.1B."""
+    for unit, size in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if n >= size:
+            return f"{n / size:.3g}{unit}"
+    return str(int(n))
+
+
+def describe_model(model: nn.Module) -> str:
+    """The model that was built, for logs and summaries: its encoder's width x depth, its parameters and
+    tokens, e.g. ``"ViT 768x12, 86.2M parameters, 1568 tokens (16 frames x 224 px)"``."""
+    cfg = getattr(model, "model_cfg", None)
+    e = getattr(cfg, "encoder", None)
+    params = count(sum(p.numel() for p in model.parameters()))
+    if e is None:
+        return f"{type(model).__name__}, {params} parameters"
+    return (f"ViT {e.embed_dim}x{e.depth}, {params} parameters, {e.num_patches} tokens "
+            f"({e.num_frames} frames x {e.img_size} px)")
 
 
 def list_models(pattern: str = "") -> list[str]:
@@ -213,17 +236,28 @@ def create_model(name: str, pretrained: str | Path | None = None, **overrides: A
 
     With ``pretrained``, the weights of that maest checkpoint are loaded (strictly) and the model is
     returned in eval mode; the file's own config must describe the same model. ``maest.load(path)``
-    does the same without a name.
+    does the same without a name. A classifier from a pre-training (MAE) checkpoint takes its encoder,
+    as fine-tuning's ``--init`` does: the decoder is dropped, positional tables are resized, and the head
+    is newly initialised, which a warning says (fine-tune it before trusting its outputs).
     """
     cfg = apply_flat_overrides(model_config(name), **overrides)
     model = cfg.build()
     if pretrained is None:
         return model
     state = ckpt.load_checkpoint(pretrained)
+    weights = ckpt.model_state(state)
+    if isinstance(cfg, ClassifierConfig) and (state.get("kind") == "mae" or "decoder_embed.weight" in weights):
+        vit = getattr(model, "encoder", model)  # a probe wraps the classifier
+        report = load_pretrained(vit, weights)
+        log.warning("%s: encoder from the pre-training checkpoint %s (%d decoder keys dropped%s); the %s head (%d "
+                    "classes) is newly initialised: fine-tune it before use", name, pretrained, len(report["dropped"]),
+                    f", {', '.join(report['resized'])} resized" if report["resized"] else "",
+                    "classifier" if cfg.probe == "none" else f"{cfg.probe} probe", cfg.num_classes)
+        return model.eval()
     stored = state.get("model_config")
     if stored is not None and (EncoderConfig(**stored["encoder"]) != cfg.encoder or (
             isinstance(cfg, MAEConfig) and DecoderConfig(**stored.get("decoder", {})) != cfg.decoder)):
         raise ValueError(f"{pretrained} holds a different model than {name!r} with these settings; "
                          "use maest.load(path) to get the model the file describes")
-    ckpt.load_model_weights(model, ckpt.model_state(state))
+    ckpt.load_model_weights(model, weights)
     return model.eval()

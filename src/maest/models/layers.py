@@ -71,18 +71,14 @@ class Attention(nn.Module):
         self.v = nn.Linear(dim, dim, bias=qkv_bias != "none")
         self.proj = nn.Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
+        self._qkv_cache: tuple | None = None  # (key, fused weight and bias): see _qkv_params
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, N, D) -> (B, N, D)."""
         B, N, D = x.shape
         if _EXPLICIT_MATH:
             return self._reference_forward(x)
-        # one GEMM for q, k and v: the weights stay separate parameters (official checkpoint names)
-        bias = None
-        if self.q.bias is not None:
-            k_bias = self.k.bias if self.k.bias is not None else torch.zeros_like(self.q.bias)
-            bias = torch.cat([self.q.bias, k_bias, self.v.bias])
-        qkv = F.linear(x, torch.cat([self.q.weight, self.k.weight, self.v.weight]), bias)
+        qkv = F.linear(x, *self._qkv_params(x))
         # (B, N, 3D) -> 3 x (B, heads, N, head_dim)
         q, k, v = qkv.view(B, N, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         if x.device.type == "cpu" and N <= _CPU_SDPA_MIN_TOKENS:
@@ -94,6 +90,37 @@ class Attention(nn.Module):
             x = F.scaled_dot_product_attention(q, k, v)
         x = x.transpose(1, 2).reshape(B, N, D)
         return self.proj_drop(self.proj(x))
+
+    def _qkv_params(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The (3D, D) weight and (3D,) bias of one GEMM for q, k and v; the weights stay separate
+        parameters (official checkpoint names). While training they are concatenated per forward (the
+        concatenation is part of the autograd graph); without gradients (evaluation, features, prediction)
+        the concatenation, cast to the autocast dtype as ``F.linear`` would cast it, is kept until a
+        weight changes, so repeated forwards neither concatenate nor cast (the same numbers either way)."""
+        if torch.is_grad_enabled() or torch.compiler.is_compiling():
+            if self._qkv_cache is not None:
+                self._qkv_cache = None  # a stale copy would only hold memory while training
+            return self._concat_qkv()
+        dev = x.device.type
+        dtype = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else None
+        params = [p for m in (self.q, self.k, self.v) for p in (m.weight, m.bias) if p is not None]
+        if any(p.is_inference() for p in params):  # made under inference_mode: no version counter to key on
+            return self._concat_qkv()
+        key = (dtype, *((p.data_ptr(), p._version, p.dtype, p.device) for p in params))
+        if self._qkv_cache is None or self._qkv_cache[0] != key:
+            fused = self._concat_qkv()
+            if dtype is not None:  # autocast casts floating tensors other than float64
+                fused = tuple(t if t is None or t.dtype in (dtype, torch.float64) else t.to(dtype) for t in fused)
+            self._qkv_cache = (key, fused)
+        return self._qkv_cache[1]
+
+    def _concat_qkv(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        q, k, v = self.q, self.k, self.v
+        bias = None
+        if q.bias is not None:
+            k_bias = k.bias if k.bias is not None else torch.zeros_like(q.bias)
+            bias = torch.cat([q.bias, k_bias, v.bias])
+        return torch.cat([q.weight, k.weight, v.weight]), bias
 
     def _reference_forward(self, x: torch.Tensor) -> torch.Tensor:
         B, N, D = x.shape

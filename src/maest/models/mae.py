@@ -246,8 +246,7 @@ class MaskedAutoencoderViT(VideoEncoder):
             if pos_cls is not None:
                 cls = cls + pos_cls
             x = torch.cat([cls, x], dim=1)
-        for blk in self.decoder_blocks:
-            x = blk(x)
+        x = self.run_blocks(x, self.decoder_blocks)  # checkpointed too with grad_checkpointing
         return self.decoder_pred(self.decoder_norm(x[:, -read_last:] if read_last else x))
 
     def decoded_tokens(self, batch: int, decoder_noise: torch.Tensor | None = None, device=None) -> torch.Tensor | None:

@@ -81,14 +81,17 @@ class PatchEmbed(nn.Module):
         u, p = self.t_patch_size, self.patch_size
         t, g = self.t_grid_size, self.grid_size
         dev = x.device.type
-        if torch.is_autocast_enabled(dev):
-            x = x.to(torch.get_autocast_dtype(dev))  # halves the bytes the patchify copy moves
+        low = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else None
+        if low is not None and ids_keep is None:
+            x = x.to(low)  # halves the bytes the patchify copy moves
         # (B, C, t, u, h, p, w, p) -> (B, t, h, w, C, u, p, p): the Conv3d weight's (C, u, p, p) order
         x = x.reshape(B, C, t, u, g, p, g, p).permute(0, 2, 4, 6, 1, 3, 5, 7)
         if ids_keep is None:
             x = x.reshape(B, t * g * g, C * u * p * p)
         else:
-            # index the strided view directly: only the kept patches are copied
+            # index the strided view directly: only the kept patches are copied, and only they are cast
+            # (after the gather: the same values as casting the whole clip first, a tenth of the work at 90%)
             b = torch.arange(B, device=x.device).unsqueeze(1)
             x = x[b, ids_keep // (g * g), (ids_keep // g) % g, ids_keep % g].reshape(B, -1, C * u * p * p)
+            x = x if low is None else x.to(low)
         return F.linear(x, self.proj.weight.flatten(1), self.proj.bias)

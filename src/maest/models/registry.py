@@ -9,13 +9,26 @@ from typing import Any
 
 _CONFIGS: dict[str, Callable[[], Any]] = {}
 _ALIASES: dict[str, str] = {}
+_ABOUT: dict[str, str] = {}
 
 
-def register_config(name: str, fn: Callable[[], Any], aliases: tuple[str, ...] = ()) -> None:
-    """Register ``fn`` (returning a fresh config) under ``name`` and optional short aliases."""
+def register_config(name: str, fn: Callable[[], Any], aliases: tuple[str, ...] = (), about: str = "") -> None:
+    """Register ``fn`` (returning a fresh config) under ``name`` and optional short aliases; ``about`` says
+    what the model is for (``maest models --verbose``)."""
     _CONFIGS[name] = fn
+    _ABOUT[name] = about
     for a in aliases:
         _ALIASES[a] = name
+
+
+def about(name: str) -> str:
+    """What the registered model ``name`` (or alias) is for."""
+    return _ABOUT.get(_ALIASES.get(name, name), "")
+
+
+def canonical(name: str) -> str:
+    """The registered name an alias stands for (a name stands for itself)."""
+    return _ALIASES.get(name, name)
 
 
 def registered_names() -> list[str]:

@@ -31,7 +31,8 @@ class ClassifierConfig(Registered):
     Attributes:
         name: the registered name it started from (a label).
         encoder: geometry, pooling and input normalisation.
-        num_classes: K.
+        num_classes: K; 0 in a fine-tuning recipe means "as many as the training data has" (resolved
+            before the model is built).
         dropout: before the head (the official recipe: 0.3).
         drop_path: stochastic depth of the encoder blocks, rising linearly over depth.
         label_names: class names in label order (empty: unnamed), carried into exports and reports.
@@ -53,13 +54,13 @@ class ClassifierConfig(Registered):
 
     def validate(self) -> ClassifierConfig:
         self.encoder.validate()
-        if self.num_classes < 1:
-            raise ValueError(f"model.num_classes={self.num_classes} must be a positive integer")
+        if self.num_classes < 0:
+            raise ValueError(f"model.num_classes={self.num_classes} must be a positive integer (or 0: from the data)")
         if self.probe not in PROBES:
             raise ValueError(f"model.probe={self.probe!r} is not one of {PROBES}")
         if not (0.0 <= self.dropout < 1.0 and 0.0 <= self.drop_path < 1.0):
             raise ValueError(f"model.dropout={self.dropout} and model.drop_path={self.drop_path} must be in [0, 1)")
-        if self.label_names and len(self.label_names) != self.num_classes:
+        if self.label_names and self.num_classes and len(self.label_names) != self.num_classes:
             raise ValueError(f"model.label_names has {len(self.label_names)} names for num_classes={self.num_classes}")
         return self
 
@@ -75,6 +76,9 @@ class VisionTransformer(VideoEncoder):
 
     def __init__(self, cfg: ClassifierConfig) -> None:
         cfg.validate()
+        if cfg.num_classes < 1:
+            raise ValueError("model.num_classes=0 (as many as the training data has) has not been resolved; set "
+                             "model.num_classes to build this classifier")
         super().__init__(cfg.encoder, drop_path_rate=cfg.drop_path)
         self.model_cfg = cfg
         self.num_classes = cfg.num_classes

@@ -28,7 +28,9 @@ _ENCODERS: dict[str, dict[str, Any]] = {
 }
 _DECODERS: dict[str, dict[str, Any]] = {
     "tiny": dict(embed_dim=16, depth=1, num_heads=2),
-    "digits": dict(embed_dim=64, depth=2, num_heads=4),
+    # heads of 32 channels, as the reference's 512-wide, 16-head decoder: the decoder attends over all 144
+    # tokens, and 16-channel heads cost twice the softmax work for no measured gain
+    "digits": dict(embed_dim=64, depth=2, num_heads=2),
     "small": dict(embed_dim=512, depth=4, num_heads=16),
 }
 # VideoMAE's layout: what differs from MAE-ST's, for encoder and decoder
@@ -58,13 +60,26 @@ def _videomae(size: str, name: str) -> MAEConfig:
                      target=TargetConfig(kind="videomae_norm_pix"))
 
 
+# what each size is for (``maest models --verbose``)
+SMOKE_TEST = "smoke test: too small to learn anything; checks that a setup runs"
+_ABOUT = {"tiny": SMOKE_TEST, "digits": "the CPU demo on moving digits (maest demo)",
+          "small": "ViT-S: a laptop CPU or one small GPU (the vit_s_112 presets: 112 px, 8 frames)",
+          "base": "ViT-B, the paper's and VideoMAE's base size", "large": "ViT-L, the paper's main model",
+          "huge": "ViT-H, the paper's largest"}
 for _size in ("tiny", "small", "base", "large", "huge"):
     _suffix = "tiny_test" if _size == "tiny" else f"{_size}_patch16"
-    register_config(f"mae_vit_{_suffix}", lambda s=_size, n=f"mae_vit_{_suffix}": _mae(s, n), aliases=(_size,))
-    register_config(f"vit_{_suffix}", lambda s=_size, n=f"vit_{_suffix}": _vit(s, n))
-register_config("mae_vit_digits_patch8", lambda: _mae("digits", "mae_vit_digits_patch8"), aliases=("digits",))
-register_config("vit_digits_patch8", lambda: _vit("digits", "vit_digits_patch8"))
+    register_config(f"mae_vit_{_suffix}", lambda s=_size, n=f"mae_vit_{_suffix}": _mae(s, n), aliases=(_size,),
+                    about=f"pre-training; {_ABOUT[_size]}")
+    register_config(f"vit_{_suffix}", lambda s=_size, n=f"vit_{_suffix}": _vit(s, n),
+                    about=f"classifier; {_ABOUT[_size]}")
+register_config("mae_vit_digits_patch8", lambda: _mae("digits", "mae_vit_digits_patch8"), aliases=("digits",),
+                about=f"pre-training; {_ABOUT['digits']}")
+register_config("vit_digits_patch8", lambda: _vit("digits", "vit_digits_patch8"),
+                about=f"classifier; {_ABOUT['digits']}")
 # the reference's ``mae_vit_huge_patch14`` factory, which really uses 14-pixel patches
-register_config("mae_vit_huge_patch14", lambda: _mae("huge", "mae_vit_huge_patch14", patch_size=14))
+register_config("mae_vit_huge_patch14", lambda: _mae("huge", "mae_vit_huge_patch14", patch_size=14),
+                about="pre-training; the reference's ViT-H/14 (14-pixel patches)")
 for _size in ("small", "base", "large", "huge"):
-    register_config(f"videomae_vit_{_size}_patch16", lambda s=_size: _videomae(s, f"videomae_vit_{s}_patch16"))
+    register_config(f"videomae_vit_{_size}_patch16", lambda s=_size: _videomae(s, f"videomae_vit_{s}_patch16"),
+                    about=f"pre-training in VideoMAE's layout (VideoMAE and Hugging Face checkpoints convert to it); "
+                          f"{_ABOUT[_size].split(':')[0]}")

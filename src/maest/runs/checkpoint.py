@@ -8,6 +8,7 @@ truncated file under the final name.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import tempfile
@@ -18,6 +19,7 @@ import torch
 from torch import nn
 
 from maest import __version__
+from maest.runs.outputs import device_of
 
 _CKPT_RE = re.compile(r"checkpoint-(\d+)\.pt$")
 # atomic_save's temporary for checkpoint-<step>.pt: tempfile.mkstemp adds 8 characters of [a-z0-9_]
@@ -38,15 +40,51 @@ def atomic_save(obj: Any, path: str | Path) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+            out = _Writes(f)
+            torch.save(obj, out)
             f.flush()
             os.chmod(tmp, 0o666 & ~_umask())
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        err = out.error if "out" in locals() and out.error else e
+        if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise DiskFull(_disk_full_message(path, err)) from None
         raise
     return path
+
+
+class DiskFull(OSError):
+    """A save ran out of space (or quota); its message names the device and the file, and what is intact."""
+
+
+class _Writes:
+    """A binary file that remembers its first write error: ``torch.save`` reports one only as
+    ``[enforce fail at inline_container.cc] unexpected pos``, without the errno."""
+
+    def __init__(self, f: Any) -> None:
+        self.f, self.error = f, None
+
+    def write(self, data: Any) -> int:
+        try:
+            return self.f.write(data)
+        except OSError as e:
+            self.error = self.error or e
+            raise
+
+    def flush(self) -> None:
+        self.f.flush()
+
+
+def _disk_full_message(path: Path, err: OSError) -> str:
+    others = [p for p in list_checkpoints(path.parent) if p != path]
+    if others:
+        kept = f"the previous checkpoint {others[-1]} is intact (resume from it with --resume once there is space)"
+    else:
+        kept = f"the earlier {path.name} is intact" if path.exists() else "nothing was replaced"
+    what = "no space left" if err.errno == errno.ENOSPC else "disk quota exceeded"
+    return f"{what} on {device_of(path.parent)} writing {path}; {kept}"
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", mmap: bool = False) -> dict[str, Any]:
@@ -65,12 +103,12 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", 
             return {"model": load_file(str(path), device=str(map_location))}
         obj = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except Exception as e:  # torch and safetensors raise many types for damaged files
-        if "Unsupported global" in str(e):  # torch's weights-only unpickler met a Python object
+        if "Weights only load failed" in str(e):  # torch's weights-only unpickler met a Python object
             raise CheckpointError(_pickled_message(path, str(e))) from None
         detail = re.search(r"WeightsUnpickler error:\s*(\S[^\n]*)", str(e))  # past torch's generic preamble
         raise CheckpointError(
             f"checkpoint {path} could not be read ({type(e).__name__}: "
-            f"{detail.group(1)[:200] if detail else _first_line(e)}); "
+            f"{detail.group(1)[:200] if detail else first_line(e)}); "
             "it is corrupt, truncated or not a checkpoint: use an earlier one"
         ) from e
     if not isinstance(obj, dict):
@@ -78,19 +116,35 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", 
     return obj
 
 
-def _first_line(e: BaseException) -> str:
+def safetensors_metadata(path: str | Path) -> dict[str, str]:
+    """The string metadata of a safetensors file ({} when it has none).
+
+    Raises:
+        CheckpointError: the file's header is not a safetensors header (not JSON, cut off, ...).
+    """
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return f.metadata() or {}
+    except Exception as e:  # safetensors raises its own error type (and OSError) for a damaged header
+        raise CheckpointError(f"safetensors file {path} could not be read ({first_line(e)}); it is corrupt, "
+                              "truncated or not a safetensors file") from None
+
+
+def first_line(e: BaseException) -> str:
     """The first non-empty line of an exception's message (200 characters at most), or "no message"."""
     return next((line.strip()[:200] for line in str(e).splitlines() if line.strip()), "no message")
 
 
 def _pickled_message(path: Path, detail: str) -> str:
+    """What to do with a checkpoint that holds pickled Python objects (not advice to load it unsafely)."""
     found = re.search(r"GLOBAL (\S+)", detail)
-    what = f"pickled Python objects ({found.group(1)})" if found else "pickled Python objects"
+    what = f"it holds pickled Python objects ({found.group(1)})" if found else "it holds pickled Python objects"
     return (
-        f"checkpoint {path} is not a plain-tensor checkpoint: it holds {what}, and maest loads only tensors, "
-        "numbers and strings so that no code in a file ever runs. If you trust where it came from, convert it "
-        f"once: python -c \"import torch; o = torch.load('{path}', weights_only=False); "
-        "torch.save({'model': o.get('model', o)}, 'plain.pt')\" and use plain.pt"
+        f"checkpoint {path} is not a plain-tensor checkpoint; it would execute code to load ({what}), and maest "
+        "never runs code from a file. Convert it with the code that wrote it, keeping only tensors: "
+        "torch.save({'model': model.state_dict()}, 'plain.pt') (or safetensors), then use plain.pt"
     )
 
 
@@ -132,23 +186,28 @@ def strip_prefixes(key: str) -> str:
 
 def load_model_weights(model: nn.Module, state: dict[str, torch.Tensor], strict: bool = True) -> None:
     """``load_state_dict`` with an error that lists what is missing, unexpected or mis-shaped."""
-    own = model.state_dict()
+    problems = weight_problems(model.state_dict(), state, strict)
+    if problems:
+        raise CheckpointError(f"checkpoint does not fit the model ({problems}); check the model name and geometry")
+    model.load_state_dict(state, strict=strict)
+
+
+def weight_problems(own: dict[str, Any], state: dict[str, Any], strict: bool = True) -> str:
+    """What keeps ``state`` from loading into a model whose state dict is ``own`` (shapes are compared,
+    so ``own`` may live on the meta device): mis-shaped, and (``strict``) missing or unexpected keys; ""
+    when it fits."""
     shape = [f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
              for k, v in state.items() if k in own and own[k].shape != v.shape]
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
-    if shape or (strict and (missing or unexpected)):
-        parts = []
-        if shape:
-            parts.append("shape mismatch: " + "; ".join(shape[:8]))
-        if missing:
-            parts.append(f"missing {len(missing)} keys: {missing[:8]}")
-        if unexpected:
-            parts.append(f"unexpected {len(unexpected)} keys: {unexpected[:8]}")
-        raise CheckpointError(
-            "checkpoint does not fit the model (" + " | ".join(parts) + "); check the model name and geometry"
-        )
-    model.load_state_dict(state, strict=strict)
+    parts = []
+    if shape:
+        parts.append("shape mismatch: " + "; ".join(shape[:8]))
+    if strict and missing:
+        parts.append(f"missing {len(missing)} keys: {missing[:8]}")
+    if strict and unexpected:
+        parts.append(f"unexpected {len(unexpected)} keys: {unexpected[:8]}")
+    return " | ".join(parts)
 
 
 def checkpoint_path(output_dir: str | Path, step: int) -> Path:

@@ -76,18 +76,32 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
 
 def scan_metrics(path: str | Path) -> tuple[list[dict[str, Any]], int]:
     """The records (JSON objects with a ``step``) of ``metrics.jsonl`` at ``path`` and how many lines
-    could not be parsed; ([], 0) when there is no file. Never raises on the content, so a file a run
-    is writing now can be read."""
+    could not be used (not JSON, or not :func:`well_formed`); ([], 0) when there is no file. Never raises
+    on the content, so a file a run is writing now (or a damaged one) can be read."""
     p = Path(path)
     if not p.is_file():
         return [], 0
     records, bad = [], 0
     for _, rec in _parsed(p, errors="replace"):
-        if rec is _TORN:
+        if rec is _TORN or isinstance(rec, dict) and "step" in rec and not well_formed(rec):
             bad += 1
         elif isinstance(rec, dict) and "step" in rec:
             records.append(rec)
     return records, bad
+
+
+# fields maest logs as numbers (val_* too): a record where one is anything else was not written by maest
+NUMERIC = ("loss", "lr", "grad_norm", "clips_per_s", "epoch", "time", "skipped_videos", "epoch_end")
+
+
+def well_formed(rec: dict[str, Any]) -> bool:
+    """Whether a record has a whole-number ``step`` >= 0 and numbers where maest logs numbers (a line
+    such as ``{"step": 1, "loss": null}`` is not one of its records, and is skipped, counted, by readers)."""
+    step = rec.get("step")
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+        return False
+    return all(isinstance(v, (int, float)) and not isinstance(v, bool)
+               for k, v in rec.items() if k in NUMERIC or k.startswith("val_"))
 
 
 def _lines(path: Path, errors: str = "strict") -> list[str]:

@@ -73,6 +73,23 @@ def refuse_existing(folder: str | Path, names: Iterable[str], flag: str, force: 
     return found
 
 
+def device_of(path: str | Path) -> str:
+    """The device (and mount point) holding ``path``, for a message: ``/dev/sda1 (mounted at /data)``,
+    or the mount point alone where /proc/self/mounts does not say."""
+    p = Path(path).resolve()
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    mount = p
+    while mount != mount.parent and os.stat(mount.parent).st_dev == os.stat(mount).st_dev:
+        mount = mount.parent
+    try:
+        mounts = [line.split()[:2] for line in Path("/proc/self/mounts").read_text().splitlines()]
+    except OSError:
+        mounts = []
+    devices = [dev for dev, where in mounts if where.replace("\\040", " ") == str(mount)]
+    return f"{devices[-1]} (mounted at {mount})" if devices else f"the device mounted at {mount}"
+
+
 def _probe_write(folder: Path) -> None:
     """Create and delete a temporary file in ``folder`` (raises OSError when that is not allowed)."""
     fd, name = tempfile.mkstemp(prefix=".maest-write-check.", dir=folder)

@@ -67,6 +67,7 @@ class TrainConfig:
     seed: int = 0
     output_dir: str = "runs/pretrain"
     save_every_steps: int = 0  # 0: at the end of each epoch only
+    save_every_minutes: float = 0.0  # also save when this much time passed since the last save (long epochs)
     keep_checkpoints: int = 2
     log_every: int = 10
     tensorboard: bool | None = None  # None: when the package is installed (maest[tensorboard]); true: required
@@ -84,6 +85,8 @@ class TrainConfig:
             raise ValueError(f"train.keep_checkpoints={self.keep_checkpoints} must be >= 0 (0 keeps them all)")
         if self.save_every_steps < 0:
             raise ValueError(f"train.save_every_steps={self.save_every_steps} must be >= 0 (0: at epoch ends only)")
+        if not self.save_every_minutes >= 0:
+            raise ValueError(f"train.save_every_minutes={self.save_every_minutes} must be >= 0 (0: no timed saves)")
         if not self.output_dir:
             raise ValueError("train.output_dir is empty; pass --output-dir")
         check_choice(self.precision, ("auto", "fp32", "bf16"), "train.precision")
@@ -136,9 +139,17 @@ class FinetuneOptimConfig(OptimConfig):
         return self
 
 
+def classifier_from_data(name: str) -> ClassifierConfig:
+    """The registered classifier ``name`` with ``num_classes`` 0: as many classes as the training data
+    has (class folders, a classes.txt beside the list, the labels), resolved when the job starts."""
+    cfg = model_config(name)
+    cfg.num_classes = 0
+    return cfg
+
+
 @dataclass
 class FinetuneConfig(JobConfig):
-    model: ClassifierConfig = field(default_factory=lambda: model_config("vit_large_patch16"))
+    model: ClassifierConfig = field(default_factory=lambda: classifier_from_data("vit_large_patch16"))
     data: FinetuneDataConfig = field(default_factory=FinetuneDataConfig)
     optim: FinetuneOptimConfig = field(default_factory=FinetuneOptimConfig)
     mix: MixupConfig = field(default_factory=MixupConfig)

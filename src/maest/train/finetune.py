@@ -18,9 +18,10 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from maest import runtime
-from maest.eval.test import predict_views, summarize
+from maest.data.datasets import data_classes
+from maest.eval.test import predict_views, summarize, topk_key
 from maest.loading import NoModelConfig, describe
-from maest.models import EncoderConfig
+from maest.models import ClassifierConfig, EncoderConfig, describe_model
 from maest.models.probe import ProbedEncoder
 from maest.models.vit import load_pretrained
 from maest.runs import checkpoint as ckpt
@@ -52,6 +53,49 @@ def inherit_encoder(cfg: FinetuneConfig, source: EncoderConfig, what: str) -> li
     if changed:
         log.info("model.encoder from %s: %s", what, ", ".join(changed))
     return changed
+
+
+def init_overrides(cfg: FinetuneConfig, keys: list[str]) -> list[str]:
+    """One warning line per ``--set`` key among ``keys`` that ``cfg.init``'s encoder will override (fine-tuning
+    keeps the pre-trained encoder's settings but for num_frames, img_size and pooling); the lines are logged and
+    returned. A file that cannot be read is left for the run to report."""
+    try:
+        source = describe(cfg.init, ckpt.load_checkpoint(cfg.init, mmap=True)).model_config.encoder
+    except (NoModelConfig, ValueError, OSError, RuntimeError):
+        return []
+    lines = []
+    for key in dict.fromkeys(keys):
+        name = key.removeprefix("model.encoder.")
+        if name == key or name in _OWN_ENCODER_SETTINGS or not hasattr(source, name):
+            continue
+        if getattr(source, name) != getattr(cfg.model.encoder, name):
+            lines.append(f"--set {key}={getattr(cfg.model.encoder, name)} is overridden by --init {cfg.init}, whose "
+                         f"encoder has {name}={getattr(source, name)}: fine-tuning keeps the pre-trained encoder "
+                         f"(only {', '.join(_OWN_ENCODER_SETTINGS)} may differ); set it at pre-training")
+    for line in lines:
+        log.warning("%s", line)
+    return lines
+
+
+def classes_from_data(model: ClassifierConfig, dataset: Dataset, source: str) -> None:
+    """Resolve ``model.num_classes`` 0 to the classes the training data has, refuse a given count the
+    data contradicts, and keep the data's class names in ``model.label_names`` (checkpoints carry them into
+    test, predict, report and exports)."""
+    found = data_classes(dataset)
+    what = f"{source or 'the training data'}"
+    if model.num_classes == 0:
+        if found.count is None:
+            raise ValueError(f"model.num_classes is not set and {what} does not say how many classes it has (no class "
+                             "folders, classes.txt or labels); set model.num_classes")
+        model.num_classes = found.count
+        log.info("model.num_classes=%d from %s%s", found.count, what, "" if found.exact else " (its largest label + 1)")
+    elif found.count is not None and (model.num_classes != found.count if found.exact
+                                      else model.num_classes < found.count):
+        has = f"{found.count} classes" if found.exact else f"labels up to {found.count - 1}"
+        raise ValueError(f"model.num_classes={model.num_classes} but {what} has {has}; drop the setting to take "
+                         f"it from the data, or set model.num_classes={found.count}")
+    if not model.label_names and found.names and len(found.names) == model.num_classes:
+        model.label_names = list(found.names)
 
 
 def _init_weights(cfg: FinetuneConfig) -> dict[str, torch.Tensor]:
@@ -111,9 +155,10 @@ def _run(cfg: FinetuneConfig, dataset: Dataset | None, val_dataset: Dataset | No
     elif cfg.init:
         init_state = _init_weights(cfg)
     cfg.validate()
-    model = build_classifier(cfg, init_state).to(info.device)
     if dataset is None:
-        dataset = cfg.data.build(cfg.model.encoder, "finetune", num_classes=cfg.model.num_classes)
+        dataset = cfg.data.build(cfg.model.encoder, "finetune", num_classes=cfg.model.num_classes or None)
+    classes_from_data(cfg.model, dataset, cfg.data.source)
+    model = build_classifier(cfg, init_state).to(info.device)
     if val_dataset is None and cfg.data.val_source:
         val_dataset = cfg.data.build(cfg.model.encoder, "val", num_classes=cfg.model.num_classes)
     # the reference's fine-tuning lr counts repeated clips (main_finetune.py's eff_batch_size x repeat_aug)
@@ -133,7 +178,7 @@ def _run(cfg: FinetuneConfig, dataset: Dataset | None, val_dataset: Dataset | No
             return None
         return _validate(model, val_dataset, cfg, info, precision, logger, step, epoch)
 
-    title = f"{'finetune' if m.probe == 'none' else m.probe + ' probe'} {m.name}"
+    title = f"{'finetune' if m.probe == 'none' else m.probe + '-probe'} {describe_model(model)}"
     return train(cfg, model, optimizer, dataset, info, loss_fn, base_lr=base_lr, precision=precision,
                  title=title, epoch_end=epoch_end)
 
@@ -172,9 +217,12 @@ def _validate(model: nn.Module, dataset: Dataset, cfg: FinetuneConfig, info: run
     acc, failed = predict_views(model, dataset, cfg.model.num_classes, cfg.train.batch_size, info.device,
                                 precision, cfg.data.num_workers, info.rank, info.world_size)
     res = summarize(acc, failed)
-    rec = {"epoch": epoch + 1, "val_top1": res["top1"], "val_top5": res["top5"], "val_failed": res["failed_videos"]}
+    k = res["topk"]
+    rec = {"epoch": epoch + 1, "val_top1": res["top1"], **({f"val_top{k}": res[topk_key(k)]} if k > 1 else {}),
+           "val_failed": res["failed_videos"]}
     logger.log(step, **rec)
     if info.is_main:
-        log.info("epoch %d: val top-1 %.2f%%, top-5 %.2f%% over %d videos (%d failed)", epoch + 1, res["top1"],
-                 res["top5"], res["videos"], res["failed_videos"])
+        topk = f", top-{k} {res[topk_key(k)]:.2f}%" if k > 1 else ""
+        log.info("epoch %d: val top-1 %.2f%%%s over %d videos (%d failed)", epoch + 1, res["top1"], topk,
+                 res["videos"], res["failed_videos"])
     return rec

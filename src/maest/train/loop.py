@@ -23,8 +23,11 @@ from maest.data.loader import SeededItems, SkipTally, build_run_loader
 from maest.figures.plots import write_run_curves
 from maest.overrides import save_json
 from maest.runs import checkpoint as ckpt
-from maest.runs.metrics import MetricsLogger, records_after, truncate_metrics
+from maest.runs.folder import prepare_run_dir
+from maest.runs.lock import RunFolderBusy, RunLock
+from maest.runs.metrics import MetricsLogger
 from maest.runs.outputs import writable_dir
+from maest.runs.preempt import Stopped, StopRequest
 from maest.runs.progress import Silent, training_progress
 from maest.train.schedule import lr_at
 
@@ -83,6 +86,9 @@ class Run:
     progress: Silent
     summary: dict[str, Any]
     guard: NonFiniteGuard
+    stop: StopRequest  # SIGTERM / SIGINT: finish the step, save, raise Stopped
+    stopping: bool = False  # every rank agreed to stop after the current step
+    saved_at: float = 0.0  # time.monotonic() of the last save (train.save_every_minutes)
 
 
 def train(cfg: Any, model: nn.Module, optimizer: torch.optim.Optimizer, dataset: Dataset, info: runtime.DistInfo,
@@ -101,12 +107,32 @@ def train(cfg: Any, model: nn.Module, optimizer: torch.optim.Optimizer, dataset:
 
     Returns:
         summary: steps, last logged loss, checkpoint, skipped video paths, per-epoch hook records, lr, precision.
+
+    Raises:
+        Stopped: SIGTERM or SIGINT arrived; the run finished its step, saved and wrote its curves.
+        RunFolderBusy: another run holds the run folder (its lock is held for the whole run).
     """
     t = cfg.train
     # streaming datasets seed their items themselves, by the same (seed, epoch, video)
     seeded = dataset if isinstance(dataset, IterableDataset) else SeededItems(dataset, t.seed)
     plan = Plan.of(cfg, len(seeded), info)
+    lock = lock_run_dir(cfg, info)
+    try:
+        with StopRequest() as stop:
+            return _train(cfg, model, optimizer, seeded, info, plan, loss_fn, stop, base_lr=base_lr,
+                          precision=precision, title=title, epoch_end=epoch_end)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _train(cfg: Any, model: nn.Module, optimizer: torch.optim.Optimizer, seeded: Dataset, info: runtime.DistInfo,
+           plan: Plan, loss_fn: LossFn, stop: StopRequest, *, base_lr: float, precision: str, title: str,
+           epoch_end: EpochHook | None) -> dict[str, Any]:
+    """:func:`train` once the run folder is locked and the signals are caught."""
+    t = cfg.train
     step = resume(cfg, model, optimizer, info)
+    check_resume_point(cfg, plan, step, info)
     prepare_run_dir(cfg, step, info)
     train_model = runtime.wrap_ddp(model, info)
     if t.compile:
@@ -116,7 +142,7 @@ def train(cfg: Any, model: nn.Module, optimizer: torch.optim.Optimizer, dataset:
                                "steps_per_epoch": plan.steps_per_epoch, "lr": base_lr, "precision": precision}
     progress = training_progress(info.is_main, t.progress, total=plan.last_step, initial=step, desc=title.split()[0])
     run = Run(cfg, info, plan, model, train_model, optimizer, loss_fn, base_lr, logger, progress, summary,
-              NonFiniteGuard(info, Path(t.output_dir)))
+              NonFiniteGuard(info, Path(t.output_dir)), stop, saved_at=time.monotonic())
     batches = open_batches(run, seeded, step)
     train_model.train()
     try:
@@ -124,17 +150,48 @@ def train(cfg: Any, model: nn.Module, optimizer: torch.optim.Optimizer, dataset:
             if step >= plan.last_step:
                 break
             step = train_one_epoch(run, batches, epoch, step)
+            if run.stopping:  # saved in the epoch, at its last step
+                break
             if step == (epoch + 1) * plan.steps_per_epoch or step >= plan.last_step:
                 summary["checkpoint"] = save(model, optimizer, step, epoch, cfg, info)
                 if epoch_end is not None and (rec := epoch_end(epoch, step, logger)) is not None:
                     summary["val"].append(rec)
     finally:
+        batches = None  # the loader's workers shut down here, also when the run stops or fails
         progress.close()
         logger.close()
         if info.is_main:
             write_run_curves(Path(t.output_dir))  # curves.png; a missing matplotlib or a plot error is one warning
     summary["steps"] = step
+    if run.stopping:
+        raise Stopped(stop.signum or 15, step, summary["checkpoint"])
     return summary
+
+
+def lock_run_dir(cfg: Any, info: runtime.DistInfo) -> RunLock | None:
+    """The main process's lock on ``train.output_dir`` (see :mod:`maest.runs.lock`); every rank raises
+    :class:`RunFolderBusy` when another run holds it."""
+    lock, busy = None, None
+    if info.is_main:
+        try:
+            lock = RunLock(writable_dir(cfg.train.output_dir, "--output-dir (train.output_dir)")).acquire()
+        except RunFolderBusy as e:
+            busy = e
+    if runtime.any_rank(busy is not None)[0]:
+        raise busy or RunFolderBusy(f"run folder {cfg.train.output_dir} is in use by another run (see rank 0)")
+    return lock
+
+
+def check_resume_point(cfg: Any, plan: Plan, step: int, info: runtime.DistInfo) -> None:
+    """A resumed checkpoint past this run's last step is refused; one at it trains nothing, and says so."""
+    t = cfg.train
+    if step > plan.last_step:
+        raise ValueError(f"--resume: the checkpoint is at step {step}, past this run's last step {plan.last_step} "
+                         f"(train.epochs={t.epochs}, train.max_steps={t.max_steps}, {plan.steps_per_epoch} "
+                         f"steps/epoch); raise train.max_steps or train.epochs to continue it, or start a new run")
+    if step and step == plan.last_step and info.is_main:
+        log.warning("--resume: the run already reached its last step (%d); nothing to train (raise train.epochs "
+                    "or train.max_steps to train further)", step)
 
 
 def resume(cfg: Any, model: nn.Module, optimizer: torch.optim.Optimizer, info: runtime.DistInfo) -> int:
@@ -222,15 +279,26 @@ def train_one_epoch(run: Run, batches: Iterator[dict], epoch: int, step: int) ->
         if step % t.log_every == 0 or step == plan.last_step:
             run.guard.check()
             log_step(run, meter, step, lr, grad_norm)
-        if t.save_every_steps and step % t.save_every_steps == 0:
+        # every rank agrees on a signal's stop step and on the timer's saves
+        stop, timed = runtime.any_rank(run.stop.requested, save_due(t, run.saved_at))
+        run.stopping = stop and step < plan.last_step  # at the last step the run simply ends
+        if run.stopping or timed or t.save_every_steps and step % t.save_every_steps == 0:
             run.guard.check()  # never save weights a non-finite loss has touched
             run.summary["checkpoint"] = save(run.model, run.optimizer, step, epoch, run.cfg, info)
-        if step >= plan.last_step:
+            run.saved_at = time.monotonic()
+        if step >= plan.last_step or run.stopping:
             break
     run.guard.check()
+    if run.stopping:  # the rest of the epoch comes after the resume
+        return step
     run.summary["skipped"] += report_skipped(tally, epoch, info, run.logger, step)
     run.progress.epoch_end(epoch, t.epochs, step)
     return step
+
+
+def save_due(t: Any, saved_at: float) -> bool:
+    """Whether ``train.save_every_minutes`` have passed since the last save (never when it is 0)."""
+    return bool(t.save_every_minutes) and time.monotonic() - saved_at >= 60 * t.save_every_minutes
 
 
 def set_lr(optimizer: torch.optim.Optimizer, epoch: float, base_lr: float, o: Any, epochs: int) -> float:
@@ -251,6 +319,7 @@ class NonFiniteGuard:
         self.eager = info.device == "cpu" and not info.enabled
         self.out_dir = out_dir
         self.first = torch.full((2,), -1.0, device=info.device, dtype=torch.float64)  # (step, epoch)
+        self._unit = torch.eye(2, device=info.device, dtype=torch.float64)  # made once: see watch
 
     def watch(self, loss: torch.Tensor, step: int, epoch: int) -> None:
         if self.eager:
@@ -258,8 +327,9 @@ class NonFiniteGuard:
                 raise non_finite_loss(loss.item(), step, epoch, self.out_dir)
             return
         bad = ~torch.isfinite(loss.detach()) & (self.first[0] < 0)
-        self.first = torch.where(bad, torch.tensor([step, epoch], device=self.first.device,
-                                                   dtype=self.first.dtype), self.first)
+        # step and epoch reach the kernels as arguments; torch.tensor([step, epoch], device=...) would be a
+        # blocking host-to-device copy per micro-batch
+        self.first = torch.where(bad, self._unit[0] * step + self._unit[1] * epoch, self.first)
 
     def check(self) -> None:
         if self.eager:
@@ -324,8 +394,13 @@ def report_skipped(tally: SkipTally, epoch: int, info: runtime.DistInfo, logger:
 
 
 def load_resume_state(path: str | Path) -> dict[str, Any]:
-    """The checkpoint to resume from; a weights-only file (no optimizer state or step) is refused."""
-    state = ckpt.load_checkpoint(path)
+    """The checkpoint to resume from; a weights-only file (no optimizer state or step) is refused.
+
+    Every rank maps the file (``mmap``) instead of reading it: the pages come from the page cache that
+    ranks on a node share, and are copied only into the model and optimizer state (on the GPU, or on
+    write), so N ranks no longer hold N full copies (ViT-L with AdamW: ~4 GB each). Cheaper than rank 0
+    reading and broadcasting, which would also need a collective before the first step."""
+    state = ckpt.load_checkpoint(path, mmap=True)
     missing = [k for k in ("optimizer", "step") if k not in state]
     if missing:
         raise ckpt.CheckpointError(
@@ -333,48 +408,6 @@ def load_resume_state(path: str | Path) -> dict[str, Any]:
             f"start a new run from these weights with --init {path} (finetune, linprobe) instead of --resume"
         )
     return state
-
-
-def prepare_run_dir(cfg: Any, start_step: int, info: runtime.DistInfo) -> None:
-    """Make ``train.output_dir`` ready for a run that starts at ``start_step``.
-
-    A folder holding checkpoints past ``start_step`` (or, for a run that does not resume, another run's
-    metrics) is refused unless ``train.overwrite``, which deletes them (and, for a run from step 0, the
-    earlier TensorBoard events). Metrics logged after
-    ``start_step`` (by the interrupted run being resumed) are dropped so each step appears once, and
-    temporaries of saves killed mid-write are removed.
-
-    Raises:
-        ValueError: the folder cannot be written, or holds another run (the message names the fixes).
-    """
-    t = cfg.train
-    out_dir = writable_dir(t.output_dir, "--output-dir (train.output_dir)")
-    later = [p for p in ckpt.list_checkpoints(out_dir) if ckpt.checkpoint_step(p) > start_step]
-    metrics = out_dir / "metrics.jsonl"
-    if not t.overwrite and (later or (t.resume is None and records_after(metrics, start_step))):
-        what = (f"{len(later)} checkpoint(s) of an earlier run (newest {later[-1].name})" if later
-                else f"the {metrics.name} of an earlier run")
-        where = f", newer than the resume point (step {start_step})" if later and start_step else ""
-        raise ValueError(
-            f"run folder {out_dir} already holds {what}{where}; continue that run with --resume "
-            "(train.resume=auto), choose a new --output-dir, or pass --overwrite (train.overwrite=true) to replace it"
-        )
-    overwrite, t.overwrite = t.overwrite, False  # one-shot: a reused config.json never replaces a folder by itself
-    if not info.is_main:
-        return
-    for p in later:
-        p.unlink(missing_ok=True)
-    if later:
-        log.warning("--overwrite: deleted %d checkpoint(s) of the earlier run in %s", len(later), out_dir)
-    events = list(out_dir.glob("tb/events.out.tfevents.*")) if overwrite and start_step == 0 else []
-    for p in events:
-        p.unlink(missing_ok=True)
-    if events:
-        log.warning("--overwrite: deleted the earlier run's TensorBoard events in %s", out_dir / "tb")
-    if dropped := truncate_metrics(metrics, start_step):
-        log.info("%s: dropped %d record(s) logged after step %d by the earlier run", metrics, dropped, start_step)
-    if stale := ckpt.remove_stale_temporaries(out_dir):
-        log.info("removed %d temporary file(s) of interrupted saves from %s", len(stale), out_dir)
 
 
 def non_finite_loss(value: float, step: int, epoch: int, out_dir: Path) -> FloatingPointError:

@@ -56,6 +56,12 @@ class MixupConfig:
     def validate(self) -> MixupConfig:
         if not 0.0 <= self.smoothing < 1.0:
             raise ValueError(f"mix.smoothing={self.smoothing} must be in [0, 1)")
+        for name in ("mixup", "cutmix"):
+            if not getattr(self, name) >= 0.0 or getattr(self, name) == float("inf"):
+                raise ValueError(f"mix.{name}={getattr(self, name)} must be a finite alpha >= 0 (0 disables {name})")
+        for name in ("prob", "switch_prob"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"mix.{name}={getattr(self, name)} must be a probability in [0, 1]")
         return self
 
     def build(self, num_classes: int) -> Mixup:

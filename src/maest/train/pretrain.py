@@ -14,6 +14,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from maest import runtime
+from maest.models import describe_model
 from maest.runtime import autocast, mix_seed, resolve_precision, to_device, unwrap
 from maest.targets import make_target
 from maest.train.config import PretrainConfig
@@ -100,7 +101,8 @@ def _run(cfg: PretrainConfig, dataset: Dataset | None, info: runtime.DistInfo) -
     torch.manual_seed(t.seed)
     model = build_model(cfg).to(info.device)
     if t.parallel == "fsdp":
-        runtime.shard_fsdp(model, info)  # before the optimizer: sharding swaps in DTensor parameters
+        # before the optimizer: sharding swaps in DTensor parameters; bf16 gathers bf16 weights
+        runtime.shard_fsdp(model, info, resolve_precision(t.precision, info.device))
     if dataset is None:
         dataset = cfg.data.build(cfg.model.encoder)
     # the reference excludes repeated sampling from the pre-training batch used to scale the lr
@@ -117,4 +119,4 @@ def _run(cfg: PretrainConfig, dataset: Dataset | None, info: runtime.DistInfo) -
             return mae_loss(train_model, video, noise, None if dnoise is None else to_device(dnoise, info.device))
 
     return train(cfg, model, optimizer, dataset, info, loss_fn, base_lr=base_lr, precision=precision,
-                 title=f"pretrain {cfg.model.name}")
+                 title=f"pretrain {describe_model(model)}")

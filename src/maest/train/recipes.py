@@ -6,10 +6,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
+from maest.convert.hf_videomae import HF_NORM_EPS
 from maest.models import model_config
+from maest.models.factory import apply_flat_overrides
 from maest.models.masking import MaskConfig
 from maest.targets import TargetConfig
-from maest.train.config import FinetuneConfig, PretrainConfig
+from maest.train.config import FinetuneConfig, PretrainConfig, classifier_from_data
 from maest.train.mixup import MixupConfig
 
 C = TypeVar("C")
@@ -34,6 +36,14 @@ class PresetRegistry(Generic[C]):
     def names(self) -> list[str]:
         return sorted(self._fns)
 
+    def about(self, name: str) -> str:
+        """What the recipe ``name`` is for: the first sentence of its docstring."""
+        doc = " ".join((self._fns[name].__doc__ or "").split())
+        return doc.split(". ")[0].rstrip(".")
+
+
+# recipes of tiny models that learn nothing: they check that a setup runs (tests, CI), no more
+SMOKE_TESTS = ("tiny", "tiny_finetune", "tiny_linprobe")
 
 pretrain_preset: PresetRegistry[PretrainConfig] = PresetRegistry("preset")
 get_preset = pretrain_preset.get
@@ -50,6 +60,7 @@ def vit_l_k400_pretrain() -> PretrainConfig:
 
 @pretrain_preset
 def vit_b_k400_pretrain() -> PretrainConfig:
+    """The released recipe on ViT-B."""
     cfg = vit_l_k400_pretrain()
     cfg.model = model_config("mae_vit_base_patch16")
     return cfg
@@ -57,6 +68,7 @@ def vit_b_k400_pretrain() -> PretrainConfig:
 
 @pretrain_preset
 def vit_h_k400_pretrain() -> PretrainConfig:
+    """The released recipe on ViT-H."""
     cfg = vit_l_k400_pretrain()
     cfg.model = model_config("mae_vit_huge_patch16")
     return cfg
@@ -64,7 +76,7 @@ def vit_h_k400_pretrain() -> PretrainConfig:
 
 @pretrain_preset
 def tiny() -> PretrainConfig:
-    """Tiny model on 32 px, 4-frame clips: for tests and smoke runs."""
+    """Smoke test: a tiny model on 32 px, 4-frame clips that learns nothing; it checks that a setup runs."""
     cfg = PretrainConfig(model=model_config("mae_vit_tiny_test"))
     cfg.data.sampling_rate, cfg.data.repeat_aug, cfg.data.num_workers = 2, 2, 0
     cfg.optim.warmup_epochs, cfg.optim.blr = 1.0, 1.5e-4
@@ -88,13 +100,32 @@ def demo() -> PretrainConfig:
 
 
 @pretrain_preset
+def vit_s_112_pretrain() -> PretrainConfig:
+    """Real data on a laptop CPU or one small GPU: MAE-ST on ViT-S (384 wide, 12 deep, 21.9M encoder
+    parameters) at 112 px and 8 frames with stride 4 (4 x 7 x 7 = 196 tokens, 20 of them seen at 90% masking),
+    a 512 x 4 decoder, normalised-pixel targets; 8 videos per step x 2 repeated clips, lr 3e-4 (blr 9.6e-3 per 256
+    videos), 10 warm-up epochs of 100, clipping at 1. Fine-tune with ``vit_s_112_finetune``."""
+    cfg = vit_l_k400_pretrain()
+    cfg.model = model_config("mae_vit_small_patch16")
+    cfg.model.encoder.img_size, cfg.model.encoder.num_frames = 112, 8
+    cfg.data.repeat_aug = 2
+    cfg.optim.blr, cfg.optim.warmup_epochs, cfg.optim.clip_grad = 9.6e-3, 10.0, 1.0
+    cfg.train.epochs, cfg.train.batch_size, cfg.train.output_dir = 100, 8, "runs/vit_s_112_pretrain"
+    return cfg
+
+
+@pretrain_preset
 def videomae_v2_b_pretrain() -> PretrainConfig:
     """VideoMAE V2's ViT-B pre-training (Wang et al., CVPR 2023; scripts/pretrain/vit_b_hybrid_pt.sh):
     VideoMAE's ViT-B (fixed sin-cos positions, no class token, q/v biases, ImageNet normalisation, a
     384 x 4 decoder predicting both frames of each tube), tube masking 0.9 on the encoder, running-cell
     masking 0.5 on the decoder, per-channel normalised pixel targets; 16x4 clips, repeated sampling 4,
-    AdamW (0.9, 0.95), weight decay 0.05, lr 1e-3 per 256 videos, 20 warm-up epochs of 200, no clipping."""
-    cfg = PretrainConfig(model=model_config("videomae_vit_base_patch16"))
+    AdamW (0.9, 0.95), weight decay 0.05, lr 1e-3 per 256 videos, 20 warm-up epochs of 200, no clipping.
+
+    One deliberate difference: every LayerNorm has eps 1e-5 (VideoMAE: 1e-6), the value Hugging Face's
+    VideoMAE fixes for its decoder norm and ``fc_norm``, so the run and the classifiers fine-tuned from it
+    (which inherit the encoder's eps) export exactly with ``maest convert --to hf``."""
+    cfg = PretrainConfig(model=apply_flat_overrides(model_config("videomae_vit_base_patch16"), norm_eps=HF_NORM_EPS))
     cfg.model.mask = MaskConfig(ratio=0.9, strategy="tube", decoder="running_cell", decoder_ratio=0.5)
     cfg.model.target = TargetConfig(kind="videomae_norm_pix")
     cfg.optim.blr, cfg.optim.warmup_epochs, cfg.optim.clip_grad = 1e-3, 20.0, None
@@ -120,27 +151,43 @@ list_finetune_presets = finetune_preset.names
 
 @finetune_preset
 def vit_l_k400_finetune() -> FinetuneConfig:
-    """FINETUNE.md: ViT-L, 50 epochs, blr 2.4e-3, warmup 5, layer decay 0.75, drop path 0.2, dropout 0.3,
-    clip 5, smoothing 0.1, mixup 0.8, cutmix 1.0, RandAugment, repeated sampling 2, 16x4 clips."""
+    """The released ViT-L fine-tuning recipe (FINETUNE.md): 50 epochs, blr 2.4e-3, warmup 5, layer decay
+    0.75, drop path 0.2, dropout 0.3, clip 5, smoothing 0.1, mixup 0.8, cutmix 1.0, RandAugment, repeated
+    sampling 2, 16x4 clips; as many classes as the training data has."""
     return FinetuneConfig()
 
 
 def _k400_finetune(model: str, drop_path: float) -> FinetuneConfig:
     """FINETUNE.md's recipe on another size, with that size's drop path."""
     cfg = vit_l_k400_finetune()
-    cfg.model = model_config(model)
+    cfg.model = classifier_from_data(model)
     cfg.model.drop_path = drop_path
     return cfg
 
 
 @finetune_preset
 def vit_b_k400_finetune() -> FinetuneConfig:
+    """FINETUNE.md's recipe on ViT-B (drop path 0.1)."""
     return _k400_finetune("vit_base_patch16", 0.1)
 
 
 @finetune_preset
 def vit_h_k400_finetune() -> FinetuneConfig:
+    """FINETUNE.md's recipe on ViT-H (drop path 0.3)."""
     return _k400_finetune("vit_huge_patch16", 0.3)
+
+
+@finetune_preset
+def vit_s_112_finetune() -> FinetuneConfig:
+    """Fine-tunes ``vit_s_112_pretrain`` weights on a laptop CPU or one small GPU: ViT-S at 112 px and 8
+    frames, 30 epochs, lr 1.5e-4 (blr 2.4e-3 per 256 clips, 8 videos x 2 clips per step), layer decay 0.75,
+    drop path 0.1, dropout 0.3, mixup / cutmix with smoothing 0.1, RandAugment; tested on 4 clips x 3 crops."""
+    cfg = _k400_finetune("vit_small_patch16", 0.1)
+    cfg.model.encoder.img_size, cfg.model.encoder.num_frames = 112, 8
+    cfg.optim.warmup_epochs, cfg.train.epochs, cfg.train.batch_size = 3.0, 30, 8
+    cfg.data.test_clips, cfg.data.test_crops = 4, 3
+    cfg.train.output_dir = "runs/vit_s_112_finetune"
+    return cfg
 
 
 @finetune_preset
@@ -158,9 +205,8 @@ def vit_b_k400_linprobe() -> FinetuneConfig:
 
 @finetune_preset
 def tiny_finetune() -> FinetuneConfig:
-    """Fine-tunes ``mae_vit_tiny_test`` weights on 32 px, 4-frame clips: tests and smoke runs."""
-    cfg = FinetuneConfig(model=model_config("vit_tiny_test"))
-    cfg.model.num_classes = 3
+    """Smoke test: fine-tunes ``mae_vit_tiny_test`` weights on 32 px, 4-frame clips; it learns nothing."""
+    cfg = FinetuneConfig(model=classifier_from_data("vit_tiny_test"))
     cfg.data.sampling_rate, cfg.data.num_workers = 2, 0
     cfg.data.test_clips, cfg.data.test_crops = 2, 3
     cfg.optim.warmup_epochs, cfg.optim.blr = 1.0, 1e-3
@@ -171,6 +217,7 @@ def tiny_finetune() -> FinetuneConfig:
 
 @finetune_preset
 def tiny_linprobe() -> FinetuneConfig:
+    """Smoke test: a linear probe on ``mae_vit_tiny_test`` weights; it learns nothing."""
     cfg = tiny_finetune()
     cfg.model.probe, cfg.model.drop_path, cfg.model.dropout = "linear", 0.0, 0.0
     cfg.mix = MixupConfig(mixup=0.0, cutmix=0.0, prob=0.0, smoothing=0.0)
@@ -182,9 +229,8 @@ def tiny_linprobe() -> FinetuneConfig:
 def demo_finetune() -> FinetuneConfig:
     """Fine-tunes the ``demo`` pre-training preset's model (64 px, 8 frames, 96 wide, 4 deep) on the
     moving-digits set; 10 classes = 5 digits x 2 directions."""
-    cfg = FinetuneConfig(model=model_config("vit_tiny_test"))
+    cfg = FinetuneConfig(model=classifier_from_data("vit_tiny_test"))
     cfg.model.encoder = demo().model.encoder  # the demo pre-training's geometry, declared there once
-    cfg.model.num_classes = 10
     cfg.model.drop_path, cfg.model.dropout = 0.1, 0.0
     cfg.data.sampling_rate, cfg.data.repeat_aug, cfg.data.num_workers = 2, 2, 1
     # a horizontal flip turns "left" into "right": it would corrupt the direction labels
