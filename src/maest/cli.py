@@ -4,6 +4,7 @@ and ``main(args) -> int``; this file only dispatches."""
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import re
@@ -71,7 +72,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def one_line(e: BaseException) -> str:
     """The message of ``e``; for an error raised in a DataLoader worker (which torch re-raises with the
-    worker's traceback appended) the original message alone."""
+    worker's traceback appended) the original message alone; for a full disk, where (when known)."""
+    if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):  # "[Errno 28]" names no file
+        from maest.runs.outputs import device_of
+
+        what = "no space left" if e.errno == errno.ENOSPC else "disk quota exceeded"
+        where = f"{device_of(e.filename)} writing {e.filename}" if isinstance(e.filename, str) else "the device"
+        return f"{what} on {where}; free space and run the command again"
     text = str(e)
     if "Original Traceback" in text:
         last = [line for line in text.splitlines() if line.strip()][-1]

@@ -67,6 +67,16 @@ def check_geometry(cfg: MAEConfig | ClassifierConfig, state: dict[str, Any], wha
     Raises:
         CheckpointError: the config describes another (or an absurdly large) model.
     """
+    skeleton = meta_model(cfg, state, what)
+    problems = ckpt.weight_problems(skeleton.state_dict(), state)
+    if problems:
+        raise ckpt.CheckpointError(f"{what}: the weights do not fit the model its config describes ({problems}); "
+                                   "the model description is damaged or belongs to other weights")
+
+
+def meta_model(cfg: MAEConfig | ClassifierConfig, state: dict[str, Any], what: str) -> nn.Module:
+    """The model of ``cfg`` on the meta device (shapes only, no memory), once its depths are no larger
+    than the tensor count of ``state`` (building 10**7 empty blocks would take hours)."""
     depths = {"model_config.encoder.depth": cfg.encoder.depth}
     if getattr(cfg, "decoder", None) is not None:
         depths["model_config.decoder.depth"] = cfg.decoder.depth
@@ -76,14 +86,10 @@ def check_geometry(cfg: MAEConfig | ClassifierConfig, state: dict[str, Any], wha
                                        f"({len(state)} tensors in all); the model description is damaged")
     try:
         with torch.device("meta"):
-            skeleton = cfg.build()
+            return cfg.build()
     except (RuntimeError, ValueError, OverflowError) as e:
         raise ckpt.CheckpointError(f"{what}: its model description cannot be built ({ckpt.first_line(e)})"
                                    ) from None
-    problems = ckpt.weight_problems(skeleton.state_dict(), state)
-    if problems:
-        raise ckpt.CheckpointError(f"{what}: the weights do not fit the model its config describes ({problems}); "
-                                   "the model description is damaged or belongs to other weights")
 
 
 class NoModelConfig(ValueError):
@@ -124,8 +130,8 @@ def describe(path: str | Path, state: dict[str, Any]) -> Checkpoint:
         model_config = from_dict(KINDS[kind], section, f"{field}.")
     except (ValueError, TypeError, AttributeError, KeyError) as e:  # a damaged or hand-edited description
         why = str(e) if isinstance(e, ValueError) else f"{type(e).__name__}: {e}"
-        raise ckpt.CheckpointError(f"checkpoint {path}: its {field} is not a valid model description ({why}); "
-                                   "re-export or re-convert it") from None
+        raise ValueError(f"checkpoint {path}: its {field} is not a valid model description ({why}); "
+                         "re-export or re-convert it") from None
     return Checkpoint(path, state, kind, model_config, run)
 
 

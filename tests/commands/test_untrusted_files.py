@@ -113,3 +113,12 @@ def test_a_pipe_source_runs_when_typed_not_when_read_from_a_config_file(tmp_path
         cfg.data.build(cfg.model.encoder)
     ok = _resolve(["pretrain", "--config", str(tmp_path / "config.json"), "--set", "data.allow_pipe=true"])
     assert ok.data.allow_pipe and not (tmp_path / "pwned").exists()
+
+
+def test_a_full_disk_is_one_line_naming_the_device_and_file(tmp_path):
+    import errno
+
+    e = OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "out.csv"))
+    line = one_line(e)
+    assert line.startswith("no space left on ") and "mounted at" in line and f"writing {tmp_path / 'out.csv'}" in line
+    assert "Errno" not in line and one_line(OSError(errno.ENOSPC, "x")).startswith("no space left on the device")

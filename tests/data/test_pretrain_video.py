@@ -1,6 +1,7 @@
 """End to end on real decoded video: the CLI pre-trains through broken files and the demo runs."""
 
 import json
+import logging
 
 from PIL import Image
 
@@ -23,10 +24,13 @@ def test_pretrain_cli_on_videos_with_broken_files(corrupt_corpus, tmp_path, caps
     assert (out / "tb").is_dir() is False and (out / "checkpoint-00000010.pt").is_file()
 
 
-def test_demo_quick_writes_reconstructions(tmp_path, capsys):
+def test_demo_quick_writes_reconstructions(tmp_path, capsys, caplog):
     assert main(["demo", "--quick", "--out", str(tmp_path / "demo")]) == 0
     out = capsys.readouterr().out
     assert "[3/3] reconstructions" in out
+    # issue 22: its steps, the loss and where the figures are; no INFO log between them, no raw JSON
+    assert not [r for r in caplog.records if r.name.startswith("maest") and r.levelno < logging.WARNING]
+    assert "{" not in out and "demo finished in" in out and "maest report" in out
     w, h = Image.open(tmp_path / "demo" / "reconstruction.png").size
     assert w > 3 * (4 * 64 + 3 * 2) and h > 3 * (4 * 64 + 3 * 2)  # 4 frames x 4 rows of 64 px, x3, labelled
     gif = Image.open(tmp_path / "demo" / "reconstruction.gif")

@@ -158,3 +158,22 @@ def test_shard_prefix_outside_the_output_folder_is_refused(tmp_path, digits, cap
     err = capsys.readouterr().err
     assert "--prefix '../../x' must be a plain file name" in err and "Traceback" not in err
     assert not list(tmp_path.rglob("*.tar")) and not list(tmp_path.rglob("*.tar.tmp"))
+
+
+def test_a_bad_label_in_a_loader_worker_ends_the_run_in_one_line_without_hanging(tmp_path, digits):
+    """Raised in a loader worker, the error reaches the user as its own line, and the workers stop (the
+    process used to wait for them forever once a traceback held the loader)."""
+    import subprocess
+    import sys
+
+    video = _video(digits)
+    _tar(tmp_path / "a.tar", [{"mp4": video, "cls": b"1"}, {"mp4": video, "cls": b"99"}] * 2)
+    (tmp_path / "manifest.json").write_text(json.dumps({"shards": [{"url": "a.tar", "count": 4}],
+                                                        "classes": ["a", "b", "c"]}))
+    args = [sys.executable, "-m", "maest.cli", "finetune", str(tmp_path), "--preset", "tiny_finetune",
+            "--output-dir", str(tmp_path / "run"), "--set", "data.num_workers=2", "--set", "model.num_classes=3",
+            "--set", "train.progress=false", "--set", "train.tensorboard=false", "--set", "train.max_steps=4"]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    lines = [line for line in done.stderr.splitlines() if "error:" in line]
+    assert len(lines) == 1 and "a.tar:00000" in lines[0] and "label 99 is outside [0, 3)" in lines[0]

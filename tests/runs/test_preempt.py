@@ -28,12 +28,13 @@ ROOT = Path(__file__).resolve().parents[2]
 SETTINGS = ["train.epochs=100", "train.log_every=1", "train.progress=false", "train.tensorboard=false"]
 
 
-def _start(out: Path, *extra: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+def _start(out: Path, *extra: str, env: dict[str, str] | None = None, group: bool = False) -> subprocess.Popen:
     args = [sys.executable, str(WORKER), "pretrain", "unused", "--preset", "tiny", "--output-dir", str(out),
             "--set", "train.max_steps=200"]
     for item in [*SETTINGS, *extra]:
         args += ["--set", item]
     return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                            start_new_session=group,
                             env={**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads()), **(env or {})})
 
 
@@ -95,6 +96,23 @@ def test_a_signal_saves_and_the_resume_is_bit_identical(tmp_path, straight, sig)
     assert resumed["steps"] == 10
     state = ckpt.load_checkpoint(resumed["checkpoint"])["model"]
     assert all(torch.equal(state[k], straight[k]) for k in straight)
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads worker PIDs from /proc")
+def test_sigterm_to_the_whole_process_group_stops_cleanly_too(tmp_path):
+    """A cluster may signal every process of the job: the loader workers keep serving the current step."""
+    proc = _start(tmp_path, "data.num_workers=2", group=True)
+    try:
+        _wait_for_step(proc, 3)
+        workers = _children(proc.pid)
+        os.killpg(proc.pid, signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143 and "Traceback" not in err, err[-2000:]
+    assert "stopped at step" in err and ckpt.list_checkpoints(tmp_path)
+    time.sleep(0.2)
+    assert not any(_alive(w) for w in workers)
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads worker PIDs from /proc")

@@ -36,7 +36,7 @@ def test_pretrain_finetune_test_pipeline(digits, tmp_path, capsys):
                  "--output-dir", str(tmp_path / "test")]) == 0
     out = capsys.readouterr().out
     assert "tested" in out and "on 3 videos" in out and "top-1" in out and "top-4" in out  # 4 classes: top-k named
-    assert "1 videos could not be decoded" in out and "broken.mp4" in out and "next:" in out
+    assert "1 video could not be decoded" in out and "broken.mp4" in out and "next:" in out
     res = json.loads((tmp_path / "test" / "results.json").read_text())
     assert res["videos"] == 3 and res["failed_videos"] == 1 and res["views_per_video"] == 6.0
     saved = json.loads((tmp_path / "test" / "results.json").read_text())

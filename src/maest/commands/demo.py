@@ -63,8 +63,8 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"[1/3] wrote {videos} moving-digit H.264 videos to {data['root']} ({time.perf_counter() - t0:.1f}s)")
 
     cfg.data.source = str(data["train"])
-    print(f"[2/3] pre-training {cfg.model.name} (demo geometry: {enc.num_frames}x{enc.img_size}px) "
-          f"for {cfg.train.epochs} epochs at {cfg.model.mask.ratio:.0%} masking")
+    print(f"[2/3] pre-training an MAE-ST ViT {enc.embed_dim}x{enc.depth} on {enc.num_frames} frames x "
+          f"{enc.img_size} px for {cfg.train.epochs} epochs at {cfg.model.mask.ratio:.0%} masking")
     summary = run(cfg)
     records = [r for r in read_metrics(Path(cfg.train.output_dir) / "metrics.jsonl") if "loss" in r]
     if records:

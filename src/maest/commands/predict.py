@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from maest.commands.summary import add_json_arg, failed_note, finish, q
+from maest.commands.summary import add_json_arg, failed_note, finish, plural, q
 
 # what a prediction writes into --output-dir: an earlier run's files are replaced only with --force
 RESULT_FILES = ("predictions.csv", "predictions.json")
@@ -66,8 +66,9 @@ def main(args: argparse.Namespace) -> int:
     lines = [f"  {Path(v['path']).name}: " + ", ".join(f"{t['name']} {t['score']:.3f}" for t in v["top"][:3])
              for v in videos[:5]]
     more = f"\n  ... and {len(videos) - 5} more" if len(videos) > 5 else ""
-    done = (f"predicted {len(videos)} videos with {args.checkpoint} ({args.clips} clip(s) x {args.crops} crop(s) "
-            f"each, frame stride {result['sampling_rate']}); top classes:\n" + "\n".join(lines) + more)
+    done = (f"predicted {plural(len(videos), 'video')} with {args.checkpoint} ({plural(args.clips, 'clip')} x "
+            f"{plural(args.crops, 'crop')} each, frame stride {result['sampling_rate']}); top classes:\n"
+            + "\n".join(lines) + more)
     outputs = {p.suffix[1:].upper(): p for p in written}
     steps = [(f"maest test {q(args.checkpoint)} LABELLED_DATA", "accuracy and a confusion matrix, given labels")]
     finish(args, {**result, "written": [str(p) for p in written]}, done, outputs, steps, failed_note(failed))

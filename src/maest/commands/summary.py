@@ -55,6 +55,11 @@ def finish(args: argparse.Namespace, result: Mapping[str, Any], done: str, outpu
         print(render(done, outputs, next_steps, notes))
 
 
+def plural(n: int, word: str) -> str:
+    """``"1 video"``, ``"2 videos"``."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
 def q(path: Any) -> str:
     """``path`` quoted for a shell command line."""
     return shlex.quote(str(path))
@@ -65,7 +70,8 @@ def failed_note(failed: list[str]) -> list[str]:
     if not failed:
         return []
     more = " ..." if len(failed) > 3 else ""
-    return [f"{len(failed)} videos could not be decoded and are listed, unscored: {'; '.join(failed[:3])}{more}"]
+    return [f"{plural(len(failed), 'video')} could not be decoded and are listed, unscored: "
+            f"{'; '.join(failed[:3])}{more}"]
 
 
 def existing(path: Path) -> Path | None:
@@ -79,7 +85,7 @@ def run_summary(args: argparse.Namespace, job: str, cfg: Any, summary: Mapping[s
     out, ckpt = Path(cfg.train.output_dir), summary.get("checkpoint")
     loss = f", last loss {summary['loss']:.4f}" if summary.get("loss") is not None else ""
     done = (f"{JOBS[job]} finished: {summary['steps']} steps{loss} ({summary['precision']}, "
-            f"peak lr {summary['lr']:.3g})")
+            f"peak lr {summary['lr']:.2e})")
     if summary.get("val"):
         last = summary["val"][-1]
         done += f"; val top-1 {last['val_top1']:.2f}% (epoch {last['epoch']})"

@@ -31,7 +31,7 @@ RESULT_FILES = ("results.json", "confusion.csv", "confusion.png")
 def main(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from maest.commands.summary import failed_note, finish, q
+    from maest.commands.summary import failed_note, finish, plural, q
     from maest.eval.test import run_test
     from maest.runs.outputs import refuse_existing, writable_dir
 
@@ -44,8 +44,8 @@ def main(args: argparse.Namespace) -> int:
                       device=args.device, classes_file=args.classes)
     k = result.get("topk", 5)
     topk = f", top-{k} {result[f'top{k}']:.2f}%" if k > 1 and f"top{k}" in result else ""
-    done = (f"tested {args.checkpoint} on {result['videos']} videos ({args.clips} clip(s) x {args.crops} crop(s) "
-            f"each): top-1 {result['top1']:.2f}%{topk}")
+    done = (f"tested {args.checkpoint} on {plural(result['videos'], 'video')} ({plural(args.clips, 'clip')} x "
+            f"{plural(args.crops, 'crop')} each): top-1 {result['top1']:.2f}%{topk}")
     outputs = {"results": out / "results.json", "confusion": out / "confusion.csv",
                "figure": out / "confusion.png" if (out / "confusion.png").exists() else None}  # needs matplotlib
     steps = [(f"maest report {q(Path(args.checkpoint).parent)}", "the run's page, with this test"),

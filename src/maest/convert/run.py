@@ -22,7 +22,7 @@ from maest.convert.hf_videomae import export_hf_videomae, hf_export_notes, read_
 from maest.convert.official import from_official_state
 from maest.convert.spec import build_config
 from maest.convert.videomae import is_videomae, read_videomae
-from maest.loading import check_geometry
+from maest.loading import meta_model
 from maest.runs import checkpoint as ckpt
 
 FORMATS = {
@@ -185,9 +185,9 @@ def convert(src: str | Path, out: str | Path, fmt: str = "auto", to: str = "maes
     cfg, state, notes = read_source(src, fmt, raw, model_name=model_name, num_frames=num_frames, img_size=img_size,
                                     num_heads=num_heads, decoder_num_heads=decoder_num_heads)
     refuse_non_float(state, src)
-    check_geometry(cfg, state, f"{src} ({FORMATS[fmt]})")  # on the meta device: declared sizes vs the weights
+    skeleton = meta_model(cfg, state, f"{src} ({FORMATS[fmt]})")  # declared sizes vs the weights, no memory
+    check_fits(state, skeleton.state_dict(), f"{src}: {FORMATS[fmt]} -> maest {cfg.kind}")
     model = cfg.build()
-    check_fits(state, model.state_dict(), f"{FORMATS[fmt]} -> maest {cfg.kind}")
     model.load_state_dict(state, strict=True)
     config = dataclasses.asdict(cfg)
     if to == "hf":

@@ -168,12 +168,10 @@ class SkipTally:
 
 def worker_init(worker_id: int) -> None:
     """Single-threaded torch (decoding workers must not oversubscribe the trainer's cores) and
-    Python/NumPy seeded from the worker's torch seed (the loader's generator + worker id). SIGINT and
-    SIGTERM are ignored: a Ctrl-C reaches the whole process group and a cluster's SIGTERM the whole job,
-    and the training process, which stops cleanly on them (:mod:`maest.runs.preempt`), still needs its
-    workers for the rest of the current step; it shuts them down itself."""
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, signal.SIG_IGN)
+    Python/NumPy seeded from the worker's torch seed (the loader's generator + worker id). SIGINT is
+    ignored: a Ctrl-C reaches the whole process group, and the main process decides what it means
+    (torch stops workers with SIGTERM, which keeps its effect here)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(1)
     seed = torch.initial_seed()
     random.seed(seed)
@@ -206,6 +204,23 @@ def build_loader(
                       persistent_workers=num_workers > 0)
 
 
+def run_worker_init(worker_id: int) -> None:
+    """:func:`worker_init` for a training run's loader, which also ignores SIGTERM: a cluster may signal
+    every process of the job, and the training process, which stops cleanly on it
+    (:mod:`maest.runs.preempt`), still needs its workers for the rest of the current step. The loop shuts
+    them down itself (:func:`close_batches`), on every way out."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    worker_init(worker_id)
+
+
+def close_batches(batches: Any) -> None:
+    """Stop the loader workers behind the iterator ``batches`` now (an iterator a traceback still holds
+    would otherwise keep them until the interpreter exits). torch has no public call for this."""
+    shutdown = getattr(batches, "_shutdown_workers", None)
+    if shutdown is not None:
+        shutdown()
+
+
 def build_run_loader(dataset: Dataset, batch_size: int, *, seed: int, rank: int, world: int, per_epoch: int,
                      epochs: int, first_epoch: int = 0, start: int = 0, num_workers: int = 2,
                      pin_memory: bool = False) -> DataLoader:
@@ -224,7 +239,7 @@ def build_run_loader(dataset: Dataset, batch_size: int, *, seed: int, rank: int,
                              f"cannot be used in forked loader workers): set data.num_workers=0, not {num_workers}")
         pin_memory = False  # clips are already on the GPU
     common = dict(batch_size=batch_size, num_workers=num_workers, collate_fn=collate_clips,
-                  worker_init_fn=worker_init, pin_memory=pin_memory)
+                  worker_init_fn=run_worker_init, pin_memory=pin_memory)
     if isinstance(dataset, IterableDataset):
         dataset.plan(seed=seed, rank=rank, world=world, batch_size=batch_size, per_epoch=per_epoch, epochs=epochs,
                      first_epoch=first_epoch, start=start, num_workers=num_workers)

@@ -149,7 +149,8 @@ def predict_videos(
                          "maest linprobe or a converted fine-tuned model")
     spec = clip_spec(built, clips, crops, sampling_rate)
     dataset, names = video_dataset(paths, spec)
-    dev = resolve_device(device)
+    # a model passed in stays where it is unless a device is asked for; a checkpoint goes to the best one
+    dev = str(next(built.parameters()).device) if device == "auto" and built is model else resolve_device(device)
     acc, failed = predict_views(built.to(dev), dataset, cfg.num_classes, batch_size, dev,
                                 resolve_precision(precision, dev), num_workers, progress=progress)
     scores, _, index = acc.mean_scores()

@@ -103,7 +103,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", 
             return {"model": load_file(str(path), device=str(map_location))}
         obj = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except Exception as e:  # torch and safetensors raise many types for damaged files
-        if "Weights only load failed" in str(e):  # torch's weights-only unpickler met a Python object
+        if _is_pickled(path, str(e)):  # torch's weights-only unpickler met a Python object
             raise CheckpointError(_pickled_message(path, str(e))) from None
         detail = re.search(r"WeightsUnpickler error:\s*(\S[^\n]*)", str(e))  # past torch's generic preamble
         raise CheckpointError(
@@ -135,6 +135,18 @@ def safetensors_metadata(path: str | Path) -> dict[str, str]:
 def first_line(e: BaseException) -> str:
     """The first non-empty line of an exception's message (200 characters at most), or "no message"."""
     return next((line.strip()[:200] for line in str(e).splitlines() if line.strip()), "no message")
+
+
+def _is_pickled(path: Path, error: str) -> bool:
+    """Whether a weights-only load failed on pickled Python objects (a global it refuses, or a raw pickle
+    stream of a protocol it does not read), not on a damaged file."""
+    if "Weights only load failed" not in error:
+        return False
+    if "GLOBAL" in error:
+        return True
+    with open(path, "rb") as f:
+        head = f.read(2)
+    return "Unsupported operand" in error and len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5
 
 
 def _pickled_message(path: Path, detail: str) -> str:

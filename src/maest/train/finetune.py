@@ -107,6 +107,7 @@ def _init_weights(cfg: FinetuneConfig) -> dict[str, torch.Tensor]:
     except NoModelConfig:
         log.info("%s holds no maest model config: its weights must fit the recipe's model.encoder", cfg.init)
         return ckpt.model_state(state)
+    source.check()  # its declared geometry against its weights, before the classifier inherits it
     inherit_encoder(cfg, source.model_config.encoder, cfg.init)
     return ckpt.model_state(source.state)
 
@@ -151,6 +152,7 @@ def _run(cfg: FinetuneConfig, dataset: Dataset | None, val_dataset: Dataset | No
     if resume_from is not None:
         # only the config is needed here (the trainer loads the state): map the file, do not read it
         source = describe(resume_from, ckpt.load_checkpoint(resume_from, mmap=True))
+        source.check()
         inherit_encoder(cfg, source.model_config.encoder, str(resume_from))
     elif cfg.init:
         init_state = _init_weights(cfg)

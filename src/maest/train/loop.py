@@ -19,7 +19,7 @@ from torch import nn
 from torch.utils.data import Dataset, IterableDataset
 
 from maest import runtime
-from maest.data.loader import SeededItems, SkipTally, build_run_loader
+from maest.data.loader import SeededItems, SkipTally, build_run_loader, close_batches
 from maest.figures.plots import write_run_curves
 from maest.overrides import save_json
 from maest.runs import checkpoint as ckpt
@@ -157,7 +157,7 @@ def _train(cfg: Any, model: nn.Module, optimizer: torch.optim.Optimizer, seeded:
                 if epoch_end is not None and (rec := epoch_end(epoch, step, logger)) is not None:
                     summary["val"].append(rec)
     finally:
-        batches = None  # the loader's workers shut down here, also when the run stops or fails
+        close_batches(batches)  # the loader's workers stop here, also when the run stops or fails
         progress.close()
         logger.close()
         if info.is_main:
