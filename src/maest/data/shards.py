@@ -283,9 +283,12 @@ class ShardDataset(IterableDataset):
         return self._clips(video, label, index)
 
     def _label(self, name: str, sample: dict[str, bytes]) -> int:
-        """The sample's label, checked: in [0, num_classes) for a classifier; one that does not fit in
-        64 bits is -1 in pre-training (labels are unused there) and an error otherwise."""
+        """The sample's label, checked: in [0, num_classes) for a classifier (the manifest's class count when
+        none was given); one that does not fit in 64 bits is -1 in pre-training (labels are unused there)
+        and an error otherwise."""
         label, n = sample_label(sample), self.num_classes
+        if n is None and self.spec.mode == "finetune" and self.classes:
+            n = len(self.classes)
         if n is not None and not 0 <= label < n:
             raise ValueError(f"shard sample {name}: label {label} is outside [0, {n}) for model.num_classes={n}; "
                              "fix the sample's .cls / .json label or set model.num_classes")
