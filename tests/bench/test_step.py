@@ -1,6 +1,7 @@
 import json
 
 import pytest
+import torch
 
 from maest.bench.step import forward_flops, summarize
 from maest.cli import main
@@ -49,3 +50,25 @@ def test_side_by_side_pairs_every_mode(tmp_path):
     assert set(r["s_per_step"]) == {"reference", "maest-bf16", "maest-fp32"}
     assert all(len(v) == 2 and min(v) > 0 for v in r["times"].values())
     assert set(r["speedup_vs_reference"]) == {"maest-bf16", "maest-fp32"}
+
+
+@pytest.mark.slow
+def test_trainer_rows_time_the_package_trainer_beside_the_bare_step(capsys):
+    """``maest bench --trainer``: the trainer (in memory) and the bare step of the same model, one row."""
+    from maest.cli import main
+
+    threads = torch.get_num_threads()
+    try:
+        assert main(["bench", "--models", "tiny", "--trainer", "1", "--steps", "12", "--precisions", "fp32",
+                     "--batch", "4"]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.startswith("tiny") and "memory" in line and "bare" in line and "trainer" in line and "x)" in line
+
+
+def test_the_step_module_refuses_trainer_rows_in_one_line():
+    from maest.bench.step import run
+
+    with pytest.raises(ValueError, match="maest bench --trainer"):
+        run(["--trainer", "1"])

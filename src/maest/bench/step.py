@@ -283,20 +283,25 @@ def run(argv: list[str] | None = None) -> list[dict[str, Any]]:
     return run_args(args)
 
 
-def run_args(args: argparse.Namespace) -> list[dict[str, Any]]:
-    """The benchmark of parsed options (:func:`maest.bench.options.add_step_options`): the table (one
-    process per row), or the --side-by-side / --interleave rows."""
+def prepare(args: argparse.Namespace) -> argparse.Namespace:
+    """The device (cuda when there is a GPU) and thread count of parsed options, set."""
     if args.device is None:
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
     torch.set_num_threads(args.threads)
+    return args
+
+
+def run_args(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The benchmark of parsed options (:func:`maest.bench.options.add_step_options`): the table (one
+    process per row), or the --side-by-side / --interleave rows. ``--trainer`` is
+    :func:`maest.bench.trainer.run_trainer`'s, which times this module's step beside the trainer."""
+    if args.trainer:
+        raise ValueError("--trainer times the package's trainer: run it as maest bench --trainer ROUNDS")
+    prepare(args)
     if args.side_by_side:
         return _run_side_by_side(args)
     if args.interleave:
         return _run_interleaved(args)
-    if args.trainer:
-        from maest.bench.trainer import run_trainer
-
-        return run_trainer(args)
     return _run_table(args)
 
 

@@ -13,18 +13,15 @@ import argparse
 import logging
 import statistics
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-import torch
-
+from maest.bench.step import prepare, time_step
 from maest.data import write_moving_digits
 from maest.data.memory import InMemoryClips
 from maest.runs.metrics import read_metrics
-from maest.runtime import autocast
 from maest.train import loop
-from maest.train.pretrain import mae_loss, run
+from maest.train.pretrain import run
 from maest.train.recipes import get_preset
 
 
@@ -41,26 +38,12 @@ def trainer_config(model: str, data: Path, out: Path, args: argparse.Namespace, 
     return cfg
 
 
-def bare_rate(model_name: str, args: argparse.Namespace, steps: int) -> float:
-    """Clips/s of the bare step: the model on one random batch, forward + backward + AdamW."""
-    cfg = get_preset("demo")
-    cfg.model.adopt(model_name)
-    torch.manual_seed(0)
-    model = cfg.model.build().to(args.device)
-    step_model = torch.compile(model) if args.compile[0] == "on" else model
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
-    e = cfg.model.encoder
-    video = torch.randn(args.batch, 3, e.num_frames, e.img_size, e.img_size, device=args.device)
-    noise = torch.rand(args.batch, model.num_patches, device=args.device)  # given, as the trainer gives it
-    for i in range(steps + 3):
-        if i == 3:
-            t0 = time.perf_counter()
-        with autocast(args.device, args.precisions[0]):
-            loss = mae_loss(step_model, video, noise)
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-    return steps * args.batch / (time.perf_counter() - t0)
+def bare_rate(model_name: str, mask_ratio: float, args: argparse.Namespace, steps: int) -> float:
+    """Clips/s of the bare step, as ``maest bench``'s table times it (:func:`maest.bench.step.time_step`):
+    the model on one random batch, forward + backward + AdamW, median of ``steps`` after 3 warm-up steps."""
+    row = time_step(model_name, mask_ratio, args.precisions[0], args.compile[0] == "on", "maest", args.batch, steps, 3,
+                    args.device)
+    return row["clips_per_s"]
 
 
 def trainer_rate(cfg: Any, dataset: Any) -> float:
@@ -73,6 +56,7 @@ def trainer_rate(cfg: Any, dataset: Any) -> float:
 
 def run_trainer(args: argparse.Namespace) -> list[dict[str, Any]]:
     """Rows of (model, source, bare clips/s, trainer clips/s, ratio) over ``args.trainer`` interleaved rounds."""
+    prepare(args)
     logging.getLogger("maest").setLevel(logging.WARNING)
     real_curves, loop.write_run_curves = loop.write_run_curves, lambda run_dir: None
     rows = []
@@ -91,8 +75,9 @@ def _model_rows(name: str, args: argparse.Namespace, work: Path) -> list[dict[st
     probe.model.adopt(name)
     e = probe.model.encoder
     frames = e.num_frames * probe.data.sampling_rate * 2
+    # digits half the frame wide (8 px sprites x scale), so any registered size can be drawn
     data = write_moving_digits(work / name, num_videos=max(64, 4 * args.batch), num_frames=frames,
-                               size=e.img_size, seed=0)
+                               size=e.img_size, digit_scale=max(1, e.img_size // 16), seed=0)
     sources = {"memory": args.trainer_workers}
     if args.trainer_files:
         sources["files"] = args.trainer_workers
@@ -103,7 +88,7 @@ def _model_rows(name: str, args: argparse.Namespace, work: Path) -> list[dict[st
         for r in range(args.trainer):
             cfg = trainer_config(name, data["train"], work / f"{name}-{source}-{r}", args, steps, workers)
             dataset = InMemoryClips(cfg.data.build(cfg.model.encoder)) if source == "memory" else None
-            bare.append(bare_rate(name, args, steps))
+            bare.append(bare_rate(name, cfg.model.mask.ratio, args, steps))
             trained.append(trainer_rate(cfg, dataset))
         row = {"model": name, "source": source, "workers": workers, "precision": args.precisions[0],
                "compile": args.compile[0], "batch": args.batch, "bare_clips_s": statistics.median(bare),

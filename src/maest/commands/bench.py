@@ -39,9 +39,10 @@ def with_options_after_dashes(args: argparse.Namespace, configure: Callable[[arg
 
 def main(args: argparse.Namespace) -> int:
     from maest.bench.step import run_args
+    from maest.bench.trainer import run_trainer
 
     args = with_options_after_dashes(args, configure, "maest bench")
-    rows = run_args(args)
+    rows = run_trainer(args) if args.trainer else run_args(args)
     if args.plot and rows:
         from maest.bench.plots import bench_figure
         from maest.figures.plots import save
