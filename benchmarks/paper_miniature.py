@@ -114,10 +114,9 @@ def write_splits(root: Path, b: dict[str, Any]) -> dict[str, Path]:
 class Miniature:
     """The stages, each a cached run under ``out/runs``."""
 
-    def __init__(self, out: Path, budget: str, threads: int) -> None:
-        self.out, self.name, self.b = out, budget, BUDGETS[budget]
+    def __init__(self, out: Path, budget: str) -> None:
+        self.out, self.b = out, BUDGETS[budget]
         self.paths = write_splits(out / "data", self.b)
-        self.threads = threads
         self.memory: dict[tuple, InMemoryClips] = {}
 
     # -- pre-training ---------------------------------------------------------------------------
@@ -309,7 +308,7 @@ def main() -> None:
 def run_all(args: argparse.Namespace) -> None:
     out = Path(args.out)
     t0 = time.perf_counter()
-    m = Miniature(out, args.budget, args.threads)
+    m = Miniature(out, args.budget)
     res: dict[str, Any] = {"budget": args.budget, "settings": m.b, "pretrain_recipe": PRETRAIN,
                            "views": f"{m.b['clips']} clips x {m.b['crops']} crops"}
     res["headline"] = headline(m)

@@ -12,12 +12,10 @@ and sharding is by video, keeping a video's r clips on one rank.
 
 from __future__ import annotations
 
-import random
 import signal
 from collections.abc import Iterator, Sized
 from typing import Any
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler, get_worker_info
 
@@ -173,9 +171,7 @@ def worker_init(worker_id: int) -> None:
     (torch stops workers with SIGTERM, which keeps its effect here)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(1)
-    seed = torch.initial_seed()
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
+    seed_host(torch.initial_seed())  # torch's generator is re-seeded to the seed it already has, unused so far
 
 
 def build_loader(

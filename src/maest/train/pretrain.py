@@ -27,14 +27,13 @@ log = logging.getLogger("maest")
 _DECODER_STREAM = 0xDEC0DE  # a fifth seed part, so decoder masks never reuse an encoder stream
 
 
-def _per_clip_noise(make: Any, video_index: torch.Tensor, *seed_parts: int) -> torch.Tensor:
-    """Rows of ``make(1, generator)`` seeded by (``seed_parts``..., video, clip of that video)."""
+def _per_clip_noise(make: Any, video_index: torch.Tensor, seed: int, step: int, *stream: int) -> torch.Tensor:
+    """Rows of ``make(1, generator)`` seeded by (seed, step, video, clip of that video, *stream)."""
     seen: dict[int, int] = {}
     rows = []
     for v in video_index.tolist():
         clip = seen.get(v, 0)
         seen[v] = clip + 1
-        seed, step, *stream = seed_parts
         rows.append(make(1, generator=torch.Generator().manual_seed(mix_seed(seed, step, v, clip, *stream))))
     return torch.cat(rows)
 
