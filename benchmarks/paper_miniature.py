@@ -3,7 +3,8 @@ pre-training make a better encoder, and do the paper's ablation trends hold on a
 
 Data: moving digits (label = digit x direction, 10 classes; 48 px, 16 frames). A test split is held
 out and touched only by the final tests. A validation split is carved from the training videos, and
-every recipe choice (the fine-tuning lr and head lr scale, for each arm separately) is made on it.
+every recipe choice (the fine-tuning lr, head lr scale and layer decay, for each arm separately) is made
+on it.
 
 Stages, each run through ``maest.train.pretrain.run`` / ``maest.train.finetune.run`` / ``probe`` and
 ``maest.eval.test.run_test`` only, and each cached in ``OUT/runs/<name>-<config hash>`` (a finished run
@@ -11,7 +12,7 @@ is reused; an interrupted one resumes from its checkpoints), so the grid can be 
 sittings:
 
 1. pre-train the digits MAE (``mae_vit_digits_patch8``) on the unlabelled training videos, per seed;
-2. choose the fine-tuning recipe on the validation split (grid of lr x head lr scale), per arm;
+2. choose the fine-tuning recipe on the validation split (grid of lr x layer decay), per arm;
 3. fine-tune from the MAE weights ("mae") and from scratch ("scratch") with that recipe and the same
    budget on the labelled subset, per seed, and test with multi-view testing (clips x crops);
 4. linear probes of the pre-trained encoder and of a random one (all training labels);
@@ -50,22 +51,21 @@ from maest.train import loop
 from maest.train import pretrain as pt
 from maest.train.recipes import get_finetune_preset, get_preset
 
+# a fine-tuning recipe: (blr, head lr scale, layer decay); probes: a fixed recipe, no decay, no mixing
+PROBE = (1e-2, 1.0, 1.0)
 BUDGETS: dict[str, dict[str, Any]] = {
     # a smoke run of every stage: tiny sizes, seconds per stage
     "smoke": dict(videos=60, test=10, val=10, labelled=20, pretrain_epochs=1, finetune_epochs=1, probe_epochs=1,
-                  seeds=[0], pretrain_seeds=[0], grid=[(1e-2, 1.0)], clips=1, crops=1, compile=False, ablations=[],
-                  batch=8),
-    # the headline: one pre-training (400 epochs), then MAE vs scratch fine-tuning over 3 seeds with the
-    # recipe of each arm chosen on validation, and probes
-    "headline": dict(videos=2400, test=300, val=200, labelled=200, pretrain_epochs=400, finetune_epochs=30,
+                  seeds=[0], pretrain_seeds=[0], grid=[(1e-2, 10.0, 0.75)], clips=1, crops=1, compile=False,
+                  ablations=[], batch=8, more_labels=[]),
+    # the headline: one pre-training (400 epochs), then MAE vs scratch fine-tuning over 3 seeds on 100
+    # labelled videos (60 epochs) with the recipe of each arm chosen on validation, and probes; the
+    # same comparison on 200 labelled videos (30 epochs: the same number of steps) beside it
+    "headline": dict(videos=2400, test=300, val=200, labelled=100, pretrain_epochs=400, finetune_epochs=60,
                      probe_epochs=20, seeds=[0, 1, 2], pretrain_seeds=[0],
-                     grid=[(1e-2, 1.0), (3e-2, 1.0), (1e-1, 1.0), (3e-2, 10.0)], clips=2, crops=3, compile=True,
-                     ablations=[], batch=16),
+                     grid=[(1e-2, 10.0, 0.75), (3e-2, 10.0, 0.75), (1e-2, 10.0, 1.0), (3e-2, 10.0, 1.0)],
+                     clips=2, crops=3, compile=True, ablations=[], batch=16, more_labels=[200]),
 }
-# the grid: pre-training per seed as well, and every ablation row (several sittings; runs are cached)
-BUDGETS["full"] = dict(BUDGETS["headline"], pretrain_seeds=[0, 1, 2],
-                       ablations=["mask_ratio", "strategy", "target", "decoder", "length"])
-
 # the headline pre-training recipe, fixed before any run (not tuned here, and never on the test split):
 # the paper's 90% spacetime-agnostic masking, the reference's AdamW / warmup / cosine at lr 3e-4 for a
 # batch of 16 videos (blr 4.8e-3), raw-pixel targets, 5% warmup: the recipe of the earlier 400-epoch
@@ -96,18 +96,20 @@ def digest(obj: Any) -> str:
 
 def write_splits(root: Path, b: dict[str, Any]) -> dict[str, Path]:
     """Moving digits with held-out ``test.csv``, ``val.csv`` carved from the training videos, the
-    pre-training pool ``pool.csv`` (training videos minus validation) and ``labelled.csv`` (the
-    first ``labelled`` pool videos, whose labels fine-tuning uses)."""
-    paths = {k: root / f"{k}.csv" for k in ("pool", "val", "test", "labelled")}
-    if all(p.is_file() for p in paths.values()):
-        return paths
-    made = write_moving_digits(root, num_videos=b["videos"], num_frames=16, size=48, digit_scale=3,
-                               val_fraction=b["test"] / b["videos"], background="plain", seed=1234)
-    train = made["train"].read_text().splitlines(keepends=True)
-    paths["test"].write_text(made["val"].read_text())
-    paths["val"].write_text("".join(train[-b["val"]:]))
-    paths["pool"].write_text("".join(train[:-b["val"]]))
-    paths["labelled"].write_text("".join(train[:b["labelled"]]))
+    pre-training pool ``pool.csv`` (training videos minus validation) and ``labelled-N.csv`` (the
+    first N = ``labelled`` pool videos, whose labels fine-tuning uses)."""
+    paths = {k: root / f"{k}.csv" for k in ("pool", "val", "test")}
+    if not all(p.is_file() for p in paths.values()):
+        made = write_moving_digits(root, num_videos=b["videos"], num_frames=16, size=48, digit_scale=3,
+                                   val_fraction=b["test"] / b["videos"], background="plain", seed=1234)
+        train = made["train"].read_text().splitlines(keepends=True)
+        paths["test"].write_text(made["val"].read_text())
+        paths["val"].write_text("".join(train[-b["val"]:]))
+        paths["pool"].write_text("".join(train[:-b["val"]]))
+    paths["labelled"] = root / f"labelled-{b['labelled']}.csv"
+    if not paths["labelled"].is_file():
+        pool = paths["pool"].read_text().splitlines(keepends=True)
+        paths["labelled"].write_text("".join(pool[:b["labelled"]]))
     return paths
 
 
@@ -156,13 +158,18 @@ class Miniature:
         return str(path)
 
     # -- fine-tuning, probing, testing ----------------------------------------------------------
-    def finetune(self, init: str, seed: int, lr: tuple[float, float], train: str, evaluate: str,
+    def finetune(self, init: str, seed: int, recipe: tuple[float, float, float], train: str, evaluate: str,
                  probe: bool = False) -> dict[str, Any]:
-        """Fine-tune (or linearly probe) from ``init`` on the ``train`` split, then test on ``evaluate``
-        with multi-view testing; cached."""
-        blr, head = lr
+        """Fine-tune (or linearly probe) from ``init`` on the ``train`` split with ``recipe`` = (blr, head
+        lr scale, layer decay), then test on ``evaluate`` with multi-view testing; cached."""
+        blr, head, layer_decay = recipe
         epochs = self.b["probe_epochs"] if probe else self.b["finetune_epochs"]
         key = [init, seed, blr, head, train, evaluate, probe, epochs]
+        # values the first headline runs did not vary (layer decay 0.75, 200 labelled) keep their cache keys
+        if layer_decay != 0.75 and not probe:  # (a probe never decays: layer_decay=1 below)
+            key.append(layer_decay)
+        if train == "labelled" and self.b["labelled"] != 200:
+            key.append(("labelled", self.b["labelled"]))
         run_dir = self.out / "runs" / f"{'probe' if probe else 'finetune'}-s{seed}-{digest(key)}"
         done = run_dir / "done.json"
         if done.is_file():
@@ -172,7 +179,8 @@ class Miniature:
         cfg.init = init
         apply_overrides(cfg, [
             f"data.source={self.paths[train]}", f"train.output_dir={run_dir}", f"train.epochs={epochs}",
-            f"train.seed={seed}", f"optim.blr={blr}", f"optim.head_lr_scale={head}", "train.keep_checkpoints=1",
+            f"train.seed={seed}", f"optim.blr={blr}", f"optim.head_lr_scale={head}", f"optim.layer_decay={layer_decay}",
+            "train.keep_checkpoints=1",
             "data.num_workers=0", "train.progress=false", "train.tensorboard=false", "train.overwrite=true",
             "optim.warmup_epochs=2", "train.precision=bf16"])
         if probe:
@@ -184,7 +192,7 @@ class Miniature:
         res = run_test(summary["checkpoint"], str(self.paths[evaluate]), run_dir / "test", clips=self.b["clips"],
                        crops=self.b["crops"], num_workers=0, precision="bf16", device="cpu")
         row = {"top1": res["top1"], "top5": res["top5"], "final_loss": summary["loss"], "blr": blr,
-               "head_lr_scale": head}
+               "head_lr_scale": head, "layer_decay": layer_decay}
         done.write_text(json.dumps(row))
         return row
 
@@ -196,7 +204,7 @@ class Miniature:
             self.memory[key] = InMemoryClips(data)
         return self.memory[key]
 
-    def choose_recipe(self, init: str) -> tuple[float, float]:
+    def choose_recipe(self, init: str) -> tuple[tuple[float, float, float], dict]:
         """The grid point with the best validation top-1 (seed 0), never looking at the test split."""
         scores = {lr: self.finetune(init, 0, lr, "labelled", "val")["top1"] for lr in self.b["grid"]}
         return max(scores, key=scores.get), scores
@@ -220,12 +228,13 @@ def headline(m: Miniature) -> dict[str, Any]:
         row = {"seed": s}
         for arm, init in (("mae", inits[s]), ("scratch", "")):
             row[arm] = m.finetune(init, s, recipe[arm], "labelled", "test")
-        row["probe_mae"] = m.finetune(inits[s], s, (1e-2, 1.0), "pool", "test", probe=True)
-        row["probe_random"] = m.finetune(m.random_init(), s, (1e-2, 1.0), "pool", "test", probe=True)
+        row["probe_mae"] = m.finetune(inits[s], s, PROBE, "pool", "test", probe=True)
+        row["probe_random"] = m.finetune(m.random_init(), s, PROBE, "pool", "test", probe=True)
         rows.append(row)
         log.warning("seed %d: mae %.1f, scratch %.1f; probe mae %.1f, random %.1f", s, row["mae"]["top1"],
                     row["scratch"]["top1"], row["probe_mae"]["top1"], row["probe_random"]["top1"])
-    out = {"pretrain_seeds": pre_seeds, "recipe": {k: {"blr": v[0], "head_lr_scale": v[1]} for k, v in recipe.items()},
+    out = {"labelled": m.b["labelled"], "finetune_epochs": m.b["finetune_epochs"], "pretrain_seeds": pre_seeds,
+           "recipe": {k: dict(zip(("blr", "head_lr_scale", "layer_decay"), v, strict=True)) for k, v in recipe.items()},
            "validation": {"mae": {str(k): v for k, v in val_mae.items()},
                           "scratch": {str(k): v for k, v in val_scratch.items()}},
            "rows": rows}
@@ -239,7 +248,7 @@ def headline(m: Miniature) -> dict[str, Any]:
     return out
 
 
-def ablation(m: Miniature, name: str, recipe: tuple[float, float]) -> dict[str, Any]:
+def ablation(m: Miniature, name: str, recipe: tuple[float, float, float]) -> dict[str, Any]:
     """One ablation row: each value over the first two seeds, fine-tune top-1 (the headline's MAE recipe)
     and linear probe."""
     key, values, finding = ABLATIONS[name]
@@ -248,7 +257,7 @@ def ablation(m: Miniature, name: str, recipe: tuple[float, float]) -> dict[str, 
     for value in values:
         inits = [m.pretrain(s, **{key: value}) for s in seeds]
         fine = [m.finetune(i, s, recipe, "labelled", "test")["top1"] for i, s in zip(inits, seeds, strict=True)]
-        probe = [m.finetune(i, s, (1e-2, 1.0), "pool", "test", probe=True)["top1"]
+        probe = [m.finetune(i, s, PROBE, "pool", "test", probe=True)["top1"]
                  for i, s in zip(inits, seeds, strict=True)]
         cells[str(value)] = {"finetune_top1": _mean_std(fine), "probe_top1": _mean_std(probe)}
     return {"key": key, "paper": finding, "cells": cells}
@@ -258,12 +267,17 @@ def table(res: dict[str, Any]) -> str:
     h = res["headline"]
     f = lambda d: f"{d['mean']:.1f} ± {d['std']:.1f}"  # noqa: E731
     lines = ["| | MAE-ST pre-trained | from scratch / random |", "|---|---|---|",
-             f"| fine-tune top-1 (test, {res['views']}) | {f(h['mae_top1'])} | {f(h['scratch_top1'])} |",
+             f"| fine-tune top-1 (test, {res['views']}; {h['labelled']} labelled videos, {h['finetune_epochs']} "
+             f"epochs) | {f(h['mae_top1'])} | {f(h['scratch_top1'])} |",
              f"| fine-tune top-5 | {f(h['mae_top5'])} | {f(h['scratch_top5'])} |",
              f"| linear probe top-1 | {f(h['probe_mae_top1'])} | {f(h['probe_random_top1'])} |",
              f"| MAE - scratch, top-1 | {f(h['diff_top1'])} (MAE wins {h['mae_wins']} fine-tuning seeds; "
              f"pre-training seeds {h['pretrain_seeds']}) | |",
              f"| probe gain over a random encoder | {f(h['probe_gain'])} | |"]
+    for n, r in res.get("more_labels", {}).items():
+        lines += [f"| fine-tune top-1 with {n} labelled videos ({r['finetune_epochs']} epochs) | {f(r['mae_top1'])} | "
+                  f"{f(r['scratch_top1'])} |",
+                  f"| MAE - scratch, {n} labelled | {f(r['diff_top1'])} (MAE wins {r['mae_wins']}) | |"]
     for name, row in res.get("ablations", {}).items():
         lines += ["", f"**{name}** (`{row['key']}`; paper: {row['paper']})", "",
                   "| value | fine-tune top-1 | linear probe top-1 |", "|---|---|---|"]
@@ -312,7 +326,13 @@ def run_all(args: argparse.Namespace) -> None:
     res: dict[str, Any] = {"budget": args.budget, "settings": m.b, "pretrain_recipe": PRETRAIN,
                            "views": f"{m.b['clips']} clips x {m.b['crops']} crops"}
     res["headline"] = headline(m)
-    recipe = (res["headline"]["recipe"]["mae"]["blr"], res["headline"]["recipe"]["mae"]["head_lr_scale"])
+    # the same comparison with more labelled videos, at the same number of fine-tuning steps
+    res["more_labels"] = {}
+    for n in m.b["more_labels"]:
+        epochs = round(m.b["finetune_epochs"] * m.b["labelled"] / n)
+        BUDGETS[f"{args.budget}-{n}"] = dict(m.b, labelled=n, finetune_epochs=epochs)
+        res["more_labels"][str(n)] = headline(Miniature(out, f"{args.budget}-{n}"))
+    recipe = tuple(res["headline"]["recipe"]["mae"].values())
     res["ablations"] = {name: ablation(m, name, recipe) for name in m.b["ablations"]}
     res["seconds"] = round(time.perf_counter() - t0, 1)
     (out / "results.json").write_text(json.dumps(res, indent=2) + "\n")

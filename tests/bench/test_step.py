@@ -72,3 +72,20 @@ def test_the_step_module_refuses_trainer_rows_in_one_line():
 
     with pytest.raises(ValueError, match="maest bench --trainer"):
         run(["--trainer", "1"])
+
+
+def test_trainer_rows_with_repeated_sampling_step_on_the_same_clips(capsys):
+    """``--trainer-repeat-aug 2``: the trainer decodes batch / 2 videos of 2 clips, the bare step's batch."""
+    from maest.cli import main
+
+    threads = torch.get_num_threads()
+    try:
+        assert main(["bench", "--models", "tiny", "--trainer", "1", "--steps", "12", "--precisions", "fp32",
+                     "--batch", "4", "--trainer-repeat-aug", "2"]) == 0
+        assert main(["bench", "--models", "tiny", "--trainer", "1", "--precisions", "fp32", "--batch", "4",
+                     "--trainer-repeat-aug", "3"]) == 2
+    finally:
+        torch.set_num_threads(threads)
+    out = capsys.readouterr()
+    assert "repeat 2" in out.out.strip().splitlines()[-1]
+    assert "--trainer-repeat-aug 3 must be >= 1 and divide --batch 4" in out.err

@@ -53,6 +53,9 @@ def add_step_options(p: argparse.ArgumentParser) -> None:
                    help="with --trainer: also feed the trainer from generated H.264 files, not only from memory")
     p.add_argument("--trainer-workers", type=int, default=0,
                    help="with --trainer: loader worker processes (default: 0, loading in the training process)")
+    p.add_argument("--trainer-repeat-aug", type=int, default=1, metavar="R",
+                   help="with --trainer: clips per decoded video (repeated sampling; the official pre-training "
+                        "uses 4); the trainer takes --batch / R videos, so both sides step on --batch clips")
     p.add_argument("--json", help="write {meta, peaks, results} here")
 
 

@@ -29,9 +29,13 @@ def trainer_config(model: str, data: Path, out: Path, args: argparse.Namespace, 
     """The ``demo`` pre-training recipe on ``model`` with this benchmark's precision, compile and batch."""
     cfg = get_preset("demo")
     cfg.model.adopt(model)
-    cfg.data.source, cfg.data.num_workers, cfg.data.repeat_aug = str(data), workers, 1
+    repeat = args.trainer_repeat_aug
+    if repeat < 1 or args.batch % repeat:
+        raise ValueError(f"--trainer-repeat-aug {repeat} must be >= 1 and divide --batch {args.batch}: the trainer "
+                         "takes --batch / R videos of R clips each")
+    cfg.data.source, cfg.data.num_workers, cfg.data.repeat_aug = str(data), workers, repeat
     t = cfg.train
-    t.output_dir, t.batch_size, t.max_steps, t.epochs = str(out), args.batch, steps, 10_000
+    t.output_dir, t.batch_size, t.max_steps, t.epochs = str(out), args.batch // repeat, steps, 10_000
     t.precision, t.compile, t.device = args.precisions[0], args.compile[0] == "on", args.device
     t.log_every, t.progress, t.tensorboard, t.keep_checkpoints = max(1, steps // 6), False, False, 1
     t.save_every_steps = 0
@@ -90,11 +94,13 @@ def _model_rows(name: str, args: argparse.Namespace, work: Path) -> list[dict[st
             dataset = InMemoryClips(cfg.data.build(cfg.model.encoder)) if source == "memory" else None
             bare.append(bare_rate(name, cfg.model.mask.ratio, args, steps))
             trained.append(trainer_rate(cfg, dataset))
-        row = {"model": name, "source": source, "workers": workers, "precision": args.precisions[0],
+        row = {"model": name, "source": source, "workers": workers, "repeat_aug": args.trainer_repeat_aug,
+               "precision": args.precisions[0],
                "compile": args.compile[0], "batch": args.batch, "bare_clips_s": statistics.median(bare),
                "trainer_clips_s": statistics.median(trained)}
         row["ratio"] = row["trainer_clips_s"] / row["bare_clips_s"]
-        print(f"{name:<8} {source:<6} workers {workers} {row['precision']} compile {row['compile']} batch "
+        print(f"{name:<8} {source:<6} workers {workers} repeat {args.trainer_repeat_aug} {row['precision']} "
+              f"compile {row['compile']} batch "
               f"{args.batch}: bare {row['bare_clips_s']:.1f} clips/s, trainer {row['trainer_clips_s']:.1f} "
               f"clips/s ({row['ratio']:.2f}x)", flush=True)
         rows.append(row)
