@@ -89,3 +89,10 @@ def test_trainer_rows_with_repeated_sampling_step_on_the_same_clips(capsys):
     out = capsys.readouterr()
     assert "repeat 2" in out.out.strip().splitlines()[-1]
     assert "--trainer-repeat-aug 3 must be >= 1 and divide --batch 4" in out.err
+
+
+def test_feature_target_row_distills_a_random_init_teacher():
+    from maest.bench.step import time_step
+
+    row = time_step("tiny", 0.75, "fp32", False, "maest", batch=2, steps=1, warmup=0, device="cpu", target="features")
+    assert row["target"] == "features" and row["s_per_step"] > 0

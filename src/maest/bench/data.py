@@ -17,6 +17,8 @@ Usage: ``maest bench-data [--sections speedup shards profile e2e stall] [--quick
   decode + augment cost per clip as a fraction of the step's compute per clip;
 - ``stall``: step times around epoch boundaries with the run-long loader (workers start once) and
   with a loader rebuilt every epoch (as before).
+- ``motion``: PyAV decoding with codec motion fields for motion-guided masking (``data.motion=codec``)
+  vs plain decoding, side by side at 340x256 (issue 23's goal: at most 15% more time per clip).
 
 "cores/GPU" = the loader cores needed to feed one GPU: a GPU's clips/s divided by clips/s per core.
 GPU rates (``GPU_MS_PER_CLIP``): ViT-L on A100, 58.8 ms per clip, derived from MAE-ST Table 1
@@ -269,8 +271,30 @@ def _profile_once(path: Path, repeat: int, backend: str, mode: str, spec_kw: dic
     tick("collate", t)
 
 
+def section_motion(args, work: Path) -> list[dict]:
+    """PyAV decoding with the clips' codec motion fields (``data.motion=codec``: export, rasterise, crop and
+    resize with the clip) vs plain, side by side in interleaved rounds at 340x256; CPU-second medians."""
+    rows = []
+    paths = make_corpus(work, "340x256", args.gop, args.files)
+    items = [(str(paths[i % len(paths)]), 0) for i in range(args.items)]
+    for repeat in args.repeats:
+        spec = dict(mode="pretrain", repeat=repeat, seed=0, backend="pyav", **args.spec_kw)
+        sets = {m: VideoClipDataset(items, ClipSpec(motion=m, **spec)) for m in ("none", "codec")}
+        cpu: dict[str, list[float]] = {k: [] for k in sets}
+        for _ in range(args.rounds):
+            for name, ds in sets.items():
+                cpu[name].append(loader_rate(ds, 0, args.items)[1])
+        plain, codec = statistics.median(cpu["none"]), statistics.median(cpu["codec"])
+        rows.append({"section": "motion", "size": "340x256", "gop": args.gop, "repeat": repeat,
+                     "plain_clips_per_cpu_s": plain, "codec_clips_per_cpu_s": codec, "time_ratio": plain / codec,
+                     "rounds_plain": cpu["none"], "rounds_codec": cpu["codec"]})
+        print(f"  340x256 r={repeat} decode {plain:6.1f} clips per CPU-s plain, {codec:6.1f} with motion vectors: "
+              f"x{plain / codec:.3f} the time per clip (goal <= 1.15)", flush=True)
+    return rows
+
+
 SECTIONS = {"speedup": section_speedup, "shards": section_shards, "profile": section_profile, "e2e": section_e2e,
-            "stall": section_stall}
+            "stall": section_stall, "motion": section_motion}
 
 
 def run(argv: list[str] | None = None) -> list[dict]:

@@ -8,7 +8,7 @@ import argparse
 import os
 
 SIZES = {"340x256": (340, 256), "1280x720": (1280, 720)}  # generated video sizes: name -> (width, height)
-DATA_SECTIONS = ("speedup", "shards", "profile", "e2e", "stall")
+DATA_SECTIONS = ("speedup", "shards", "profile", "e2e", "stall", "motion")  # motion: codec motion vectors vs plain
 
 
 def add_step_options(p: argparse.ArgumentParser) -> None:
@@ -22,8 +22,9 @@ def add_step_options(p: argparse.ArgumentParser) -> None:
                         "combined with every mask above 0")
     p.add_argument("--decoder-strategy", default="running_cell", choices=["running_cell", "random"],
                    help="which tokens a decoder mask keeps (default: running_cell)")
-    p.add_argument("--targets", nargs="+", default=["norm_pix"], choices=["norm_pix", "pixels", "hog"],
-                   help="reconstruction targets (the decoder's output width follows)")
+    p.add_argument("--targets", nargs="+", default=["norm_pix"], choices=["norm_pix", "pixels", "hog", "features"],
+                   help="reconstruction targets (the decoder's output width follows; features: distilling a "
+                        "random-init copy of the same model, as MVD's targets)")
     p.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"],
                    help="autocast precisions of the maest rows (default: fp32 bf16)")
     p.add_argument("--compile", nargs="+", default=["off"], choices=["off", "on"],

@@ -2,7 +2,9 @@
 the measured matmul peak, for model sizes x mask ratios x precisions x compile, plus the reference
 computation (fp32, explicit-softmax attention with three q/k/v GEMMs, plain AdamW, as the official
 MAE-ST code runs) on the same weights for a side-by-side speedup. Rows may mask the decoder too
-(VideoMAE V2's running cell, ``--decoder-masks 0.5``) and predict other targets (``--targets hog``).
+(VideoMAE V2's running cell, ``--decoder-masks 0.5``) and predict other targets (``--targets hog``;
+``features``: MVD's distillation from a random-init copy of the same model as teacher, whose forward the
+step time includes and the FLOPs do not).
 
 Each configuration runs in its own process, so peak memory is its own and one configuration's
 allocator state cannot slow the next. FLOPs are counted analytically (matmuls and attention; norms,
@@ -28,6 +30,7 @@ import torch
 from maest.bench.options import add_step_options
 from maest.models.masking import decoder_num_keep, num_keep
 from maest.train.optim import build_adamw
+from maest.train.teacher import Teacher
 
 BARE_STEP_NOTE = ("these are bare steps (forward, backward, AdamW on one batch already on the device): they omit "
                   "the loader and the trainer's waits (noise, logging, clipping), so they overstate training "
@@ -73,6 +76,8 @@ def build_model(model_name: str, decoder_mask_ratio: float = 0.0, target: str = 
     if decoder_mask_ratio > 0:
         cfg.mask.decoder, cfg.mask.decoder_ratio = decoder_strategy, decoder_mask_ratio
     cfg.target.kind = target
+    if target == "features":  # the bench's teacher is a random-init copy of the model: as wide as the student
+        cfg.target.teacher_dim = cfg.encoder.embed_dim
     return cfg.build()
 
 
@@ -102,7 +107,7 @@ def _random_clips(model: torch.nn.Module, batch: int, device: str) -> torch.Tens
 
 
 def _timed_step(model: torch.nn.Module, opt: torch.optim.Optimizer, video: torch.Tensor, mask_ratio: float,
-                device: str, precision: str, ctx: Any = None) -> float:
+                device: str, precision: str, ctx: Any = None, teacher: Any = None) -> float:
     """Seconds of one full training step (forward and loss under ``ctx`` and autocast, backward,
     optimizer step), the device synchronised before and after."""
     from maest.runtime import autocast
@@ -111,7 +116,7 @@ def _timed_step(model: torch.nn.Module, opt: torch.optim.Optimizer, video: torch
     _sync(device)
     t0 = time.perf_counter()
     with ctx if ctx is not None else _null(), autocast(device, precision):
-        loss = mae_loss(model, video, mask_ratio=mask_ratio)
+        loss = mae_loss(model, video, mask_ratio=mask_ratio, target=None if teacher is None else teacher(video))
     loss.backward()
     opt.step()
     opt.zero_grad(set_to_none=True)
@@ -130,6 +135,7 @@ def time_step(model_name: str, mask_ratio: float, precision: str, compile: bool,
     model = build_model(model_name, decoder_mask_ratio, target, decoder_strategy).to(device)
     model.grad_checkpointing = grad_checkpointing
     video = _random_clips(model, batch, device)
+    teacher = Teacher(build_model(model_name), model.model_cfg.encoder).to(device) if target == "features" else None
     if mode == "reference":
         precision, compile = "fp32", False
         opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), foreach=False)
@@ -141,7 +147,7 @@ def time_step(model_name: str, mask_ratio: float, precision: str, compile: bool,
     times = []
     with math_ctx():
         for i in range(warmup + steps):
-            seconds = _timed_step(run_model, opt, video, mask_ratio, device, precision)
+            seconds = _timed_step(run_model, opt, video, mask_ratio, device, precision, teacher=teacher)
             if i >= warmup:
                 times.append(seconds)
     step = statistics.median(times)

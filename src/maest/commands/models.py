@@ -65,8 +65,15 @@ def _shape(cfg: Any) -> tuple[str, str]:
     if head:
         cfg = copy.deepcopy(cfg)
         cfg.num_classes = 1
+    target = getattr(cfg, "target", None)
+    teacher = target is not None and target.kind == "features" and not target.teacher_dim
+    if teacher:  # the decoder's output width is the teacher's, known once a teacher is given
+        cfg = copy.deepcopy(cfg)
+        cfg.target.teacher_dim = 1
     with torch.device("meta"):
         n = sum(p.numel() for p in cfg.build().parameters())
+    if teacher:
+        return geometry, count(n - cfg.decoder.embed_dim - 1) + " + teacher-wide head"
     return geometry, count(n - (e.embed_dim + 1 if head else 0)) + (" + head" if head else "")
 
 

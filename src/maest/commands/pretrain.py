@@ -21,5 +21,6 @@ def main(args: argparse.Namespace) -> int:
     cfg = resolve_config(args, PretrainConfig, pretrain_preset, RUN_FLAGS)
     if not cfg.data.source:
         raise ValueError("no training data: pass a CSV, a class-folder root or a video folder as DATA")
-    run_summary(args, "pretrain", cfg, run(cfg), ("steps", "loss", "checkpoint", "lr", "precision", "skipped"))
+    run_summary(args, "pretrain", cfg, run(cfg), ("steps", "loss", "checkpoint", "lr", "precision", "skipped",
+                                                      "motion_fallback"))
     return 0

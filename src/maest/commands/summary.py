@@ -95,6 +95,9 @@ def run_summary(args: argparse.Namespace, job: str, cfg: Any, summary: Mapping[s
     if summary.get("skipped"):
         notes.append(f"skipped {len(summary['skipped'])} unreadable video reads ({len(set(summary['skipped']))} "
                      "files); their paths are in the log and the report")
+    if summary.get("motion_fallback"):
+        notes.append(f"{summary['motion_fallback']} clips had no motion vectors or flow and were masked randomly "
+                     "(motion_fallback_clips per epoch in metrics.jsonl)")
     steps = [(f"maest report {q(out)}", "one HTML page: curves, metrics, config")]
     if ckpt and job == "pretrain":
         steps += [(f"maest finetune TRAIN_DATA --init {q(ckpt)}", "a classifier from these weights"),

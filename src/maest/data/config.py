@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from maest.data.datasets import dataset_from_source
+from maest.data.motion import SOURCES as MOTION_SOURCES
+from maest.data.motion import flow_path, open_flow
 from maest.overrides import check_choice, check_positive
 
 
@@ -29,6 +31,10 @@ class DataConfig:
     # run pipe: shell commands read from files (a shard manifest, a --config file); a pipe: source typed as
     # DATA or --set data.source is trusted without it. Never taken from a file: --set it (or MAEST_ALLOW_PIPE=1)
     allow_pipe: bool = False
+    # motion fields for model.mask.strategy=motion (pre-training; maest.data.motion): "codec" = the videos' own
+    # motion vectors (PyAV), "flow" = precomputed flow files <flow_dir>/<video stem>.npy|.pt
+    motion: str = "none"  # none | codec | flow
+    flow_dir: str = ""
 
     def validate(self) -> DataConfig:
         for name in ("sampling_rate", "repeat_aug", "shuffle_buffer"):
@@ -39,6 +45,17 @@ class DataConfig:
         check_choice(self.backend, ("auto", "torchcodec", "pyav"), "data.backend")
         if not re.fullmatch(r"cpu|cuda(:\d+)?", self.decode_device):
             raise ValueError(f"data.decode_device={self.decode_device!r} is not cpu, cuda or cuda:N")
+        check_choice(self.motion, MOTION_SOURCES, "data.motion")
+        if self.motion == "codec" and (self.backend == "torchcodec" or self.decode_device != "cpu"):
+            raise ValueError(f"data.motion=codec reads motion vectors through PyAV, and torchcodec (data.backend="
+                             f"{self.backend}, data.decode_device={self.decode_device}) offers none: set "
+                             "data.backend=pyav (or auto) and data.decode_device=cpu")
+        if self.motion == "flow" and not os.path.isdir(self.flow_dir):
+            raise ValueError(f"data.motion=flow needs data.flow_dir, a folder of <video stem>.npy or .pt flow files; "
+                             f"{self.flow_dir!r} is not a folder")
+        if self.flow_dir and self.motion != "flow":
+            raise ValueError(f"data.flow_dir={self.flow_dir!r} is read only with data.motion=flow (now "
+                             f"{self.motion!r}); set data.motion=flow or leave data.flow_dir empty")
         return self
 
     @property
@@ -51,12 +68,17 @@ class DataConfig:
         return self.decode_device
 
     def build(self, encoder: Any, mode: str = "pretrain") -> Any:
-        """The pre-training clip dataset of ``source`` for a model with ``encoder`` (an ``EncoderConfig``)."""
-        return dataset_from_source(self.source, layout=self.layout, mode=mode, num_frames=encoder.num_frames,
-                                   sampling_rate=self.sampling_rate, crop_size=encoder.img_size, repeat=self.repeat_aug,
-                                   backend=self.backend, mean=encoder.mean, std=encoder.std,
-                                   decode_device=self.decode_on, shuffle_buffer=self.shuffle_buffer,
-                                   allow_pipe=self.allow_pipe)
+        """The pre-training clip dataset of ``source`` for a model with ``encoder`` (an ``EncoderConfig``);
+        with ``data.motion=flow`` every listed video's flow file must be there and hold (N, 2, H, W)."""
+        ds = dataset_from_source(self.source, layout=self.layout, mode=mode, num_frames=encoder.num_frames,
+                                 sampling_rate=self.sampling_rate, crop_size=encoder.img_size, repeat=self.repeat_aug,
+                                 backend=self.backend, mean=encoder.mean, std=encoder.std,
+                                 decode_device=self.decode_on, shuffle_buffer=self.shuffle_buffer,
+                                 allow_pipe=self.allow_pipe, motion=self.motion, flow_dir=self.flow_dir)
+        if self.motion == "flow":
+            for path, _ in getattr(ds, "items", ()):
+                open_flow(flow_path(self.flow_dir, path))
+        return ds
 
 
 @dataclass

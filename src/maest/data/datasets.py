@@ -3,7 +3,10 @@ unlabelled folders (pre-training) and Something-Something v2 JSON labels.
 
 An item is one video: ``{"video": float (r, C, T, H, W), "label": int64 (r,), "index": int64 (r,),
 "skipped": [paths]}``. r is the number of repeated clips in training modes (MAE-ST's repeated
-sampling), 1 in "val", and clips x crops views in "test" (plus ``"view"``).
+sampling), 1 in "val", and clips x crops views in "test" (plus ``"view"``). With ``motion`` ("codec" or
+"flow", pre-training) an item also holds each clip's motion field ``"motion"`` float (r, T, 2, s/4, s/4),
+cropped and resized with it (see :mod:`maest.data.motion`), ``"has_motion"`` bool (r,) and ``"no_motion"``,
+the video's path once per clip without motion (masked randomly; the loop counts them per epoch).
 
 A broken video never stops training and is never replaced by zeros: in training modes the item is
 taken from another random video (up to ``max_retries``), the broken path travels back in
@@ -28,6 +31,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
+from maest.data import motion as M
 from maest.data import transforms as T
 from maest.data.decode import Video, VideoDecodeError, check_decode_device, open_video, read_frames, warn_once
 from maest.data.loader import epoch_of
@@ -65,6 +69,8 @@ class ClipSpec:
     std: tuple[float, ...] = T.STD
     max_retries: int = 10
     seed: int | None = None  # set: each item's randomness depends only on (seed, epoch, index)
+    motion: str = "none"  # pre-training: "codec" (motion vectors) or "flow" (files in flow_dir); maest.data.motion
+    flow_dir: str = ""
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -76,6 +82,11 @@ class ClipSpec:
             check_decode_device(self.decode_device)
         if self.test_crops not in (1, 3):
             raise ValueError(f"test_crops={self.test_crops} must be 1 (centre) or 3 (left/centre/right)")
+        if self.motion not in M.SOURCES:
+            raise ValueError(f"data.motion={self.motion!r} is not one of {M.SOURCES}")
+        if self.motion != "none" and self.crop_size % M.CELL:
+            raise ValueError(f"data.motion={self.motion} carries a vector per 4 x 4 pixels, and the crop of "
+                             f"{self.crop_size} px is not a multiple of 4; use a model whose img_size is")
 
 
 class VideoClipDataset(Dataset):
@@ -153,7 +164,9 @@ class VideoClipDataset(Dataset):
 
     def _load(self, index: int) -> dict[str, Any]:
         path, label = self.items[index]
-        return self.clips(open_video(path, self.spec.backend, device=self.spec.decode_device), label, index)
+        video = open_video(path, self.spec.backend, device=self.spec.decode_device,
+                           motion_vectors=self.spec.motion == "codec")
+        return self.clips(video, label, index)
 
     def clips(self, video: Video, label: int, index: int) -> dict[str, Any]:
         """The item (clips, labels, index) of an open video; shards decode from memory and come here too."""
@@ -166,13 +179,15 @@ class VideoClipDataset(Dataset):
             clips_idx = uniform_clips(video.num_frames, s.num_frames, s.sampling_rate, video.fps, s.test_clips)
         # one decoder call for all clips of this video
         frames = read_frames(video, torch.cat(clips_idx).tolist()).split(s.num_frames)
+        motion = self._motion(video, clips_idx) if s.motion != "none" and s.mode == "pretrain" else None
         crops = [1] if s.mode != "test" or s.test_crops == 1 else [0, 1, 2]
         channels, size = frames[0].shape[1], s.crop_size
         # every clip is normalised straight into its slot of the item (no list, no stack)
         out = torch.empty(len(frames) * len(crops), channels, s.num_frames, size, size, device=frames[0].device)
         if s.mode in ("pretrain", "finetune"):
-            for f, dst in zip(frames, out, strict=True):
-                self._train_view(f, dst)
+            fields = []
+            for ci, (f, dst) in enumerate(zip(frames, out, strict=True)):
+                fields.append(self._augment(f, dst, None if motion is None else motion[0][ci])[1])
             views = None
         else:
             views = []
@@ -186,21 +201,50 @@ class VideoClipDataset(Dataset):
                 "index": torch.full((r,), index, dtype=torch.long), "skipped": []}
         if views is not None:
             item["view"] = torch.tensor(views, dtype=torch.long)
+        if motion is not None:
+            item["motion"], item["has_motion"] = torch.stack(fields), torch.tensor(motion[1], dtype=torch.bool)
+            item["no_motion"] = [video.path for has in motion[1] if not has]
         return item
+
+    def _motion(self, video: Video, clips_idx: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[bool]]:
+        """Each clip's full-frame motion field (T, 2, H, W) and whether it has motion (see maest.data.motion)."""
+        s, fields, has = self.spec, [], []
+        if s.motion == "flow":
+            path = M.flow_path(s.flow_dir, video.path)
+            arr = M.open_flow(path)
+        for idx in clips_idx:
+            if s.motion == "codec":
+                f, ok = M.codec_clip([M.codec_field(getattr(video, "vectors", {}).get(i), video.height, video.width)
+                                      for i in idx.tolist()], video.height, video.width)
+            else:
+                f, ok = M.flow_clip(arr, path, idx.tolist(), video.num_frames, video.height, video.width), True
+            fields.append(f)
+            has.append(ok)
+        return fields, has
 
     def _train_view(self, frames: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         """One augmented clip of uint8 (T, C, H, W) frames, normalised (C, T, s, s) into ``out`` if given."""
+        return self._augment(frames, out)[0]
+
+    def _augment(self, frames: torch.Tensor, out: torch.Tensor | None = None,
+                 motion: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """:meth:`_train_view`, and the clip's motion field (T, 2, H, W) cropped, resized and flipped with it
+        (None without one)."""
         s = self.spec
         scale = s.scale or ((0.5, 1.0) if s.mode == "pretrain" else (0.08, 1.0))
-        x = T.random_resized_crop(frames, s.crop_size, scale, s.aspect)
-        if s.flip:
-            x = T.random_flip(x)
+        box = T.rrc_box(frames.shape[-2], frames.shape[-1], scale, s.aspect)
+        x = T.resize(frames[..., box[0]:box[0] + box[2], box[1]:box[1] + box[3]], (s.crop_size, s.crop_size))
+        if motion is not None:  # codec fields hold a vector per 4 x 4 pixels, flow files one per pixel
+            motion = M.crop_resize(motion, box, s.crop_size, M.CELL if s.motion == "codec" else 1)
+        if s.flip and torch.rand(()).item() < 0.5:  # T.random_flip's draw
+            x = x.flip(-1)
+            motion = None if motion is None else M.flip(motion)
         if s.rand_aug:
             x = rand_augment(x)
         clip = T.normalize(x, s.mean, s.std, out=out)
         if s.erase_prob > 0 and (erased := T.random_erasing(clip, s.erase_prob)) is not clip:
             clip.copy_(erased)
-        return clip
+        return clip, motion
 
 
 # -- list builders ---------------------------------------------------------------------------------

@@ -151,15 +151,23 @@ class PyAVVideo(Video):
     presentation timestamp of the stream, read from its packets without decoding. Timestamps, not the
     frame rate, locate a frame, so variable-frame-rate files decode like constant-rate ones."""
 
-    def __init__(self, path: str, data: bytes | None = None) -> None:
+    def __init__(self, path: str, data: bytes | None = None, motion_vectors: bool = False) -> None:
         import av
 
         self.path = path
+        # motion vectors of decoded frames (FFmpeg's export_mvs side data), by frame index; None: the frame has none
+        self.motion_vectors = motion_vectors
+        self.vectors: dict[int, np.ndarray | None] = {}
         self._container = av.open(path if data is None else io.BytesIO(data))
         if not self._container.streams.video:
             raise VideoDecodeError(path, "no video stream")
         stream = self._container.streams.video[0]
         stream.thread_count = 1
+        if motion_vectors:
+            from av.sidedata.sidedata import Type
+
+            stream.codec_context.options = {"flags2": "+export_mvs"}
+            self._mv_type = Type.MOTION_VECTORS  # the enum itself: looking a name up costs more than the read
         self._stream = stream
         self.fps = float(stream.average_rate or stream.guessed_rate or 0.0)
         self.height, self.width = stream.codec_context.height, stream.codec_context.width
@@ -197,6 +205,9 @@ class PyAVVideo(Video):
             i = self._index.get(frame.pts, -1) if self._pts else n
             if i in wanted and i not in got:
                 got[i] = frame.to_ndarray(format="rgb24")
+                if self.motion_vectors:
+                    mv = frame.side_data.get(self._mv_type)
+                    self.vectors[i] = None if mv is None else mv.to_ndarray()
             if i >= last:
                 break
         missing = wanted - got.keys()
@@ -246,7 +257,8 @@ def _h264_unreferenced(packet, nal_len: int) -> bool:
     return slices > 0
 
 
-def open_video(path: str | Path, backend: str = "auto", data: bytes | None = None, device: str = "cpu") -> Video:
+def open_video(path: str | Path, backend: str = "auto", data: bytes | None = None, device: str = "cpu",
+               motion_vectors: bool = False) -> Video:
     """Open ``path`` with ``backend`` ("auto": PyAV on the CPU, since skipping the pictures it does not
     need makes it the faster decoder there (``maest bench-data``; frames are identical); torchcodec
     for ``device="cuda"``).
@@ -254,6 +266,8 @@ def open_video(path: str | Path, backend: str = "auto", data: bytes | None = Non
     Args:
         data: the encoded video in memory (a shard sample); ``path`` then only names it in messages.
         device: "cuda" decodes on the GPU with torchcodec (see :func:`check_decode_device`).
+        motion_vectors: PyAV also exports each decoded frame's motion vectors (``video.vectors``);
+            torchcodec offers none, so this needs PyAV.
 
     Raises:
         VideoDecodeError: the file is missing, unreadable or has no frames.
@@ -269,11 +283,14 @@ def open_video(path: str | Path, backend: str = "auto", data: bytes | None = Non
         check_decode_device(device)
         backend = "torchcodec"
     use_tc = backend == "torchcodec"
+    if motion_vectors and use_tc:
+        raise ValueError("data.motion=codec reads motion vectors through PyAV, and torchcodec offers none: set "
+                         "data.backend=pyav (or auto) and data.decode_device=cpu")
     if backend == "torchcodec" and not torchcodec_available():
         raise RuntimeError("backend 'torchcodec' requested but it does not load (pip install torchcodec==0.13.0 "
                            "and Debian's ffmpeg); use backend 'pyav' or 'auto'")
     try:
-        video = TorchcodecVideo(str(p), data, device) if use_tc else PyAVVideo(str(p), data)
+        video = TorchcodecVideo(str(p), data, device) if use_tc else PyAVVideo(str(p), data, motion_vectors)
     except VideoDecodeError:
         raise
     except Exception as e:  # decoders raise RuntimeError, ValueError, av.error.*, ...

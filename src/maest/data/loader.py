@@ -119,8 +119,8 @@ def collate_clips(batch: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     in_worker = get_worker_info() is not None
     for key in batch[0]:
-        if key == "skipped":
-            out[key] = [p for b in batch for p in b.get("skipped", [])]
+        if key in ("skipped", "no_motion"):  # path lists (unreadable videos, clips masked without motion)
+            out[key] = [p for b in batch for p in b.get(key, [])]
         elif isinstance(batch[0][key], torch.Tensor):
             parts = [b[key] for b in batch]
             if in_worker:

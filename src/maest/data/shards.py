@@ -279,7 +279,8 @@ class ShardDataset(IterableDataset):
         if video_key is None:
             raise VideoDecodeError(name, "no video in the sample" if sample else "missing from its shard")
         label = self._label(name, sample)
-        video = open_video(name, self.spec.backend, data=sample[video_key], device=self.spec.decode_device)
+        video = open_video(name, self.spec.backend, data=sample[video_key], device=self.spec.decode_device,
+                           motion_vectors=self.spec.motion == "codec")
         return self._clips(video, label, index)
 
     def _label(self, name: str, sample: dict[str, bytes]) -> int:

@@ -12,6 +12,7 @@ Models trained on plain pixels need neither; VideoMAE's per-channel targets get 
 statistics the same two ways. With a decoder mask (VideoMAE V2) the figure adds a row of the tokens
 the decoder was asked for; the others have no prediction and stay grey. HOG targets (MaskFeat) are
 gradient histograms, not pixels: the figure shows the clip and the masks and says so in a caption.
+Teacher-feature targets (MVD) have nothing to draw at all: asked for a figure, they say so in one line.
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ def _to_pixels(x: torch.Tensor, mean_std: tuple = (MEAN, STD)) -> torch.Tensor:
 
 
 HOG_CAPTION = "HOG target: the model predicts gradient histograms, not pixels, so there is no reconstruction to draw"
+FEATURES_NOTE = ("the model predicts a teacher's features (model.target.kind=features), not pixels: it has no "
+                 "pixels to draw, so there is no reconstruction figure")
 
 
 def _target_kind(model: nn.Module, target: TargetConfig | str | None) -> str:
@@ -111,6 +114,8 @@ def reconstruct(
     if mode not in MODES:
         raise ValueError(f"unknown reconstruction mode {mode!r}; choose one of {MODES}")
     kind = _target_kind(model, target)
+    if kind == "features":
+        raise ValueError(FEATURES_NOTE)
     model.eval()
     p, u, frames = model.target_spec
     grid = model.grid
@@ -193,6 +198,8 @@ def reconstruction_panels(
     if source.kind != "mae":
         raise ValueError(f"{checkpoint} holds a {source.kind}, not a pre-training (MAE) model: reconstructions "
                          "need the decoder")
+    if source.model_config.target.kind == "features":
+        raise ValueError(f"{checkpoint}: {FEATURES_NOTE}")
     model, mcfg = source.build(), source.model_config
     data = (source.run_config or {}).get("data", {})
     e = mcfg.encoder

@@ -22,7 +22,9 @@ import torch
 # the paper's Table 2a names: "space-only" masking is tube masking, "time-only" is frame masking;
 # "run_cell" is VideoMAE V2's command-line name
 ALIASES = {"space": "tube", "time": "frame", "agnostic": "random", "run_cell": "running_cell"}
-STRATEGIES = ("random", "tube", "frame", "running_cell", *ALIASES)
+STRATEGIES = ("random", "tube", "frame", "running_cell", "motion", *ALIASES)
+# motion-guided masking (maest.models.motion_masking): MGMAE's warped base mask or MGM's motion magnitude
+MOTION_RULES = ("warp", "magnitude")
 DECODER_STRATEGIES = ("none", "running_cell", "random", "run_cell")
 CELL = 4  # V2's running cell: 2x2 tokens
 
@@ -38,18 +40,22 @@ class MaskConfig:
     """Which tokens the encoder sees and which the decoder reconstructs (``model.mask.*``).
 
     Attributes:
-        strategy: encoder mask: "random" (spacetime-agnostic, MAE-ST), "tube" (VideoMAE), "frame" or
-            "running_cell".
+        strategy: encoder mask: "random" (spacetime-agnostic, MAE-ST), "tube" (VideoMAE), "frame",
+            "running_cell" or "motion" (from the clip's motion field, ``data.motion``; see
+            :mod:`maest.models.motion_masking`).
         decoder: decoder mask: "none" (the decoder runs on every token, MAE-ST), "running_cell"
             (VideoMAE V2) or "random".
         decoder_ratio: fraction of tokens the decoder skips (V2: 0.5); 0 with ``decoder="none"``.
         ratio: fraction of tokens the encoder does not see (the paper: 0.9).
+        motion_rule: with ``strategy="motion"``: "warp" (MGMAE: a random base-frame mask warped along the
+            motion) or "magnitude" (MGM: the fastest-moving tokens are masked).
     """
 
     strategy: str = "random"
     decoder: str = "none"
     decoder_ratio: float = 0.0
-    ratio: float = 0.9  # last: positional construction of earlier versions keeps its meaning
+    ratio: float = 0.9  # positional construction of earlier versions keeps its meaning
+    motion_rule: str = "warp"
 
     def validate(self, grid: tuple[int, int, int] | None = None) -> MaskConfig:
         """One-line errors for unknown strategies and ratios a strategy cannot express on ``grid``."""
@@ -57,6 +63,8 @@ class MaskConfig:
             raise ValueError(f"model.mask.strategy={self.strategy!r} is not one of {STRATEGIES}")
         if not 0.0 < self.ratio < 1.0:
             raise ValueError(f"model.mask.ratio={self.ratio} must be strictly between 0 and 1 (paper: 0.9)")
+        if self.motion_rule not in MOTION_RULES:
+            raise ValueError(f"model.mask.motion_rule={self.motion_rule!r} is not one of {MOTION_RULES}")
         if grid is not None:
             if canonical_strategy(self.strategy) == "running_cell":
                 _check_even(grid)
@@ -80,7 +88,8 @@ def num_keep(ratio: float, grid: tuple[int, int, int], strategy: str = "random")
     """Number of visible tokens. ``random`` floors like the reference (``int(L * (1 - r))``);
     ``tube`` keeps whole tubes and floors the *masked* count per frame as VideoMAE's generator does
     (0.9 on 14x14 keeps 20 per frame, on 7x7 keeps 5); ``frame`` keeps whole frames;
-    ``running_cell`` masks ``int(4 r)`` of each 2x2 cell."""
+    ``running_cell`` masks ``int(4 r)`` of each 2x2 cell; ``motion`` keeps ``int(h * w * (1 - r))`` per
+    temporal slice (MGMAE's count)."""
     if not 0.0 < ratio < 1.0:
         raise ValueError(f"mask_ratio={ratio} must be strictly between 0 and 1 (e.g. 0.9 as in the paper)")
     t, h, w = grid
@@ -93,6 +102,8 @@ def num_keep(ratio: float, grid: tuple[int, int, int], strategy: str = "random")
         keep = t * h * w - t * h * w // CELL * cell_masks(ratio, grid, "mask_ratio")
     elif strategy == "frame":
         keep = int(t * (1 - ratio)) * h * w
+    elif strategy == "motion":
+        keep = int(h * w * (1 - ratio)) * t
     else:
         raise ValueError(f"unknown mask strategy {strategy!r}; choose one of {STRATEGIES}")
     if keep < 1:
@@ -118,11 +129,13 @@ def mask_noise(
 
     ``random``: i.i.d. uniform (spacetime-agnostic, the MAE-ST default). ``tube``: one draw per spatial
     position shared over time, ordered so whole tubes are kept together. ``frame``: one draw per
-    time step, ordered so whole frames are kept together.
+    time step, ordered so whole frames are kept together. ``motion``: the random part of motion masking,
+    i.i.d. uniform (:func:`maest.models.motion_masking.motion_noise` turns it into the clip's masks; alone,
+    it masks like ``random`` with the motion count).
     """
     t, h, w = grid
     strategy = canonical_strategy(strategy)
-    if strategy == "random":
+    if strategy in ("random", "motion"):
         return torch.rand(batch, t * h * w, generator=generator, device=device)
     if strategy == "tube":
         rank = torch.rand(batch, h * w, generator=generator, device=device).argsort(1).argsort(1).float()

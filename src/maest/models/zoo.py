@@ -60,6 +60,15 @@ def _videomae(size: str, name: str) -> MAEConfig:
                      target=TargetConfig(kind="videomae_norm_pix"))
 
 
+def _motion(cfg: MAEConfig, rule: str, ratio: float = 0.9) -> MAEConfig:
+    cfg.mask = MaskConfig(strategy="motion", ratio=ratio, motion_rule=rule)
+    return cfg
+
+
+def _videomae_motion(size: str, name: str, rule: str) -> MAEConfig:
+    return _motion(_videomae(size, name), rule)
+
+
 # what each size is for (``maest models --verbose``)
 SMOKE_TEST = "smoke test: too small to learn anything; checks that a setup runs"
 _ABOUT = {"tiny": SMOKE_TEST, "digits": "the CPU demo on moving digits (maest demo)",
@@ -83,3 +92,14 @@ for _size in ("small", "base", "large", "huge"):
     register_config(f"videomae_vit_{_size}_patch16", lambda s=_size: _videomae(s, f"videomae_vit_{s}_patch16"),
                     about=f"pre-training in VideoMAE's layout (VideoMAE and Hugging Face checkpoints convert to it); "
                           f"{_ABOUT[_size].split(':')[0]}")
+# motion-guided masking (maest.models.motion_masking): MGMAE's recipe, VideoMAE's layout with the base frame's
+# mask warped along each clip's motion (pre-train with data.motion=codec or data.motion=flow)
+register_config("mgmae_vit_base_patch16",
+                lambda: _videomae_motion("base", "mgmae_vit_base_patch16", "warp"),
+                about="pre-training; VideoMAE ViT-B with MGMAE's motion-warped masks (needs data.motion)")
+register_config("mgm_vit_base_patch16",
+                lambda: _videomae_motion("base", "mgm_vit_base_patch16", "magnitude"),
+                about="pre-training; VideoMAE ViT-B masking the fastest-moving tokens, MGM-style (needs data.motion)")
+register_config("mae_vit_digits_motion",
+                lambda: _motion(_mae("digits", "mae_vit_digits_motion"), "warp", 0.75),
+                about="pre-training; the CPU digits model with motion-warped masks (needs data.motion)")

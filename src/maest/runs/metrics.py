@@ -91,7 +91,8 @@ def scan_metrics(path: str | Path) -> tuple[list[dict[str, Any]], int]:
 
 
 # fields maest logs as numbers (val_* too): a record where one is anything else was not written by maest
-NUMERIC = ("loss", "lr", "grad_norm", "clips_per_s", "epoch", "time", "skipped_videos", "epoch_end")
+NUMERIC = ("loss", "lr", "grad_norm", "clips_per_s", "epoch", "time", "skipped_videos", "epoch_end",
+           "motion_fallback_clips")
 
 
 def well_formed(rec: dict[str, Any]) -> bool:

@@ -8,7 +8,9 @@
   (VideoMAE's ``normlize_target=False``);
 * ``hog``: MaskFeat's histograms of oriented gradients (Wei et al., CVPR 2022), as SlowFast's
   ``MASK.PRED_HOG``: per colour channel, 9 unsigned orientation bins over 8x8-pixel cells, L2-normalised
-  per cell, on the first frame of each tube.
+  per cell, on the first frame of each tube;
+* ``features``: a frozen teacher's per-token features (MVD's masked distillation): the arithmetic is in
+  :mod:`maest.targets.features`, the teacher in :mod:`maest.train.teacher`.
 
 The decoder's output width follows the target (:func:`target_dim`).
 """

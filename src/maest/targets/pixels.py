@@ -66,6 +66,9 @@ def make_target(
         mean, std: the input normalisation (needed by "videomae_norm_pix").
     """
     patch_size, t_pred, frames = spec
+    if cfg.kind == "features":
+        raise ValueError("feature targets come from the teacher, not the clip: pass the teacher's features "
+                         "(maest.train.teacher.Teacher) as the target")
     if cfg.kind == "hog":
         from maest.targets.hog import hog_target
 

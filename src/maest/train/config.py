@@ -111,7 +111,17 @@ class PretrainConfig(JobConfig):
 
     def validate(self) -> PretrainConfig:
         self.model.validate()  # the mask ratio included (model.mask.ratio)
+        if self.model.target.kind == "features":
+            from maest.train.teacher import read_teacher
+
+            read_teacher(self.model)  # the teacher fits the student, and its width sizes the decoder
         self.data.validate()
+        if self.model.mask.strategy == "motion" and self.data.motion == "none":
+            raise ValueError("model.mask.strategy=motion masks from each clip's motion field, and data.motion=none "
+                             "supplies none: set data.motion=codec (the videos' motion vectors) or data.motion=flow")
+        if self.data.motion != "none" and self.model.mask.strategy != "motion":
+            raise ValueError(f"data.motion={self.data.motion} is read only by model.mask.strategy=motion (now "
+                             f"{self.model.mask.strategy!r}); set the strategy to motion or data.motion=none")
         self.optim.validate()
         self.train.validate()
         return self

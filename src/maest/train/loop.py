@@ -248,11 +248,13 @@ def train_one_epoch(run: Run, batches: Iterator[dict], epoch: int, step: int) ->
     """
     t, o, plan, info = run.cfg.train, run.cfg.optim, run.plan, run.info
     tally = SkipTally()
+    no_motion = SkipTally()  # clips masked randomly for want of a motion field (model.mask.strategy=motion)
     meter = LossMeter(info.device)
     # zip stops at the epoch's last micro-batch without drawing the next epoch's first
     for micro, batch in zip(range((step - epoch * plan.steps_per_epoch) * t.accum_iter, plan.micro_per_epoch),
                             batches, strict=False):
         tally.update(batch["skipped"])
+        no_motion.update(batch.get("no_motion", []))
         if micro >= plan.steps_per_epoch * t.accum_iter:
             # an epoch's last, incomplete accumulation: the official loop computes it and drops its
             # gradient (zero_grad at the next epoch's start); the batches are drawn, the work is not done
@@ -291,7 +293,9 @@ def train_one_epoch(run: Run, batches: Iterator[dict], epoch: int, step: int) ->
     run.guard.check()
     if run.stopping:  # the rest of the epoch comes after the resume
         return step
-    run.summary["skipped"] += report_skipped(tally, epoch, info, run.logger, step)
+    run.summary["skipped"] += report_skipped(tally, epoch, info, run.logger, step, no_motion)
+    if getattr(getattr(run.cfg.model, "mask", None), "strategy", None) == "motion":
+        run.summary["motion_fallback"] = run.summary.get("motion_fallback", 0) + no_motion.total
     run.progress.epoch_end(epoch, t.epochs, step)
     return step
 
@@ -382,14 +386,24 @@ def save(model: nn.Module, optimizer: torch.optim.Optimizer, step: int, epoch: i
     return str(path)
 
 
-def report_skipped(tally: SkipTally, epoch: int, info: runtime.DistInfo, logger: MetricsLogger, step: int) -> list[str]:
-    """Gather unreadable-video reports from all ranks; the main process logs the epoch's count."""
+def report_skipped(tally: SkipTally, epoch: int, info: runtime.DistInfo, logger: MetricsLogger, step: int,
+                   no_motion: SkipTally | None = None) -> list[str]:
+    """Gather unreadable-video reports from all ranks; the main process logs the epoch's count. With
+    ``no_motion`` (motion-guided masking) the clips that had no motion field and were masked randomly are
+    gathered, logged and counted too (``motion_fallback_clips``); ``no_motion`` then holds every rank's."""
     every = SkipTally()
     for paths in runtime.all_gather_objects(tally.paths):
         every.update(paths)
     if every.total and info.is_main:
         log.warning("epoch %d: %s", epoch, every.report())
-    logger.log(step, skipped_videos=every.total, epoch_end=epoch)
+    extra = {}
+    if no_motion is not None and (got := runtime.all_gather_objects(no_motion.paths)) and any(got):
+        no_motion.paths = [p for paths in got for p in paths]
+        if info.is_main:
+            log.warning("epoch %d: %d clips (%d videos) had no motion vectors or flow and were masked randomly",
+                        epoch, no_motion.total, len(no_motion.unique))
+        extra["motion_fallback_clips"] = no_motion.total
+    logger.log(step, skipped_videos=every.total, epoch_end=epoch, **extra)
     return every.paths
 
 

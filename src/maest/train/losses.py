@@ -1,16 +1,19 @@
 """Losses, outside the model (arXiv:2205.09113 §3): MAE-ST's reconstruction loss (mean squared error
-over removed tokens, against a target of :mod:`maest.targets`) and the classification losses of
-fine-tuning (soft-target cross-entropy for mixup / cutmix, label smoothing)."""
+over removed tokens, against a target of :mod:`maest.targets`; or MVD's smooth L1 against a teacher's
+features) and the classification losses of fine-tuning (soft-target cross-entropy for mixup / cutmix,
+label smoothing)."""
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 
 def reconstruction_loss(
-    pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, pred_ids: torch.Tensor | None = None
+    pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, pred_ids: torch.Tensor | None = None,
+    loss: str = "mse",
 ) -> torch.Tensor:
-    """Mean over removed tokens of the per-token MSE.
+    """Mean over removed tokens of the per-token MSE (or smooth L1).
 
     Args:
         pred: (B, L, K), or (B, N, K) for the N tokens listed in ``pred_ids`` (decoder masking).
@@ -19,6 +22,8 @@ def reconstruction_loss(
             the reference does.
         pred_ids: (B, N) token indices of ``pred``'s rows when the decoder reconstructed only those
             (VideoMAE V2): the loss then averages over tokens both removed and decoded, as V2 does.
+        loss: "mse", or "smooth_l1" (beta 1; MVD's distillation loss, ``nn.SmoothL1Loss`` over the removed
+            tokens' elements).
     """
     if pred_ids is not None:
         target = torch.gather(target, 1, pred_ids.unsqueeze(-1).expand(-1, -1, target.shape[-1]))
@@ -26,7 +31,12 @@ def reconstruction_loss(
     # no host read of the mask count here (a GPU sync per step): masking removes at least one token by
     # construction (num_keep), and a batch whose decoded tokens are all visible gives a NaN loss, which
     # the loop's finiteness check reports
-    per_token = ((pred.float() - target.float()) ** 2).mean(dim=-1)
+    if loss == "smooth_l1":
+        per_token = F.smooth_l1_loss(pred.float(), target.float(), reduction="none", beta=1.0).mean(dim=-1)
+    elif loss == "mse":
+        per_token = ((pred.float() - target.float()) ** 2).mean(dim=-1)
+    else:
+        raise ValueError(f"model.target.loss={loss!r} is not one of ('mse', 'smooth_l1')")
     return (per_token * mask).sum() / mask.sum()
 
 

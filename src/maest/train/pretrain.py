@@ -15,12 +15,14 @@ from torch.utils.data import Dataset
 
 from maest import runtime
 from maest.models import describe_model
+from maest.models.motion_masking import motion_noise
 from maest.runtime import autocast, mix_seed, resolve_precision, to_device, unwrap
 from maest.targets import make_target
 from maest.train.config import PretrainConfig
 from maest.train.loop import effective_batch, train
 from maest.train.losses import reconstruction_loss
 from maest.train.optim import param_groups_weight_decay
+from maest.train.teacher import build_teacher
 
 log = logging.getLogger("maest")
 
@@ -50,6 +52,19 @@ def masking_noise(model: nn.Module, video_index: torch.Tensor, seed: int, step: 
     return _per_clip_noise(model.make_noise, video_index, seed, step)
 
 
+def with_motion(model: nn.Module, noise: torch.Tensor, batch: dict, device: str) -> torch.Tensor:
+    """``noise`` turned into motion-guided masks from ``batch["motion"]`` (B, T, 2, H, W) and
+    ``batch["has_motion"]`` when the model masks by motion (``model.mask.strategy=motion``); else as it is.
+    The random part stays keyed by (seed, step, video, clip), so a resumed run masks the same."""
+    mask = model.model_cfg.mask
+    if mask.strategy != "motion":
+        return noise
+    if "motion" not in batch:
+        raise ValueError("model.mask.strategy=motion, but the batch has no motion field: set data.motion=codec or flow")
+    return motion_noise(noise, batch["motion"].to(device, non_blocking=True), batch["has_motion"], model.grid,
+                        model.model_cfg.encoder.patch_size, mask.ratio, mask.motion_rule)
+
+
 def decoder_masking_noise(model: nn.Module, video_index: torch.Tensor, seed: int, step: int) -> torch.Tensor | None:
     """Decoder-mask noise (B, L) keyed like :func:`masking_noise` but from its own stream, so the encoder
     masks of a run are the same with and without a decoder mask; None when the model has none."""
@@ -59,18 +74,21 @@ def decoder_masking_noise(model: nn.Module, video_index: torch.Tensor, seed: int
 
 
 def mae_loss(model: nn.Module, video: torch.Tensor, noise: torch.Tensor | None = None,
-             decoder_noise: torch.Tensor | None = None, *, mask_ratio: float | None = None) -> torch.Tensor:
-    """Forward the (possibly wrapped) MAE and return the reconstruction loss (fp32 scalar) against the
-    model's own target (``model.target``): over removed tokens, or over removed and decoded tokens when
-    the model masks its decoder (VideoMAE V2). ``mask_ratio`` defaults to the model's ``model.mask.ratio``."""
+             decoder_noise: torch.Tensor | None = None, *, mask_ratio: float | None = None,
+             target: torch.Tensor | None = None) -> torch.Tensor:
+    """Forward the (possibly wrapped) MAE and return the reconstruction loss (fp32 scalar, ``model.target.loss``)
+    against the model's own target (``model.target``), or ``target`` (B, L, K) when given (a teacher's
+    features): over removed tokens, or over removed and decoded tokens when the model masks its decoder
+    (VideoMAE V2). ``mask_ratio`` defaults to the model's ``model.mask.ratio``."""
     core = unwrap(model)
     if decoder_noise is None:
         out = model(video, mask_ratio, noise)
     else:
         out = model(video, mask_ratio, noise, decoder_noise=decoder_noise)
     cfg = core.model_cfg
-    tgt = make_target(video, cfg.target, core.target_spec, cfg.encoder.mean, cfg.encoder.std)
-    return reconstruction_loss(out.pred, tgt, out.mask, out.pred_ids)
+    if target is None:
+        target = make_target(video, cfg.target, core.target_spec, cfg.encoder.mean, cfg.encoder.std)
+    return reconstruction_loss(out.pred, target, out.mask, out.pred_ids, cfg.target.loss_kind)
 
 
 def build_model(cfg: PretrainConfig) -> nn.Module:
@@ -108,14 +126,18 @@ def _run(cfg: PretrainConfig, dataset: Dataset | None, info: runtime.DistInfo) -
     base_lr = o.peak_lr(effective_batch(cfg, info))
     precision = resolve_precision(t.precision, info.device)
     optimizer = o.build(param_groups_weight_decay(model, o.weight_decay), base_lr, info.device)
+    teacher = build_teacher(cfg, info.device)  # feature targets: frozen, never part of the model's state
 
     def loss_fn(train_model: nn.Module, batch: dict, step: int, accum_pos: int) -> torch.Tensor:
         video = batch["video"].to(info.device, non_blocking=True)
         core = unwrap(model)
         noise = to_device(masking_noise(core, batch["index"], t.seed, step), info.device)
+        noise = with_motion(core, noise, batch, info.device)  # model.mask.strategy=motion: the clips' fields
         dnoise = decoder_masking_noise(core, batch["index"], t.seed, step)  # None without decoder masking
         with autocast(info.device, precision):
-            return mae_loss(train_model, video, noise, None if dnoise is None else to_device(dnoise, info.device))
+            target = None if teacher is None else teacher(video)
+            return mae_loss(train_model, video, noise, None if dnoise is None else to_device(dnoise, info.device),
+                            target=target)
 
     return train(cfg, model, optimizer, dataset, info, loss_fn, base_lr=base_lr, precision=precision,
                  title=f"pretrain {describe_model(model)}")

@@ -144,6 +144,26 @@ def maskfeat_hog() -> PretrainConfig:
     return cfg
 
 
+@pretrain_preset
+def mvd_b_distill_pretrain() -> PretrainConfig:
+    """Masked distillation as MVD (Wang et al., CVPR 2023; pretrain_mvd_base_on_k400.sh), from one teacher
+    given with ``--set model.target.teacher=PATH`` (any maest checkpoint whose frames, tubes, size and patch
+    match, or an image model of 1 frame): VideoMAE's ViT-B student, a 768 x 2 decoder (MVD's: the encoder's
+    width and heads) predicting the teacher's last-block features, no feature norm, smooth L1 over the
+    removed tokens, tube masking 0.9, 16x4 clips, no repeated sampling, lr 1.5e-4 per 256 videos, 40
+    warm-up epochs of 400, no clipping. MVD's second teacher (image and video at once) is not carried; its
+    min lr (2/3 of the peak) is left at 0."""
+    cfg = PretrainConfig(model=model_config("videomae_vit_base_patch16"))
+    d = cfg.model.decoder
+    d.embed_dim, d.depth, d.num_heads, d.embed_bias, d.t_pred_patch_size = 768, 2, 12, True, 1
+    cfg.model.mask = MaskConfig(ratio=0.9, strategy="tube")
+    cfg.model.target = TargetConfig(kind="features", feature_norm="none", loss="smooth_l1")
+    cfg.data.repeat_aug = 1
+    cfg.optim.blr, cfg.optim.warmup_epochs, cfg.optim.clip_grad = 1.5e-4, 40.0, None
+    cfg.train.epochs, cfg.train.output_dir = 400, "runs/mvd_b_distill_pretrain"
+    return cfg
+
+
 finetune_preset: PresetRegistry[FinetuneConfig] = PresetRegistry("fine-tuning preset")
 get_finetune_preset = finetune_preset.get
 list_finetune_presets = finetune_preset.names
