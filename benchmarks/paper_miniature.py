@@ -17,7 +17,7 @@ sittings:
    budget on the labelled subset, per seed, and test with multi-view testing (clips x crops);
 4. linear probes of the pre-trained encoder and of a random one (all training labels);
 5. ablations (``--budget ablate``: 100-epoch pre-trainings; ``full``: 400): mask ratio, masking strategy,
-   target, decoder masking, pre-training length, each at least 2 seeds, fine-tune top-1 and linear probe, against the paper's finding.
+   target, decoder masking, pre-training length, MVD's feature distillation, each at least 2 seeds, fine-tune top-1 and linear probe, against the paper's finding.
 
 Writes ``OUT/results.json``, ``OUT/miniature.png`` and ``OUT/table.md`` (the README's table); other
 budgets than the headline write ``results-BUDGET.json`` and ``table-BUDGET.md``.
@@ -70,7 +70,8 @@ BUDGETS: dict[str, dict[str, Any]] = {
 }
 # the grid: pre-training per seed as well, and every ablation row (several sittings; runs are cached)
 BUDGETS["full"] = dict(BUDGETS["headline"], pretrain_seeds=[0, 1, 2],
-                       ablations=["mask_ratio", "strategy", "target", "decoder", "length"], lengths=[100, 200, 400])
+                       ablations=["mask_ratio", "strategy", "target", "decoder", "length", "distill"],
+                       lengths=[100, 200, 400])
 # every ablation row on 100-epoch pre-trainings (4x cheaper), fine-tuned with the headline's MAE recipe
 BUDGETS["ablate"] = dict(BUDGETS["full"], pretrain_epochs=100, pretrain_seeds=[0], more_labels=[],
                          lengths=[50, 100, 200], headline_from="headline")
@@ -93,6 +94,10 @@ ABLATIONS: dict[str, tuple[str, list[Any], str]] = {
     "decoder": ("model.mask.decoder_ratio", [0.0, 0.5],
                 "VideoMAE V2: running-cell decoder masking 0.5 keeps accuracy at less decoder compute"),
     "length": ("train.epochs", [], "Fig. 5: longer pre-training keeps improving"),  # values: the budget's
+    # the teacher: the headline's pre-trained MAE (400 epochs); MVD's released recipe (last block, no
+    # feature norm, smooth L1); the student's budget is the row's
+    "distill": ("model.target.kind", ["pixels", "features"],
+                "MVD (CVPR 2023): students of an MAE teacher's features beat students of pixels"),
 }
 
 log = logging.getLogger("miniature")
@@ -128,6 +133,7 @@ class Miniature:
         self.out, self.b = out, BUDGETS[budget]
         self.paths = write_splits(out / "data", self.b)
         self.memory: dict[tuple, InMemoryClips] = {}
+        self.teacher = ""  # the pre-trained MAE whose features the "distill" row's students predict
 
     # -- pre-training ---------------------------------------------------------------------------
     def pretrain(self, seed: int, **changes: Any) -> str:
@@ -264,7 +270,8 @@ def ablation(m: Miniature, name: str, recipe: tuple[float, float, float]) -> dic
     seeds = m.b["seeds"][:2]
     cells = {}
     for value in values:
-        inits = [m.pretrain(s, **{key: value}) for s in seeds]
+        extra = {"model.target.teacher": m.teacher} if value == "features" else {}
+        inits = [m.pretrain(s, **{key: value}, **extra) for s in seeds]
         fine = [m.finetune(i, s, recipe, "labelled", "test")["top1"] for i, s in zip(inits, seeds, strict=True)]
         probe = [m.finetune(i, s, PROBE, "pool", "test", probe=True)["top1"]
                  for i, s in zip(inits, seeds, strict=True)]
@@ -336,7 +343,9 @@ def run_all(args: argparse.Namespace) -> None:
     res: dict[str, Any] = {"budget": args.budget, "settings": m.b, "pretrain_recipe": PRETRAIN,
                            "views": f"{m.b['clips']} clips x {m.b['crops']} crops"}
     # an ablation budget takes the headline's results (cached) and its MAE fine-tuning recipe
-    res["headline"] = headline(Miniature(out, m.b.get("headline_from", args.budget)))
+    head = Miniature(out, m.b.get("headline_from", args.budget))
+    res["headline"] = headline(head)
+    m.teacher = head.pretrain(head.b["pretrain_seeds"][0])  # the distillation row's teacher
     # the same comparison with more labelled videos, at the same number of fine-tuning steps
     res["more_labels"] = {}
     for n in m.b["more_labels"]:

@@ -93,5 +93,14 @@ def test_paper_miniature_smoke_runs_every_stage_and_reuses_its_runs(monkeypatch,
         stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").glob("*/done.json")}
         _run(paper_miniature, monkeypatch, "--out", str(tmp_path), "--budget", "smoke", "--threads", str(threads))
         assert {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").glob("*/done.json")} == stamps  # cached
+        # an ablation row: MVD's feature distillation from the headline's pre-trained MAE, against pixels
+        _run(paper_miniature, monkeypatch, "--out", str(tmp_path), "--budget", "smoke", "--threads", str(threads),
+             "--rows", "distill")
+        row = json.loads((tmp_path / "results.json").read_text())["ablations"]["distill"]
+        assert set(row["cells"]) == {"pixels", "features"}
+        students = [json.loads(p.read_text()) for p in (tmp_path / "runs").glob("pretrain-*/done.json")]
+        assert sum(s["settings"].get("model.target.kind") == "features" for s in students) == 1
+        # the pixel cells are the headline's cached runs; new: the student, its fine-tuning and its probe
+        assert len(stamps) + 3 == len(list((tmp_path / "runs").glob("*/done.json")))
     finally:
         torch.set_num_threads(threads)
