@@ -217,7 +217,36 @@ def check_decode(devices: tuple[str, ...] = ("cuda:0", "cpu")) -> dict:
             sync()
             out[device] = {"clips_per_s": clips / (time.perf_counter() - t0), "clips": clips,
                            "in_process": True, "video": "340x256 H.264, 16 frames x 4, crop 224, RandAugment"}
+        if "cuda:0" in devices:
+            out["cuda:0 uint8, 2 threads"] = _threaded_uint8(items)
     return out
+
+
+def _threaded_uint8(items: list, batches: int = 6) -> dict:
+    """data.transfer=uint8 clips decoded on the GPU in 2 loading threads (the trainer's path), normalised on the
+    device: clips/s, and how far they are from float32 clips of the same items (bound: 0.5 grey level)."""
+    torch = _torch()
+    from maest.data.datasets import ClipSpec, VideoClipDataset
+    from maest.data.loader import build_run_loader
+    from maest.data.transfer import DeviceInput
+
+    def spec(transfer):
+        return ClipSpec(mode="finetune", repeat=2, rand_aug=True, erase_prob=0.25, decode_device="cuda:0", seed=0,
+                        transfer=transfer)
+
+    u8 = VideoClipDataset(items * batches, spec("uint8"))
+    to_input = DeviceInput.of(u8, "cuda:0")
+    loader = build_run_loader(u8, 1, seed=0, rank=0, world=1, per_epoch=batches, epochs=1, num_workers=0, threads=2)
+    torch.cuda.synchronize()
+    t0, clips = time.perf_counter(), 0
+    for batch in loader:
+        clips += to_input(batch).shape[0]
+    torch.cuda.synchronize()
+    rate = clips / (time.perf_counter() - t0)
+    a = VideoClipDataset(items, spec("float32"))[0]["video"]
+    b = to_input(VideoClipDataset(items, spec("uint8"))[0])
+    return {"clips_per_s": rate, "clips": clips, "max_diff_vs_float32": float((a - b).abs().max()),
+            "bound": 0.5 / (255 * 0.225)}
 
 
 def check_nccl() -> dict:

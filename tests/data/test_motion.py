@@ -34,6 +34,49 @@ def test_codec_fields_point_back_along_the_motion(tmp_path):
     assert (u.mean((-1, -2)) > 0.4).all() and item["motion"][:, 1:, 1].abs().mean() < 0.2
 
 
+def _reference_field(vectors, height, width):
+    """The codec field painted vector by vector, as maest.data.motion documents it: later references first
+    (negated), then earlier ones; each block fills its 4 x 4 cells inside the frame."""
+    gh, gw = -(-height // 4), -(-width // 4)
+    out = np.zeros((len(vectors), 2, gh, gw), np.float32)
+    for t, vs in enumerate(vectors):
+        for past in (False, True):
+            for v in [] if vs is None else vs:
+                if (v["source"] < 0) != past:
+                    continue
+                scale = max(float(v["motion_scale"]), 1.0)
+                sign = 1.0 if past else -1.0
+                w, h = int(v["w"]), int(v["h"])
+                x0, y0 = (int(v["dst_x"]) - w // 2) // 4, (int(v["dst_y"]) - h // 2) // 4
+                for y in range(max(y0, 0), min(y0 + max(h // 4, 1), gh)):
+                    for x in range(max(x0, 0), min(x0 + max(w // 4, 1), gw)):
+                        out[t, 0, y, x] = sign * np.float32(v["motion_x"]) / np.float32(scale)
+                        out[t, 1, y, x] = sign * np.float32(v["motion_y"]) / np.float32(scale)
+    return torch.from_numpy(out)
+
+
+def test_codec_clip_matches_a_vector_by_vector_reference(tmp_path):
+    """The vectorised painting (all frames, one scatter per block shape) equals the plain loop on a decoded
+    clip with B-pictures, several block shapes and a width that is not a multiple of 16 (blocks over the edge)."""
+    from maest.data.decode import open_video
+    from maest.data.synthetic import write_test_pattern
+
+    p = write_test_pattern(tmp_path / "pattern.mp4", 100, 76, num_frames=40, gop=12, seed=1)
+    video = open_video(p, "pyav", motion_vectors=True)
+    idx = [0, 3, 5, 6, 11, 12, 13, 20, 31, 39]
+    video.get_frames(idx)
+    vectors = [video.vectors.get(i) for i in idx]
+    got, has = M.codec_clip(vectors, video.height, video.width)
+    sources = np.concatenate([v["source"] for v in vectors if v is not None])
+    assert has and (sources < 0).any() and (sources > 0).any()  # both reference directions occur
+    assert len({(int(v["w"]), int(v["h"])) for vs in vectors if vs is not None for v in vs}) > 1
+    assert torch.equal(got, _reference_field(vectors, video.height, video.width))
+    odd = vectors[1].copy()  # blocks past the painting margin (not from a real decoder) are clipped too
+    odd["dst_x"][:2], odd["dst_y"][2:4], odd["w"][:4], odd["h"][:4] = (-70, 500), (-9, 90), 16, 16
+    assert torch.equal(M.codec_clip([None, odd], 76, 100)[0], _reference_field([None, odd], 76, 100))
+    assert M.codec_clip([None, vectors[1]], 76, 100)[1] and not M.codec_clip([vectors[1], None], 76, 100)[1]
+
+
 def test_intra_only_videos_fall_back_and_are_listed(tmp_path):
     p = _panning(tmp_path / "intra.mp4", gop=1)
     item = VideoClipDataset([(str(p), -1)], ClipSpec(motion="codec", **SPEC))[0]
@@ -117,3 +160,13 @@ def test_pretrain_cli_with_codec_motion_counts_the_fallback(tmp_path, capsys):
     assert summary["motion_fallback"] == repeat
     per_epoch = [r["motion_fallback_clips"] for r in read_metrics(out / "metrics.jsonl") if "epoch_end" in r]
     assert per_epoch == [repeat]
+
+
+@pytest.mark.parametrize("kw", [dict(motion="codec"), dict(motion="flow", flow_dir="/tmp")])
+def test_fine_tuning_refuses_data_motion(tmp_path, kw):
+    from maest.data.config import FinetuneDataConfig
+    from maest.train.config import FinetuneConfig
+
+    cfg = FinetuneConfig(data=FinetuneDataConfig(source="x", **kw), train=TrainConfig(output_dir=str(tmp_path)))
+    with pytest.raises(ValueError, match=rf"data.motion={kw['motion']}.* fine-tuning .* drop the setting"):
+        cfg.validate()

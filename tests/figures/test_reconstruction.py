@@ -114,3 +114,56 @@ def test_the_report_and_the_command_draw_the_same_figure(tmp_path, monkeypatch, 
     assert main(["reconstruct", str(video), "--checkpoint", str(path), "--out", str(tmp_path / "r"), "--no-mp4"]) == 0
     assert len(calls) == 1 and Image.open(tmp_path / "r.png").size[::-1] == real(*calls[0]).shape[:2]
     assert "r.png" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("rule", ["warp", "magnitude"])
+def test_reconstruct_of_a_motion_masked_run_draws_its_motion_masks(tmp_path, monkeypatch, capsys, rule):
+    """``maest reconstruct`` on a checkpoint pre-trained with model.mask.strategy=motion and data.motion=codec:
+    the figure's masks are motion_noise's for the clip's codec field (not random ones), and a motion row is drawn."""
+    import json
+
+    import maest
+    from maest.cli import main
+    from maest.data.datasets import ClipSpec, VideoClipDataset
+    from maest.figures import reconstruction as R
+    from maest.models.motion_masking import motion_noise
+    from tests.data.test_motion import _panning
+
+    video = _panning(tmp_path / "pan.mp4")
+    (tmp_path / "list.csv").write_text(f"{video}\n{video}\n")
+    run = tmp_path / "run"
+    assert main(["pretrain", str(tmp_path / "list.csv"), "--preset", "tiny", "--output-dir", str(run), "--json",
+                 "--set", "model.mask.strategy=motion", "--set", f"model.mask.motion_rule={rule}",
+                 "--set", "model.mask.ratio=0.75", "--set", "data.motion=codec", "--set", "train.epochs=1",
+                 "--set", "data.num_workers=0", "--set", "train.tensorboard=false",
+                 "--set", "train.progress=false"]) == 0
+    checkpoint = sorted(run.glob("checkpoint-*.pt"))[-1]
+    capsys.readouterr()
+    drawn = []
+    real = R.labelled_figure
+    monkeypatch.setattr(R, "labelled_figure", lambda panels, *a, **k: drawn.append(panels) or real(panels, *a, **k))
+    out = tmp_path / "fig"
+    assert main(["reconstruct", str(video), "--checkpoint", str(checkpoint), "--out", str(out), "--no-mp4",
+                 "--json", "--seed", "3"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (tmp_path / "fig.png").is_file() and summary["motion"] == f"{rule} rule, data.motion=codec"
+    panels = drawn[0]
+    assert "motion" in R.default_rows(panels) and panels["motion"].shape == panels["original"].shape
+
+    # the expected masks: the clip's codec field (the run's test view) through motion_noise, seeded as the figure
+    from maest.loading import read
+
+    model, rate = maest.load(checkpoint), read(checkpoint).run_config["data"]["sampling_rate"]
+    e, grid = model.model_cfg.encoder, model.grid
+    spec = ClipSpec(mode="test", num_frames=e.num_frames, sampling_rate=rate, crop_size=e.img_size, test_clips=1,
+                    test_crops=1, mean=e.mean, std=e.std, motion="codec")
+    item = VideoClipDataset([(str(video), -1)], spec)[0]
+    assert item["has_motion"].all() and item["motion"][0, 1:].abs().sum() > 0
+    noise = model.make_noise(1, generator=torch.Generator().manual_seed(3))
+    expected = motion_noise(noise, item["motion"][:1], item["has_motion"][:1], grid, e.patch_size, 0.75, rule)
+    keep = int(grid[1] * grid[2] * 0.25) * grid[0]
+    removed = expected.argsort(1).argsort(1) >= keep
+    p, u, _ = model.target_spec
+    assert torch.equal(panels["mask"], R._token_pixels(removed[0], grid, u, p))
+    random = model.make_noise(1, generator=torch.Generator().manual_seed(3)).argsort(1).argsort(1) >= keep
+    assert not torch.equal(removed, random)  # the motion rule, not the random part alone

@@ -21,6 +21,9 @@ Usage: ``maest bench-data [--sections speedup shards profile e2e stall] [--quick
   vs plain decoding, side by side at 340x256 (issue 23's goal: at most 15% more time per clip).
 
 "cores/GPU" = the loader cores needed to feed one GPU: a GPU's clips/s divided by clips/s per core.
+"clips/s needed per GPU" (speedup and shards rows, ``clips_per_s_needed_per_gpu`` and ``gpus_fed``): what one
+GPU consumes from the model's FLOPs (``--need-model``, ``--gpu``, ``--mfu``; :mod:`maest.bench.feed`), printed
+beside the measured wall-clock clips/s.
 GPU rates (``GPU_MS_PER_CLIP``): ViT-L on A100, 58.8 ms per clip, derived from MAE-ST Table 1
 (arXiv:2205.09113: 24.5 h of compute on 128 A100s for 800 effective epochs of K400, taken as 240k
 videos x 800 clips); ViT-B on H100, 12.5 ms per clip, the middle of the 10-15 ms issue 15 quotes
@@ -46,6 +49,7 @@ from torch.utils.data import Dataset
 
 from maest.bench.corpus import corpus_and_shards, make_corpus
 from maest.bench.e2e import section_e2e, section_stall
+from maest.bench.feed import columns, feed
 from maest.bench.options import add_data_options
 from maest.data import ClipSpec, VideoClipDataset, torchcodec_available
 from maest.data import transforms as T
@@ -159,10 +163,11 @@ def section_speedup(args, work: Path) -> list[dict]:
                 rows.append({"section": "speedup", "size": size, "gop": args.gop, "repeat": repeat, "pipeline": name,
                              "backend": name, "workers": 0, "clips_per_s": med_wall, "clips_per_cpu_s": med,
                              "clips_per_s_per_core": med, "rounds_cpu": cpu[name], "rounds_wall": wall[name],
-                             "vs_before_torchcodec": med / base,
+                             "vs_before_torchcodec": med / base, **columns(args.need, med_wall),
                              **{f"cores/GPU {k}": v for k, v in gpu_cores(med).items()}})
                 print(f"{size:>9} r={repeat} {name:<26} {med:6.1f} clips per CPU-s  x{med / base:.2f}  (rounds "
-                      f"{', '.join(f'{v:.1f}' for v in cpu[name])}; wall {med_wall:.1f} clips/s)", flush=True)
+                      f"{', '.join(f'{v:.1f}' for v in cpu[name])}; wall {med_wall:.1f} clips/s, needed per GPU "
+                      f"{args.need.clips_per_s:.0f})", flush=True)
     return rows
 
 
@@ -181,10 +186,10 @@ def section_shards(args, work: Path) -> list[dict]:
                     cps, per_core = loader_rate(ds, workers, items)
                     rows.append({"section": "shards", "size": size, "gop": args.gop, "repeat": repeat, "source": name,
                                  "backend": f"{name} ({args.backend})", "workers": workers, "clips_per_s": cps,
-                                 "clips_per_s_per_core": per_core,
+                                 "clips_per_s_per_core": per_core, **columns(args.need, cps),
                                  **{f"cores/GPU {k}": v for k, v in gpu_cores(per_core).items()}})
-                    print(f"{size:>9} r={repeat} workers {workers} {name:<6} {cps:6.1f} clips/s wall, "
-                          f"{per_core:.1f} clips per CPU-s", flush=True)
+                    print(f"{size:>9} r={repeat} workers {workers} {name:<6} {cps:6.1f} clips/s wall "
+                          f"(needed per GPU {args.need.clips_per_s:.0f}), {per_core:.1f} clips per CPU-s", flush=True)
     return rows
 
 
@@ -311,6 +316,8 @@ def run_args(args: argparse.Namespace) -> list[dict]:
         args.sizes, args.repeats, args.workers, args.rounds, args.items = ["340x256"], [4], [0, 2], 1, 4
         args.models, args.profile_reads, args.e2e_steps = ["tiny"], 1, 2
     args.spec_kw = dict(num_frames=args.frames, sampling_rate=args.rate, crop_size=args.crop)
+    args.need = feed(args.need_model, args.gpu, args.mfu)
+    print(args.need.describe(), flush=True)
     if args.decode_device != "cpu":
         from maest.data.decode import check_decode_device
 
@@ -333,7 +340,7 @@ def run_args(args: argparse.Namespace) -> list[dict]:
 def _write(args: argparse.Namespace, rows: list[dict]) -> None:
     meta = {"torch": torch.__version__, "machine": platform.machine(), "torchcodec": torchcodec_available(),
             "clip": f"{args.frames} frames x stride {args.rate}, crop {args.crop}", "gop": args.gop,
-            "gpu_ms_per_clip": GPU_MS_PER_CLIP}
+            "gpu_ms_per_clip": GPU_MS_PER_CLIP, "needed_per_gpu": vars(args.need)}
     Path(args.out).write_text(json.dumps({"meta": meta, "results": rows}, indent=1, default=str) + "\n")
 
 

@@ -91,6 +91,13 @@ def add_data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--frames", type=int, default=16, help="frames per clip (default: 16)")
     p.add_argument("--rate", type=int, default=4, help="sampling stride between clip frames (default: 4)")
     p.add_argument("--crop", type=int, default=224, help="crop size in pixels (default: 224)")
+    p.add_argument("--need-model", default="mae_vit_base_patch16",
+                   help="the model whose clips/s per GPU the loader rows are set against (default: ViT-B 16x224 "
+                        "MAE, mae_vit_base_patch16, at its 90%% masking; maest.bench.feed)")
+    p.add_argument("--gpu", default="H100", choices=["H100", "H200", "A100", "B200", "L40S"],
+                   help="the GPU of that column, at its dense bf16 peak (default: H100, 989 TFLOP/s)")
+    p.add_argument("--mfu", type=float, default=0.4,
+                   help="the model FLOP utilisation assumed on it (default: 0.4)")
     p.add_argument("--quick", action="store_true", help="256p, repeat 4, 1 round, tiny e2e: a smoke run")
     p.add_argument("--workdir", help="keep the generated videos and shards here (default: a temp folder)")
     p.add_argument("--out", help="write results as JSON here")

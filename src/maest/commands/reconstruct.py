@@ -1,6 +1,7 @@
 """``maest reconstruct VIDEO --checkpoint C``: PNG grid, GIF and MP4 of a clip, its masked input and
 the MAE's reconstruction, and the tokens a masked decoder reconstructed (see :mod:`maest.figures.reconstruction` for
-the honest / true-stats modes; HOG models have no pixels to show, and the figure says so)."""
+the honest / true-stats modes; HOG models have no pixels to show, and the figure says so; motion-masked
+models are masked by their motion rule from the run's ``data.motion`` source, drawn in a row of their own)."""
 
 from __future__ import annotations
 
@@ -47,8 +48,11 @@ def main(args: argparse.Namespace) -> int:
         info["decoder_mask"] = rec.decoder_mask
     if rec.caption:
         info["note"] = rec.caption
+    if rec.motion:  # a motion-masked model: its masks are the motion rule's, its "motion" row the field's speed
+        info["motion"] = rec.motion
     done = (f"reconstructed {args.video} with {args.checkpoint}: {rec.mask_ratio:.0%} of patches removed, "
             f"{rec.mode} mode, {rec.target} target")
     notes = [f"decoder mask {rec.decoder_mask}: its row shows the tokens the decoder rebuilt"] * bool(rec.decoder_mask)
+    notes += [f"motion-guided masks ({rec.motion}); the motion row shows the clip's motion speed"] * bool(rec.motion)
     finish(args, {**info, **files}, done, files, notes=notes + [rec.caption] * bool(rec.caption))
     return 0

@@ -13,6 +13,7 @@ from typing import Any
 from maest.data.datasets import dataset_from_source
 from maest.data.motion import SOURCES as MOTION_SOURCES
 from maest.data.motion import flow_path, open_flow
+from maest.data.transfer import check_transfer
 from maest.overrides import check_choice, check_positive
 
 
@@ -28,6 +29,12 @@ class DataConfig:
     backend: str = "auto"  # auto | torchcodec | pyav
     decode_device: str = "cpu"  # cpu | cuda | cuda:N (torchcodec on the GPU; "cuda": each process's own; num_workers=0)
     shuffle_buffer: int = 64  # shards: encoded samples held per loader worker for the in-stream shuffle
+    # float32: clips normalised on the host (exact, the default) | uint8: 4x fewer bytes, normalised on the
+    # device; rounds once after float math (RandAugment, a GPU resize), <= 0.5 grey level (maest.data.transfer)
+    transfer: str = "float32"
+    # with data.decode_device=cuda (num_workers=0): threads that decode and augment ahead of the step
+    # (CUDA decoders cannot live in forked workers; threads can); 0: in the training thread
+    decode_threads: int = 1
     # run pipe: shell commands read from files (a shard manifest, a --config file); a pipe: source typed as
     # DATA or --set data.source is trusted without it. Never taken from a file: --set it (or MAEST_ALLOW_PIPE=1)
     allow_pipe: bool = False
@@ -43,6 +50,9 @@ class DataConfig:
             raise ValueError(f"data.num_workers={self.num_workers} must be >= 0 (0 loads in the training process)")
         check_choice(self.layout, ("auto", "csv", "folder", "unlabelled", "shards"), "data.layout")
         check_choice(self.backend, ("auto", "torchcodec", "pyav"), "data.backend")
+        check_transfer(self.transfer)
+        if self.decode_threads < 0:
+            raise ValueError(f"data.decode_threads={self.decode_threads} must be >= 0 (0: the training thread)")
         if not re.fullmatch(r"cpu|cuda(:\d+)?", self.decode_device):
             raise ValueError(f"data.decode_device={self.decode_device!r} is not cpu, cuda or cuda:N")
         check_choice(self.motion, MOTION_SOURCES, "data.motion")
@@ -74,7 +84,8 @@ class DataConfig:
                                  sampling_rate=self.sampling_rate, crop_size=encoder.img_size, repeat=self.repeat_aug,
                                  backend=self.backend, mean=encoder.mean, std=encoder.std,
                                  decode_device=self.decode_on, shuffle_buffer=self.shuffle_buffer,
-                                 allow_pipe=self.allow_pipe, motion=self.motion, flow_dir=self.flow_dir)
+                                 allow_pipe=self.allow_pipe, motion=self.motion, flow_dir=self.flow_dir,
+                                 transfer=self.transfer)
         if self.motion == "flow":
             for path, _ in getattr(ds, "items", ()):
                 open_flow(flow_path(self.flow_dir, path))
@@ -94,6 +105,15 @@ class FinetuneDataConfig(DataConfig):
     test_clips: int = 10
     test_crops: int = 3
 
+    def validate(self) -> FinetuneDataConfig:
+        # data.motion / data.flow_dir come with DataConfig, and only pre-training's motion masking reads them
+        if self.motion != "none" or self.flow_dir:
+            raise ValueError(f"data.motion={self.motion}{f', data.flow_dir={self.flow_dir}' if self.flow_dir else ''}"
+                             " feeds model.mask.strategy=motion in pre-training; fine-tuning and testing read no "
+                             "motion fields: drop the setting (data.motion=none)")
+        super().validate()
+        return self
+
     def build(self, encoder: Any, mode: str = "finetune", source: str | None = None,
               num_classes: int | None = None) -> Any:
         """The clip dataset of a classification job: ``mode`` "finetune" reads ``source``, "val" / "test"
@@ -107,5 +127,5 @@ class FinetuneDataConfig(DataConfig):
             rand_aug=self.rand_aug, erase_prob=self.erase_prob, test_clips=self.test_clips,
             test_crops=self.test_crops, backend=self.backend, mean=encoder.mean, std=encoder.std,
             num_classes=num_classes, decode_device=self.decode_on, shuffle_buffer=self.shuffle_buffer,
-            allow_pipe=self.allow_pipe,
+            allow_pipe=self.allow_pipe, transfer=self.transfer,
         )

@@ -2,11 +2,13 @@
 unlabelled folders (pre-training) and Something-Something v2 JSON labels.
 
 An item is one video: ``{"video": float (r, C, T, H, W), "label": int64 (r,), "index": int64 (r,),
-"skipped": [paths]}``. r is the number of repeated clips in training modes (MAE-ST's repeated
+"skipped": [paths]}`` (``video`` uint8 with ``transfer="uint8"``, plus random erasing's ``erase`` and
+``erase_noise``: see :mod:`maest.data.transfer`). r is the number of repeated clips in training modes (MAE-ST's repeated
 sampling), 1 in "val", and clips x crops views in "test" (plus ``"view"``). With ``motion`` ("codec" or
-"flow", pre-training) an item also holds each clip's motion field ``"motion"`` float (r, T, 2, s/4, s/4),
-cropped and resized with it (see :mod:`maest.data.motion`), ``"has_motion"`` bool (r,) and ``"no_motion"``,
-the video's path once per clip without motion (masked randomly; the loop counts them per epoch).
+"flow"; pre-training, and "test" for ``maest reconstruct``) an item also holds each view's motion field
+``"motion"`` float (r, T, 2, s/4, s/4), cropped and resized with it (see :mod:`maest.data.motion`),
+``"has_motion"`` bool (r,) and ``"no_motion"``, the video's path once per clip without motion (masked
+randomly; the loop counts them per epoch).
 
 A broken video never stops training and is never replaced by zeros: in training modes the item is
 taken from another random video (up to ``max_retries``), the broken path travels back in
@@ -32,6 +34,7 @@ import torch
 from torch.utils.data import Dataset
 
 from maest.data import motion as M
+from maest.data import rng
 from maest.data import transforms as T
 from maest.data.decode import Video, VideoDecodeError, check_decode_device, open_video, read_frames, warn_once
 from maest.data.loader import epoch_of
@@ -39,6 +42,7 @@ from maest.data.randaugment import rand_augment
 from maest.data.sampling import train_clips, uniform_clips
 from maest.data.shard_files import is_shard_source
 from maest.data.shards import ShardDataset
+from maest.data.transfer import check_transfer, erase_fields
 from maest.runtime import mix_seed
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".ogv")
@@ -68,6 +72,7 @@ class ClipSpec:
     mean: tuple[float, ...] = T.MEAN  # input normalisation: the model's (EncoderConfig.mean / std)
     std: tuple[float, ...] = T.STD
     max_retries: int = 10
+    transfer: str = "float32"  # float32 | uint8: how clips travel (maest.data.transfer)
     seed: int | None = None  # set: each item's randomness depends only on (seed, epoch, index)
     motion: str = "none"  # pre-training: "codec" (motion vectors) or "flow" (files in flow_dir); maest.data.motion
     flow_dir: str = ""
@@ -80,6 +85,7 @@ class ClipSpec:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
         if self.decode_device != "cpu":
             check_decode_device(self.decode_device)
+        check_transfer(self.transfer)
         if self.test_crops not in (1, 3):
             raise ValueError(f"test_crops={self.test_crops} must be 1 (centre) or 3 (left/centre/right)")
         if self.motion not in M.SOURCES:
@@ -143,7 +149,7 @@ class VideoClipDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         if self.spec.seed is not None:
             # global torch RNG: transforms draw from it; keyed per item so worker count does not matter
-            torch.default_generator.manual_seed(mix_seed(self.spec.seed, epoch_of(index, self.epoch), index))
+            rng.seed_item(mix_seed(self.spec.seed, epoch_of(index, self.epoch), index))
         if self.spec.mode in ("val", "test"):
             return self._load(index)
         skipped: list[str] = []
@@ -156,7 +162,7 @@ class VideoClipDataset(Dataset):
             except VideoDecodeError as e:
                 warn_once(e)
                 skipped.append(e.path)
-                tried = int(torch.randint(len(self.items), ()).item())
+                tried = int(torch.randint(len(self.items), (), generator=rng.generator()).item())
         raise RuntimeError(
             f"{self.spec.max_retries + 1} videos in a row could not be decoded (tried: {', '.join(skipped[:10])}); "
             "check the dataset files and the video backend"
@@ -172,37 +178,48 @@ class VideoClipDataset(Dataset):
         """The item (clips, labels, index) of an open video; shards decode from memory and come here too."""
         s = self.spec
         if s.mode in ("pretrain", "finetune"):
-            clips_idx = train_clips(video.num_frames, s.num_frames, s.sampling_rate, video.fps, s.repeat)
+            clips_idx = train_clips(video.num_frames, s.num_frames, s.sampling_rate, video.fps, s.repeat,
+                                    rng.generator())
         elif s.mode == "val":
             clips_idx = uniform_clips(video.num_frames, s.num_frames, s.sampling_rate, video.fps, 1)
         else:
             clips_idx = uniform_clips(video.num_frames, s.num_frames, s.sampling_rate, video.fps, s.test_clips)
         # one decoder call for all clips of this video
         frames = read_frames(video, torch.cat(clips_idx).tolist()).split(s.num_frames)
-        motion = self._motion(video, clips_idx) if s.motion != "none" and s.mode == "pretrain" else None
+        # motion fields: pre-training's masks, and test views for maest reconstruct's motion masks
+        motion = self._motion(video, clips_idx) if s.motion != "none" and s.mode in ("pretrain", "test") else None
         crops = [1] if s.mode != "test" or s.test_crops == 1 else [0, 1, 2]
         channels, size = frames[0].shape[1], s.crop_size
         # every clip is normalised straight into its slot of the item (no list, no stack)
-        out = torch.empty(len(frames) * len(crops), channels, s.num_frames, size, size, device=frames[0].device)
+        out = torch.empty(len(frames) * len(crops), channels, s.num_frames, size, size, device=frames[0].device,
+                          dtype=torch.uint8 if s.transfer == "uint8" else torch.float32)
+        erased: list | None = [] if s.transfer == "uint8" and s.erase_prob > 0 else None
         if s.mode in ("pretrain", "finetune"):
             fields = []
             for ci, (f, dst) in enumerate(zip(frames, out, strict=True)):
-                fields.append(self._augment(f, dst, None if motion is None else motion[0][ci])[1])
+                fields.append(self._augment(f, dst, None if motion is None else motion[0][ci], erased)[1])
             views = None
         else:
-            views = []
+            views, fields = [], []
             for ci, f in enumerate(frames):
+                hw = f.shape[-2:]
                 f = T.short_side_resize(f, s.short_side or s.crop_size)  # one resize shared by the crops
                 for crop in crops:
-                    T.normalize(T.uniform_crop(f, s.crop_size, crop), s.mean, s.std, out=out[len(views)])
+                    self._finish(T.uniform_crop(f, s.crop_size, crop), out[len(views)])
                     views.append(ci * len(crops) + crop if len(crops) == 3 else ci)
+                    if motion is not None:
+                        fields.append(M.view_field(motion[0][ci], hw, f.shape[-2:], s.crop_size, crop,
+                                                   M.CELL if s.motion == "codec" else 1))
         r = len(out)
         item = {"video": out, "label": torch.full((r,), label, dtype=torch.long),
                 "index": torch.full((r,), index, dtype=torch.long), "skipped": []}
         if views is not None:
             item["view"] = torch.tensor(views, dtype=torch.long)
+        if erased is not None:
+            item.update(erase_fields(erased))
         if motion is not None:
-            item["motion"], item["has_motion"] = torch.stack(fields), torch.tensor(motion[1], dtype=torch.bool)
+            item["motion"] = torch.stack(fields)
+            item["has_motion"] = torch.tensor([has for has in motion[1] for _ in crops])  # per view
             item["no_motion"] = [video.path for has in motion[1] if not has]
         return item
 
@@ -214,8 +231,8 @@ class VideoClipDataset(Dataset):
             arr = M.open_flow(path)
         for idx in clips_idx:
             if s.motion == "codec":
-                f, ok = M.codec_clip([M.codec_field(getattr(video, "vectors", {}).get(i), video.height, video.width)
-                                      for i in idx.tolist()], video.height, video.width)
+                vectors = getattr(video, "vectors", {})
+                f, ok = M.codec_clip([vectors.get(i) for i in idx.tolist()], video.height, video.width)
             else:
                 f, ok = M.flow_clip(arr, path, idx.tolist(), video.num_frames, video.height, video.width), True
             fields.append(f)
@@ -227,7 +244,8 @@ class VideoClipDataset(Dataset):
         return self._augment(frames, out)[0]
 
     def _augment(self, frames: torch.Tensor, out: torch.Tensor | None = None,
-                 motion: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+                 motion: torch.Tensor | None = None, erased: list | None = None,
+                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """:meth:`_train_view`, and the clip's motion field (T, 2, H, W) cropped, resized and flipped with it
         (None without one)."""
         s = self.spec
@@ -236,15 +254,26 @@ class VideoClipDataset(Dataset):
         x = T.resize(frames[..., box[0]:box[0] + box[2], box[1]:box[1] + box[3]], (s.crop_size, s.crop_size))
         if motion is not None:  # codec fields hold a vector per 4 x 4 pixels, flow files one per pixel
             motion = M.crop_resize(motion, box, s.crop_size, M.CELL if s.motion == "codec" else 1)
-        if s.flip and torch.rand(()).item() < 0.5:  # T.random_flip's draw
+        if s.flip and torch.rand((), generator=rng.generator()).item() < 0.5:  # T.random_flip's draw
             x = x.flip(-1)
             motion = None if motion is None else M.flip(motion)
         if s.rand_aug:
             x = rand_augment(x)
-        clip = T.normalize(x, s.mean, s.std, out=out)
-        if s.erase_prob > 0 and (erased := T.random_erasing(clip, s.erase_prob)) is not clip:
-            clip.copy_(erased)
+        clip = self._finish(x, out)
+        if erased is not None:  # uint8 clips: the box travels beside the clip (maest.data.transfer)
+            erased.append(T.erase_draw(clip.shape, s.erase_prob))
+        elif s.erase_prob > 0 and (noisy := T.random_erasing(clip, s.erase_prob)) is not clip:
+            clip.copy_(noisy)
         return clip, motion
+
+    def _finish(self, x: torch.Tensor, out: torch.Tensor | None) -> torch.Tensor:
+        """(T, C, s, s) frames in [0, 255] as the item's (C, T, s, s) clip, into ``out`` if given: normalised
+        float32, or with ``transfer=uint8`` rounded once to uint8 if float (maest.data.transfer)."""
+        s = self.spec
+        if s.transfer == "float32":
+            return T.normalize(x, s.mean, s.std, out=out)
+        src = T.to_uint8(x).permute(1, 0, 2, 3)
+        return src.clone() if out is None else out.copy_(src)
 
 
 # -- list builders ---------------------------------------------------------------------------------

@@ -19,6 +19,8 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler, get_worker_info
 
+from maest.data import rng
+from maest.data.prefetch import ThreadPrefetch
 from maest.runtime import dist_rank_world, mix_seed, seed_host
 
 
@@ -219,13 +221,17 @@ def close_batches(batches: Any) -> None:
 
 def build_run_loader(dataset: Dataset, batch_size: int, *, seed: int, rank: int, world: int, per_epoch: int,
                      epochs: int, first_epoch: int = 0, start: int = 0, num_workers: int = 2,
-                     pin_memory: bool = False) -> DataLoader:
+                     pin_memory: bool = False, threads: int = 0) -> DataLoader | ThreadPrefetch:
     """One loader for a whole training run (iterate it once): ``per_epoch`` videos per epoch and rank
     (a multiple of ``batch_size``), from item ``start`` of ``first_epoch`` to the end of epoch
     ``epochs - 1``. Workers start once and prefetch across epoch boundaries, so no epoch begins with
     a stall. A map-style dataset is ordered by :class:`RunSampler`; a streaming one (an
     ``IterableDataset`` with ``plan``, e.g. :class:`maest.data.shards.ShardDataset`) is told the same
-    plan and splits itself over ranks and workers."""
+    plan and splits itself over ranks and workers.
+
+    ``threads`` > 0 with ``num_workers=0``: the batches are made ahead in that many background threads
+    (:class:`~maest.data.prefetch.ThreadPrefetch`; the same batches, in the same order). The trainer asks
+    for them with ``data.decode_device=cuda``, which cannot use worker processes."""
     if per_epoch % batch_size or start % batch_size:
         raise ValueError(f"per_epoch={per_epoch} and start={start} must be multiples of batch_size={batch_size}")
     spec = getattr(dataset, "spec", None) or getattr(getattr(dataset, "dataset", None), "spec", None)
@@ -239,10 +245,14 @@ def build_run_loader(dataset: Dataset, batch_size: int, *, seed: int, rank: int,
     if isinstance(dataset, IterableDataset):
         dataset.plan(seed=seed, rank=rank, world=world, batch_size=batch_size, per_epoch=per_epoch, epochs=epochs,
                      first_epoch=first_epoch, start=start, num_workers=num_workers)
-        return DataLoader(dataset, **common)
-    sampler = RunSampler(len(dataset), seed, rank, world, per_epoch, epochs, first_epoch, start)
-    return DataLoader(dataset, sampler=sampler, drop_last=True, generator=torch.Generator().manual_seed(seed),
-                      **common)
+        loader = DataLoader(dataset, **common)
+    else:
+        sampler = RunSampler(len(dataset), seed, rank, world, per_epoch, epochs, first_epoch, start)
+        loader = DataLoader(dataset, sampler=sampler, drop_last=True, generator=torch.Generator().manual_seed(seed),
+                            **common)
+    if threads and not num_workers:
+        return ThreadPrefetch(loader, threads, device=getattr(spec, "decode_device", "cpu"))
+    return loader
 
 
 def set_epoch(loader: DataLoader, epoch: int) -> None:
@@ -299,5 +309,5 @@ class SeededItems(Dataset):
 
     def __getitem__(self, index: int):
         s = mix_seed(self.seed, epoch_of(index, self.epoch), index)
-        seed_host(s)
+        rng.seed_host(s)  # in a loading thread (ThreadPrefetch): its own generator, not torch's global one
         return self.dataset[index]

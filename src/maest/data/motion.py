@@ -35,48 +35,58 @@ import torch
 SOURCES = ("none", "codec", "flow")
 FLOW_SUFFIXES = (".npy", ".pt")
 CELL = 4  # H.264/HEVC blocks are multiples of 4 pixels
+_PAD = 8  # cells of margin around a frame's grid while painting blocks (codec_clip)
 
 
-def codec_field(vectors: np.ndarray | None, height: int, width: int) -> np.ndarray | None:
-    """Float32 (2, ceil(H/4), ceil(W/4)) backward field of one frame's motion vectors, one per 4 x 4 pixels
-    (PyAV's structured array with source, w, h, dst_x, dst_y, motion_x, motion_y, motion_scale); None when
-    the frame has none."""
-    if vectors is None or len(vectors) == 0:
-        return None
+def codec_clip(vectors: list[np.ndarray | None], height: int, width: int) -> tuple[torch.Tensor, bool]:
+    """A clip's float32 (T, 2, ceil(H/4), ceil(W/4)) backward field, one vector per 4 x 4 pixels, from its
+    frames' motion vectors (PyAV's structured arrays with source, w, h, dst_x, dst_y, motion_x, motion_y,
+    motion_scale; None or empty: the frame has none), and whether any frame after the first has vectors
+    (False: the clip falls back to random masking).
+
+    Every block of every frame is painted at once, one numpy scatter per block shape and reference
+    direction: later references first, so the earlier reference's vector of a bi-predicted block
+    overwrites it (the blocks of one direction do not overlap). The grid carries a margin of ``_PAD``
+    cells, so blocks hanging over the frame's edge (a 16-pixel macroblock past a 340-pixel width) need
+    no per-cell bounds test; the rare block past the margin is painted on its own.
+    ``tests/data/test_motion.py`` holds this to a vector-by-vector reference on decoded clips."""
     gh, gw = -(-height // CELL), -(-width // CELL)
-    field = np.zeros((2, gh, gw), np.float32)
-    # later references first, so the earlier reference's vector of a bi-predicted block overwrites it
-    for past in (False, True):
-        v = vectors[(vectors["source"] < 0) == past]
-        if not len(v):
-            continue
-        sign = 1.0 if past else -1.0
-        scale = np.maximum(v["motion_scale"].astype(np.float32), 1.0)
-        du = sign * v["motion_x"].astype(np.float32) / scale
-        dv = sign * v["motion_y"].astype(np.float32) / scale
-        bw, bh = np.maximum(v["w"].astype(np.int64) // CELL, 1), np.maximum(v["h"].astype(np.int64) // CELL, 1)
-        x0 = (v["dst_x"].astype(np.int64) - v["w"].astype(np.int64) // 2) // CELL
-        y0 = (v["dst_y"].astype(np.int64) - v["h"].astype(np.int64) // 2) // CELL
-        n = bw * bh  # cells per block
-        owner = np.repeat(np.arange(len(v)), n)
-        k = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)  # cell number within its block
-        cy, cx = y0[owner] + k // bw[owner], x0[owner] + k % bw[owner]
-        ok = (cy >= 0) & (cy < gh) & (cx >= 0) & (cx < gw)
-        field[0, cy[ok], cx[ok]] = du[owner[ok]]
-        field[1, cy[ok], cx[ok]] = dv[owner[ok]]
-    return field
-
-
-def codec_clip(fields: list[np.ndarray | None], height: int, width: int) -> tuple[torch.Tensor, bool]:
-    """A clip's (T, 2, ceil(H/4), ceil(W/4)) field from its frames' codec fields, and whether any frame after
-    the first has motion vectors (False: the clip falls back to random masking)."""
-    out = torch.zeros(len(fields), 2, -(-height // CELL), -(-width // CELL))
-    found = False
-    for t, f in enumerate(fields):
-        if f is not None:
-            out[t] = torch.from_numpy(f)
-            found = found or t > 0
-    return out, found
+    got = [(t, v) for t, v in enumerate(vectors) if v is not None and len(v)]
+    if not got:
+        return torch.zeros(len(vectors), 2, gh, gw), False
+    ph, pw = gh + 2 * _PAD, gw + 2 * _PAD
+    field = np.zeros((len(vectors), 2, ph, pw), np.float32)
+    # one structured array of the clip's vectors (joined as bytes: numpy joins structured arrays field by field)
+    v = np.concatenate([a.view(np.uint8).reshape(-1) for _, a in got]).view(got[0][1].dtype)
+    frame = np.repeat(np.array([t for t, _ in got], np.int32), [len(a) for _, a in got])
+    past = v["source"] < 0
+    scale = np.maximum(v["motion_scale"].astype(np.float32), 1.0)
+    sign = np.where(past, np.float32(1.0), np.float32(-1.0))
+    uv = np.stack([sign * v["motion_x"].astype(np.float32) / scale, sign * v["motion_y"].astype(np.float32) / scale], 1)
+    w, h = v["w"].astype(np.int32), v["h"].astype(np.int32)
+    bw, bh = np.maximum(w // CELL, 1), np.maximum(h // CELL, 1)
+    x0 = (v["dst_x"].astype(np.int32) - w // 2) // CELL + _PAD
+    y0 = (v["dst_y"].astype(np.int32) - h // 2) // CELL + _PAD
+    first = (frame * 2 * ph + y0) * pw + x0  # flat index of each block's first cell (channel 0)
+    inside = (x0 >= 0) & (y0 >= 0) & (x0 + bw <= pw) & (y0 + bh <= ph)
+    shape = bh * 1024 + bw
+    flat = field.reshape(-1)
+    for direction in (False, True):
+        here = past == direction
+        for s in np.unique(shape[here & inside]).tolist():
+            g = np.flatnonzero(here & inside & (shape == s))
+            rows, cols = divmod(s, 1024)
+            # a view whose entry i is the (2, rows, cols) block of cells whose first cell is flat[i]
+            span = ph * pw + (rows - 1) * pw + cols - 1
+            blocks = np.lib.stride_tricks.as_strided(flat, (flat.size - span, 2, rows, cols),
+                                                     (4, 4 * ph * pw, 4 * pw, 4), writeable=True)
+            blocks[first[g]] = uv[g, :, None, None]
+        for i in np.flatnonzero(here & ~inside).tolist():  # past the margin: clip to the grid
+            ys, xs = np.arange(y0[i], y0[i] + bh[i]), np.arange(x0[i], x0[i] + bw[i])
+            ys, xs = ys[(ys >= 0) & (ys < ph)], xs[(xs >= 0) & (xs < pw)]
+            field[frame[i], 0, ys[:, None], xs] = uv[i, 0]
+            field[frame[i], 1, ys[:, None], xs] = uv[i, 1]
+    return torch.from_numpy(field[:, :, _PAD:_PAD + gh, _PAD:_PAD + gw]), bool((frame > 0).any())
 
 
 def flow_path(flow_dir: str | Path, video_path: str | Path) -> Path:
@@ -138,6 +148,20 @@ def crop_resize(motion: torch.Tensor, box: tuple[int, int, int, int], size: int,
     cols = ((left + centre * w) // stride).long().clamp(0, motion.shape[-1] - 1)
     m = motion.index_select(-2, rows).index_select(-1, cols)
     return m * torch.tensor([size / w, size / h]).view(1, 2, 1, 1)
+
+
+def view_field(motion: torch.Tensor, frame_hw: tuple[int, int], resized_hw: tuple[int, int], size: int,
+               position: int, stride: int) -> torch.Tensor:
+    """The (T, 2, size/4, size/4) field of a test view: the frames (``frame_hw``) resized to ``resized_hw``
+    (their short side to the view's), then cropped ``size`` x ``size`` at ``position`` 0/1/2 as
+    ``transforms.uniform_crop`` does; ``motion`` as for :func:`crop_resize`."""
+    (h, w), (nh, nw) = frame_hw, resized_hw
+    top, left = (nh - size) // 2, (nw - size) // 2
+    if nw >= nh:
+        left = [0, (nw - size) // 2, nw - size][position]
+    else:
+        top = [0, (nh - size) // 2, nh - size][position]
+    return crop_resize(motion, (top * h / nh, left * w / nw, size * h / nh, size * w / nw), size, stride)
 
 
 def flip(motion: torch.Tensor) -> torch.Tensor:

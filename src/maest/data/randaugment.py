@@ -14,6 +14,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from maest.data.rng import generator
+
 _FILL = 128.0
 
 
@@ -37,7 +39,7 @@ def _affine(x: torch.Tensor, matrix: list[list[float]]) -> torch.Tensor:
 
 
 def _sign() -> float:
-    return -1.0 if torch.rand(()).item() < 0.5 else 1.0
+    return -1.0 if torch.rand((), generator=generator()).item() < 0.5 else 1.0
 
 
 def identity(x, m):
@@ -128,9 +130,9 @@ def rand_augment(frames: torch.Tensor, num_ops: int = 2, magnitude: float = 7.0,
     names = list(OPS)
     x = frames.float()
     for _ in range(num_ops):
-        if torch.rand(()).item() >= prob:
+        if torch.rand((), generator=generator()).item() >= prob:
             continue
-        op = names[int(torch.randint(len(names), ()).item())]
-        m = min(max(magnitude + mstd * torch.randn(()).item(), 0.0), 10.0)
+        op = names[int(torch.randint(len(names), (), generator=generator()).item())]
+        m = min(max(magnitude + mstd * torch.randn((), generator=generator()).item(), 0.0), 10.0)
         x = OPS[op](x, m)
     return x

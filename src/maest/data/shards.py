@@ -35,9 +35,10 @@ from typing import Any, NamedTuple
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
+from maest.data import rng
 from maest.data.decode import VideoDecodeError, open_video, warn_once
 from maest.data.shard_files import VIDEO_KEYS, ShardSet, iter_shard, resolve_shards, sample_label
-from maest.runtime import dist_rank_world, mix_seed, seed_host
+from maest.runtime import dist_rank_world, mix_seed
 
 log = logging.getLogger("maest.data")
 Sample = tuple[int, str, dict[str, bytes]]  # (stable index, name for messages, {ext: bytes})
@@ -249,7 +250,7 @@ class ShardDataset(IterableDataset):
         """The item of a sample, seeded by (seed, epoch, its index) as SeededItems seeds a video's; a
         sample that cannot be decoded is replaced (:meth:`_substitute`), ``max_retries`` times at most."""
         s = mix_seed(seed, epoch, chosen[0])
-        seed_host(s)
+        rng.seed_host(s)
         skipped: list[str] = []
         for _ in range(self.spec.max_retries + 1):
             try:
@@ -269,8 +270,9 @@ class ShardDataset(IterableDataset):
         """Another sample this worker has read but not used yet (the shuffle buffer), else one re-read."""
         if pending:
             keys = sorted(pending)
-            return pending[keys[int(torch.randint(len(keys), ()))]]
-        for _, index, name, sample in read_segments(self.shards, segs, {int(torch.randint(_length(segs), ()))}):
+            return pending[keys[int(torch.randint(len(keys), (), generator=rng.generator()))]]
+        pick = int(torch.randint(_length(segs), (), generator=rng.generator()))
+        for _, index, name, sample in read_segments(self.shards, segs, {pick}):
             return index, name, sample
         return -1, "missing", {}
 

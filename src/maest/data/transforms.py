@@ -1,5 +1,7 @@
 """Clip augmentations on tensors, each applied identically to every frame of a clip (no PIL round
-trips). Frames come in as uint8 (T, C, H, W); clips leave normalised as float32 (C, T, H, W).
+trips). Frames come in as uint8 (T, C, H, W); clips leave normalised as float32 (C, T, H, W), or as uint8
+with ``data.transfer=uint8`` (:func:`to_uint8`; normalised on the device, :mod:`maest.data.transfer`). Random
+draws come from :func:`maest.data.rng.generator` (a loading thread's own, else torch's global generator).
 
 Speed: crops are views, resizing stays in uint8 on the decoders' channels-last frames (torch's
 vectorised uint8 bilinear kernel, several times faster than converting the full-size crop to float
@@ -16,12 +18,14 @@ import math
 import torch
 import torch.nn.functional as F
 
+from maest.data.rng import generator
+
 MEAN = (0.45, 0.45, 0.45)
 STD = (0.225, 0.225, 0.225)
 
 
 def _uniform(lo: float, hi: float) -> float:
-    return lo + (hi - lo) * torch.rand(()).item()
+    return lo + (hi - lo) * torch.rand((), generator=generator()).item()
 
 
 def rrc_box(height: int, width: int, scale: tuple[float, float], ratio: tuple[float, float],
@@ -36,8 +40,8 @@ def rrc_box(height: int, width: int, scale: tuple[float, float], ratio: tuple[fl
         w = int(round(math.sqrt(target * aspect)))
         h = int(round(math.sqrt(target / aspect)))
         if 0 < w <= width and 0 < h <= height:
-            top = int(torch.randint(0, height - h + 1, ()).item())
-            left = int(torch.randint(0, width - w + 1, ()).item())
+            top = int(torch.randint(0, height - h + 1, (), generator=generator()).item())
+            left = int(torch.randint(0, width - w + 1, (), generator=generator()).item())
             return top, left, h, w
     in_ratio = width / height
     if in_ratio < ratio[0]:
@@ -67,7 +71,7 @@ def random_resized_crop(frames: torch.Tensor, size: int, scale=(0.5, 1.0), ratio
 
 
 def random_flip(frames: torch.Tensor, p: float = 0.5) -> torch.Tensor:
-    return frames.flip(-1) if torch.rand(()).item() < p else frames
+    return frames.flip(-1) if torch.rand((), generator=generator()).item() < p else frames
 
 
 def short_side_resize(frames: torch.Tensor, size: int) -> torch.Tensor:
@@ -117,17 +121,35 @@ def random_erasing(clip: torch.Tensor, p: float = 0.25, area=(0.02, 1 / 3), aspe
 
     clip: normalised (C, T, H, W).
     """
-    if torch.rand(()).item() >= p:
+    drawn = erase_draw(clip.shape, p, area, aspect, tries)
+    if drawn is None:
         return clip
-    C, T, H, W = clip.shape
+    (top, left, h, w), noise = drawn
+    clip = clip.clone()
+    clip[:, :, top:top + h, left:left + w] = noise
+    return clip
+
+
+def erase_draw(shape: torch.Size | tuple[int, ...], p: float = 0.25, area=(0.02, 1 / 3), aspect=(0.3, 1 / 0.3),
+               tries: int = 10) -> tuple[tuple[int, int, int, int], torch.Tensor] | None:
+    """The draws of :func:`random_erasing` for a (C, T, H, W) clip, in its order: the box (top, left, h, w)
+    and its (C, T, h, w) noise in normalised units, or None (no box)."""
+    if torch.rand((), generator=generator()).item() >= p:
+        return None
+    C, T, H, W = shape
     for _ in range(tries):
         target = H * W * _uniform(*area)
         ratio = math.exp(_uniform(math.log(aspect[0]), math.log(aspect[1])))
         h, w = int(round(math.sqrt(target * ratio))), int(round(math.sqrt(target / ratio)))
         if h < H and w < W:
-            top = int(torch.randint(0, H - h + 1, ()).item())
-            left = int(torch.randint(0, W - w + 1, ()).item())
-            clip = clip.clone()
-            clip[:, :, top:top + h, left:left + w] = torch.randn(C, T, h, w)
-            return clip
-    return clip
+            top = int(torch.randint(0, H - h + 1, (), generator=generator()).item())
+            left = int(torch.randint(0, W - w + 1, (), generator=generator()).item())
+            return (top, left, h, w), torch.randn(C, T, h, w, generator=generator())
+    return None
+
+
+def to_uint8(frames: torch.Tensor) -> torch.Tensor:
+    """Frames in [0, 255] as uint8: uint8 as they are; float rounded to the nearest grey level (at most 0.5
+    from the float value; RandAugment's and the float resize's outputs lie in [0, 255], and the clamp only
+    guards the edges)."""
+    return frames if frames.dtype == torch.uint8 else frames.round().clamp_(0, 255).to(torch.uint8)

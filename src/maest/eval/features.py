@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader
 from maest.data import ClipSpec, VideoClipDataset, dataset_from_source
 from maest.data.datasets import VIDEO_EXTENSIONS
 from maest.data.loader import GuardedVideos, collate_guarded
+from maest.data.transfer import DeviceInput
 from maest.loading import read
 from maest.runs.progress import iterate
 from maest.runtime import autocast
@@ -62,12 +63,13 @@ def extract(
     loader = DataLoader(GuardedVideos(dataset, list(range(len(dataset)))), batch_size=batch_size,
                         num_workers=num_workers, collate_fn=collate_guarded)
     feats, rows, failed = [], [], []
+    to_input = DeviceInput.of(dataset, device, getattr(model, "cfg", None))
     for batch in iterate(loader, "extract", "batch", progress):
         failed += batch["failed"]
         if "video" not in batch:
             continue
         with autocast(device, precision):
-            tokens = model.forward_features(batch["video"].to(device))
+            tokens = model.forward_features(to_input(batch))
         native = hasattr(model, "head") and pool == model.cfg.pooling
         # a classifier's own pooling applies its post-pool norm (its tokens come un-normalised)
         f = (model.pool(tokens) if native else pool_tokens(tokens, pool, model.cls_embed)).float().cpu()

@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 from maest import runtime
 from maest.data.loader import GuardedVideos, collate_guarded
+from maest.data.transfer import DeviceInput
 from maest.runs.progress import counter
 from maest.runtime import autocast
 
@@ -125,13 +126,14 @@ def predict_views(
                         collate_fn=collate_guarded)
     failed: list[str] = []
     bar = counter(len(items), "videos", "video", enabled=progress and rank == 0)
+    to_input = DeviceInput.of(dataset, device, getattr(getattr(model, "model_cfg", None), "encoder", None))
     for batch in loader:
         failed += batch["failed"]
         bar.update(len(batch["failed"]) + (len(batch["index"].unique()) if "video" in batch else 0))
         if "video" not in batch:
             continue
         with autocast(device, precision):
-            logits = model(batch["video"].to(device, non_blocking=True))
+            logits = model(to_input(batch))
         acc.add(torch.softmax(logits.float(), dim=-1), batch["index"], batch["label"])
     bar.close()
     model.train(was_training)

@@ -13,6 +13,9 @@ statistics the same two ways. With a decoder mask (VideoMAE V2) the figure adds 
 the decoder was asked for; the others have no prediction and stay grey. HOG targets (MaskFeat) are
 gradient histograms, not pixels: the figure shows the clip and the masks and says so in a caption.
 Teacher-feature targets (MVD) have nothing to draw at all: asked for a figure, they say so in one line.
+Motion-masked models (``model.mask.strategy=motion``) are masked by their motion rule from the clip's motion
+field, read from the run's own ``data.motion`` source (the video's motion vectors, or its flow file), and the
+figure adds a row of that field's speed over the frames.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from torch import nn
 from maest.data import ClipSpec, VideoClipDataset
 from maest.data.transforms import MEAN, STD
 from maest.loading import read
+from maest.models.motion_masking import motion_noise
 from maest.targets import TargetConfig
 from maest.targets.patchify import patchify, unpatchify
 from maest.targets.pixels import target_frame_indices
@@ -34,8 +38,9 @@ from maest.targets.pixels import target_frame_indices
 MODES = ("honest", "true-stats")
 GAP = 2
 # what each panel row is called in the figures
-ROW_NAMES = {"original": "original", "masked": "masked input", "decoder": "decoder tokens",
-             "reconstruction": "reconstruction", "pasted": "reconstruction\n+ visible patches"}
+ROW_NAMES = {"original": "original", "motion": "motion field\n(red: fast)", "masked": "masked input",
+             "decoder": "decoder tokens", "reconstruction": "reconstruction",
+             "pasted": "reconstruction\n+ visible patches"}
 MIN_GIF_SECONDS = 3.0  # one loop of the GIF lasts at least this long, so the motion can be followed
 
 
@@ -64,6 +69,17 @@ def _token_pixels(mask: torch.Tensor, grid: tuple[int, int, int], u: int, p: int
     return m.repeat_interleave(u, 0).repeat_interleave(p, 1).repeat_interleave(p, 2)
 
 
+def speed_overlay(frames: torch.Tensor, motion: torch.Tensor) -> torch.Tensor:
+    """uint8 (T, H, W, 3) frames in grey with the speed of ``motion`` (T, 2, H/k, W/k) in red over them,
+    scaled to the clip's fastest vector (all grey when nothing moves)."""
+    speed = motion.float().square().sum(1).sqrt()
+    k = frames.shape[1] // speed.shape[-2]
+    speed = speed.repeat_interleave(k, -2).repeat_interleave(k, -1).unsqueeze(-1)
+    alpha = 0.8 * speed / speed.max().clamp_min(1e-6)
+    grey = frames.float().mean(-1, keepdim=True)
+    return (grey * (1 - alpha) + torch.tensor([255.0, 40.0, 0.0]) * alpha).round().clamp(0, 255).byte()
+
+
 def _denormalise(pred: torch.Tensor, video: torch.Tensor, kind: str, spec, src: torch.Tensor | None,
                  mean_std: tuple) -> torch.Tensor:
     """Put per-patch statistics back into normalised-pixel predictions (B, L, K), taking token ``src[i]``'s
@@ -90,10 +106,21 @@ def _denormalise(pred: torch.Tensor, video: torch.Tensor, kind: str, spec, src: 
     return ((pixels01 - m.view(1, 1, 1, C)) / sd.view(1, 1, 1, C)).view(B, L, K)
 
 
+def _with_motion(model: nn.Module, noise: torch.Tensor, motion: torch.Tensor | None, has_motion: bool,
+                 mask_ratio: float | None) -> torch.Tensor:
+    """``noise`` (1, L) made into the motion rule's masks of a motion-masked model (as pre-training does)."""
+    mask = getattr(getattr(model, "model_cfg", None), "mask", None)
+    if motion is None or getattr(mask, "strategy", None) != "motion":
+        return noise
+    ratio = mask.ratio if mask_ratio is None else mask_ratio
+    return motion_noise(noise, motion.unsqueeze(0).float(), torch.tensor([has_motion]), model.grid,
+                        model.model_cfg.encoder.patch_size, ratio, mask.motion_rule)
+
+
 @torch.no_grad()
 def reconstruct(
     model: nn.Module, clip: torch.Tensor, mask_ratio: float | None = None, seed: int = 0, mode: str = "honest",
-    target: TargetConfig | str | None = None,
+    target: TargetConfig | str | None = None, motion: torch.Tensor | None = None, has_motion: bool = True,
 ) -> dict[str, torch.Tensor]:
     """Run the MAE on one clip and return uint8 (T', H, W, C) panels at the predicted frames.
 
@@ -104,10 +131,14 @@ def reconstruct(
         seed: seed of the encoder mask and, after it, the decoder mask.
         mode: "honest" or "true-stats" (see module docstring); ignored for plain pixel targets.
         target: the target the model was trained on (default: the model's own ``model.target``).
+        motion: the clip's motion field (T, 2, H/k, W/k) for a model masked by motion
+            (``model.mask.strategy=motion``): the masks are its motion rule's (:func:`motion_noise`; without
+            motion, ``has_motion`` False, random with the same count) and a "motion" panel shows its speed.
 
     Returns:
         {"original", "masked", "reconstruction", "pasted"} where "pasted" shows visible patches from
-        the input and reconstructions elsewhere; plus "mask" (T', H, W) bool, True = removed. With a
+        the input and reconstructions elsewhere; plus "mask" (T', H, W) bool, True = removed; with ``motion``
+        also "motion". With a
         decoder mask also "decoder" (the clip at the tokens the decoder was asked for, grey elsewhere)
         and "decoded" (T', H, W) bool. HOG targets give no "reconstruction" / "pasted".
     """
@@ -122,7 +153,7 @@ def reconstruct(
     L = grid[0] * grid[1] * grid[2]
     video = clip.unsqueeze(0).float()
     g = torch.Generator().manual_seed(seed)
-    noise = model.make_noise(1, generator=g)
+    noise = _with_motion(model, model.make_noise(1, generator=g), motion, has_motion, mask_ratio)
     make_dnoise = getattr(model, "make_decoder_noise", None)
     dnoise = make_dnoise(1, generator=g) if make_dnoise is not None else None
     out = model(video, mask_ratio, noise) if dnoise is None else model(video, mask_ratio, noise, decoder_noise=dnoise)
@@ -139,6 +170,9 @@ def reconstruct(
     masked = original.clone()
     masked[:, m] = grey
     panels = {"original": _to_pixels(original, ms), "masked": _to_pixels(masked, ms), "mask": m}
+    if motion is not None:
+        idx = target_frame_indices(clip.shape[1], frames)
+        panels["motion"] = speed_overlay(panels["original"], motion.index_select(0, idx))
     if pred_ids is not None:
         d = _token_pixels(decoded, grid, u, p)
         asked = original.clone()
@@ -172,6 +206,7 @@ class Reconstruction:
     mode: str
     target: str  # the target kind the model predicts
     decoder_mask: str | None = None  # "<strategy> <ratio>" when the model masks its decoder
+    motion: str | None = None  # motion-masked models: the rule and the motion source the masks came from
 
     @property
     def caption(self) -> str | None:
@@ -191,8 +226,8 @@ def reconstruction_panels(
         seed: masking seed.
 
     Raises:
-        ValueError: the checkpoint holds no MAE (no decoder to reconstruct with), or ``clip`` is not
-            in [0, clips).
+        ValueError: the checkpoint holds no MAE (no decoder to reconstruct with), ``clip`` is not
+            in [0, clips), or a motion-masked model's checkpoint names no motion source (``data.motion``).
     """
     source = read(checkpoint)
     if source.kind != "mae":
@@ -203,22 +238,32 @@ def reconstruction_panels(
     model, mcfg = source.build(), source.model_config
     data = (source.run_config or {}).get("data", {})
     e = mcfg.encoder
+    # a motion-masked model is masked from the motion its run read: the video's motion vectors or its flow file
+    motion = data.get("motion", "none") if mcfg.mask.strategy == "motion" else "none"
+    if mcfg.mask.strategy == "motion" and motion == "none":
+        raise ValueError(f"{checkpoint} masks by motion (model.mask.strategy=motion) but names no motion source "
+                         "(its run config has no data.motion=codec or flow), so its masks cannot be drawn")
     spec = ClipSpec(mode="test", num_frames=e.num_frames, sampling_rate=data.get("sampling_rate", 4),
                     crop_size=e.img_size, test_clips=clips, test_crops=1, backend=data.get("backend", "auto"),
-                    mean=e.mean, std=e.std)
+                    mean=e.mean, std=e.std, motion=motion,
+                    flow_dir=data.get("flow_dir", "") if motion == "flow" else "")
     if not 0 <= clip < clips:
         raise ValueError(f"--clip {clip} must be in [0, {clips})")
-    x = VideoClipDataset([(str(video), -1)], spec)[0]["video"][clip]
+    item = VideoClipDataset([(str(video), -1)], spec)[0]
     ratio = mcfg.mask.ratio if mask_ratio is None else mask_ratio
-    panels = reconstruct(model, x, ratio, seed=seed, mode=mode, target=mcfg.target)
+    field, has = (item["motion"][clip], bool(item["has_motion"][clip])) if motion != "none" else (None, True)
+    panels = reconstruct(model, item["video"][clip], ratio, seed=seed, mode=mode, target=mcfg.target,
+                         motion=field, has_motion=has)
     decoder_mask = f"{mcfg.mask.decoder} {mcfg.mask.decoder_ratio}" if mcfg.mask.decoder != "none" else None
-    return Reconstruction(panels, ratio, mode, mcfg.target.kind, decoder_mask)
+    about = None if field is None else (f"{mcfg.mask.motion_rule} rule, data.motion={motion}"
+                                        + ("" if has else ": no motion in this clip, masked randomly"))
+    return Reconstruction(panels, ratio, mode, mcfg.target.kind, decoder_mask, about)
 
 
 def default_rows(panels: dict[str, torch.Tensor]) -> tuple[str, ...]:
-    """The rows a figure of ``panels`` shows: clip, masked input, decoder tokens (if masked), and the
-    reconstruction rows when the target is pixels."""
-    return tuple(r for r in ("original", "masked", "decoder", "reconstruction", "pasted") if r in panels)
+    """The rows a figure of ``panels`` shows: clip, its motion field (motion-masked models), masked input,
+    decoder tokens (if masked), and the reconstruction rows when the target is pixels."""
+    return tuple(r for r in ("original", "motion", "masked", "decoder", "reconstruction", "pasted") if r in panels)
 
 
 def caption(panels: dict[str, torch.Tensor]) -> str | None:

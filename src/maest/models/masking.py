@@ -48,7 +48,8 @@ class MaskConfig:
         decoder_ratio: fraction of tokens the decoder skips (V2: 0.5); 0 with ``decoder="none"``.
         ratio: fraction of tokens the encoder does not see (the paper: 0.9).
         motion_rule: with ``strategy="motion"``: "warp" (MGMAE: a random base-frame mask warped along the
-            motion) or "magnitude" (MGM: the fastest-moving tokens are masked).
+            motion) or "magnitude" (MGM-style, our own rule: the fastest-moving tokens are masked; MGM's
+            published construction could not be found, see :mod:`maest.models.motion_masking`).
     """
 
     strategy: str = "random"

@@ -21,12 +21,17 @@ for the reversed frame order compares against ``'backwarp'`` and never matches),
 needed, which is what a decoder's motion vectors give; ``tests/models/test_motion_golden.py`` matches its
 masks exactly. The warping grid is MGMAE's: ``linspace(-1, 1, W) + u / (W / 2)`` with ``align_corners=True``.
 
-``magnitude`` (MGM, Fan et al., ICCV 2023, arXiv:2308.12962): motion vectors from the compressed video,
-no flow network, mark the salient moving regions, and the masks follow the motion. Our reading of that
-principle, per frame: tokens are ranked by the mean motion magnitude over their pixels and tubelet
-frames, the fastest-moving are masked, and tokens of equal motion (a static background) are ordered by
-the seeded random part. MGM's own code is not public and the paper's exact mask-shape construction was
-not available to us, so no golden test covers this rule.
+``magnitude`` (MGM-style; *not* MGM's published construction). MGM (Fan et al., ICCV 2023, arXiv:2308.12962)
+takes the motion from the compressed video's motion vectors, with no flow network, and "leverages motion vectors
+to guide the position of each mask over time" (its abstract); the authors' blog adds that the masks "track motion
+across successive frames". How it turns motion vectors into a mask (where a mask starts, its shape and size,
+how it is carried from frame to frame, what fills the rest of the ratio) is in its method section, which we
+could not read: a search of the stored public material (2 December; the paper's pages, alphaXiv's summary,
+the CVF page and the Amazon Science blog, GitHub code and issues) gave only the abstract, the introduction and
+the blog's opening, and MGM's code is not public. So this rule is ours, not the paper's, and no golden test
+covers it: per frame, tokens are ranked by the mean motion magnitude over their pixels and tubelet frames, the
+fastest-moving are masked, and tokens of equal motion (a static background) are ordered by the seeded random
+part.
 
 Clips without motion (``has_motion`` False: an intra-only video, a clip of key frames) fall back to
 random masking with the same count (the random part, i.i.d. over all tokens); the data pipeline counts them.

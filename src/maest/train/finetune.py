@@ -19,6 +19,7 @@ from torch.utils.data import Dataset
 
 from maest import runtime
 from maest.data.datasets import data_classes
+from maest.data.transfer import DeviceInput
 from maest.eval.test import predict_views, summarize, topk_key
 from maest.loading import NoModelConfig, describe
 from maest.models import ClassifierConfig, EncoderConfig, describe_model
@@ -171,9 +172,10 @@ def _run(cfg: FinetuneConfig, dataset: Dataset | None, val_dataset: Dataset | No
     groups = param_groups_layer_decay(model, o.weight_decay, o.layer_decay, num_layers=depth + 1,
                                       head_lr_scale=o.head_lr_scale)
     optimizer = o.build(groups, base_lr, info.device)
+    to_input = DeviceInput.of(dataset, info.device, m.encoder)  # uint8 clips: normalised on the device
 
     def loss_fn(train_model: nn.Module, batch: dict, step: int, accum_pos: int) -> torch.Tensor:
-        return _forward_loss(train_model, batch, mixup, cfg, info, step, accum_pos, precision)
+        return _forward_loss(train_model, batch, mixup, cfg, info, step, accum_pos, precision, to_input)
 
     def epoch_end(epoch: int, step: int, logger: MetricsLogger) -> dict | None:
         if val_dataset is None:
@@ -199,10 +201,10 @@ def probe(cfg: FinetuneConfig, dataset: Dataset | None = None, val_dataset: Data
 
 
 def _forward_loss(model: nn.Module, batch: dict, mixup: Mixup, cfg: FinetuneConfig, info: runtime.DistInfo,
-                  step: int, micro: int, precision: str) -> torch.Tensor:
+                  step: int, micro: int, precision: str, to_input: DeviceInput | None = None) -> torch.Tensor:
     """Mix the batch, forward, and return the classification loss (fp32 scalar)."""
     seed = cfg.train.seed
-    video = batch["video"].to(info.device, non_blocking=True)
+    video = (to_input or DeviceInput(info.device, cfg.model.encoder.mean, cfg.model.encoder.std))(batch)
     target = batch["label"].to(info.device, non_blocking=True)
     if mixup.active:
         # soft targets (B, K) that already carry the label smoothing

@@ -237,7 +237,16 @@ def open_batches(run: Run, seeded: Dataset, step: int) -> Iterator[dict]:
         per_epoch=plan.micro_per_epoch * t.batch_size, epochs=t.epochs, first_epoch=first_epoch,
         start=first_micro * t.batch_size, num_workers=run.cfg.data.num_workers,
         pin_memory=info.device.startswith("cuda"),
+        threads=decode_threads(run.cfg.data),
     ))
+
+
+def decode_threads(data: Any) -> int:
+    """Loading threads for the run: GPU decoding cannot live in worker processes, so threads decode and
+    augment ahead of the step (``data.decode_threads``); none when decoding on the CPU."""
+    if getattr(data, "decode_device", "cpu") == "cpu":
+        return 0
+    return getattr(data, "decode_threads", 0)
 
 
 def train_one_epoch(run: Run, batches: Iterator[dict], epoch: int, step: int) -> int:

@@ -14,6 +14,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from maest import runtime
+from maest.data.transfer import DeviceInput
 from maest.models import describe_model
 from maest.models.motion_masking import motion_noise
 from maest.runtime import autocast, mix_seed, resolve_precision, to_device, unwrap
@@ -127,9 +128,10 @@ def _run(cfg: PretrainConfig, dataset: Dataset | None, info: runtime.DistInfo) -
     precision = resolve_precision(t.precision, info.device)
     optimizer = o.build(param_groups_weight_decay(model, o.weight_decay), base_lr, info.device)
     teacher = build_teacher(cfg, info.device)  # feature targets: frozen, never part of the model's state
+    to_input = DeviceInput.of(dataset, info.device, cfg.model.encoder)  # uint8 clips: normalised on the device
 
     def loss_fn(train_model: nn.Module, batch: dict, step: int, accum_pos: int) -> torch.Tensor:
-        video = batch["video"].to(info.device, non_blocking=True)
+        video = to_input(batch)
         core = unwrap(model)
         noise = to_device(masking_noise(core, batch["index"], t.seed, step), info.device)
         noise = with_motion(core, noise, batch, info.device)  # model.mask.strategy=motion: the clips' fields
