@@ -17,7 +17,8 @@ sittings:
    budget on the labelled subset, per seed, and test with multi-view testing (clips x crops);
 4. linear probes of the pre-trained encoder and of a random one (all training labels);
 5. ablations (``--budget ablate``: 100-epoch pre-trainings; ``full``: 400): mask ratio, masking strategy,
-   target, decoder masking, pre-training length, MVD's feature distillation, each at least 2 seeds, fine-tune top-1 and linear probe, against the paper's finding.
+   target, decoder masking, pre-training length, MVD's feature distillation, each at least 2 seeds,
+   fine-tune top-1 and linear probe, against the paper's finding.
 
 Writes ``OUT/results.json``, ``OUT/miniature.png`` and ``OUT/table.md`` (the README's table); other
 budgets than the headline write ``results-BUDGET.json`` and ``table-BUDGET.md``.
@@ -325,7 +326,8 @@ def main() -> None:
     p.add_argument("--out", default="runs/miniature")
     p.add_argument("--budget", choices=list(BUDGETS), default="headline")
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--rows", nargs="+", choices=list(ABLATIONS), help="only these ablation rows (default: the budget's)")
+    p.add_argument("--rows", nargs="+", choices=list(ABLATIONS),
+                   help="only these ablation rows (default: the budget's)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
