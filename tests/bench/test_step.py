@@ -96,3 +96,32 @@ def test_feature_target_row_distills_a_random_init_teacher():
 
     row = time_step("tiny", 0.75, "fp32", False, "maest", batch=2, steps=1, warmup=0, device="cpu", target="features")
     assert row["target"] == "features" and row["s_per_step"] > 0
+
+
+@pytest.mark.parametrize("rule", ["warp", "magnitude"])
+def test_a_motion_masked_step_times_its_masks_inside_the_step(rule, monkeypatch):
+    """``--motion-rules``: the step masks by motion (the synthetic pan through motion_noise), and the
+    masks it draws are motion masks, not random ones."""
+    from maest.bench import motion_step
+    from maest.bench.step import time_step
+
+    calls = []
+    real = motion_step.motion_noise
+
+    def counted(*args, **kwargs):
+        calls.append(args[-1] if len(args) > 6 else kwargs.get("rule"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(motion_step, "motion_noise", counted)
+    row = time_step("tiny", 0.75, "fp32", False, "maest", batch=2, steps=2, warmup=1, device="cpu", motion_rule=rule)
+    assert row["motion_rule"] == rule and row["s_per_step"] > 0
+    assert calls == [rule] * 3  # one mask per timed or warm-up step
+
+
+def test_the_synthetic_pan_moves_every_clip_its_own_way():
+    from maest.bench.motion_step import synthetic_motion
+
+    field = synthetic_motion(4, 8, 32, "cpu")
+    assert field.shape == (4, 8, 2, 8, 8)
+    steps = field[:, 0, :, 0, 0]
+    assert torch.allclose(steps.norm(dim=1), torch.full((4,), 3.0)) and len({tuple(s.tolist()) for s in steps}) == 4

@@ -22,6 +22,9 @@ def add_step_options(p: argparse.ArgumentParser) -> None:
                         "combined with every mask above 0")
     p.add_argument("--decoder-strategy", default="running_cell", choices=["running_cell", "random"],
                    help="which tokens a decoder mask keeps (default: running_cell)")
+    p.add_argument("--motion-rules", nargs="*", default=[], choices=["warp", "magnitude"],
+                   help="also time motion-guided masking (model.mask.strategy=motion) with these rules, the mask "
+                        "computed from a synthetic pan inside the timed step (maest.bench.motion_step)")
     p.add_argument("--targets", nargs="+", default=["norm_pix"], choices=["norm_pix", "pixels", "hog", "features"],
                    help="reconstruction targets (the decoder's output width follows; features: distilling a "
                         "random-init copy of the same model, as MVD's targets)")

@@ -27,7 +27,10 @@ from typing import Any
 
 import torch
 
+from maest.bench.motion_step import motion_noise_fn
 from maest.bench.options import add_step_options
+from maest.bench.peak import matmul_peak
+from maest.bench.peak import sync as _sync
 from maest.models.masking import decoder_num_keep, num_keep
 from maest.train.optim import build_adamw
 from maest.train.teacher import Teacher
@@ -68,36 +71,20 @@ def forward_flops(model: torch.nn.Module, mask_ratio: float, embed_all: bool = T
 
 
 def build_model(model_name: str, decoder_mask_ratio: float = 0.0, target: str = "norm_pix",
-                decoder_strategy: str = "running_cell") -> torch.nn.Module:
-    """A registered model, with a decoder mask of ``decoder_mask_ratio`` (0: none) and ``target``."""
+                decoder_strategy: str = "running_cell", motion_rule: str = "") -> torch.nn.Module:
+    """A registered model, with a decoder mask of ``decoder_mask_ratio`` (0: none), ``target`` and, with a
+    ``motion_rule``, motion-guided masking."""
     from maest.models import model_config
 
     cfg = model_config(model_name)
     if decoder_mask_ratio > 0:
         cfg.mask.decoder, cfg.mask.decoder_ratio = decoder_strategy, decoder_mask_ratio
     cfg.target.kind = target
+    if motion_rule:
+        cfg.mask.strategy, cfg.mask.motion_rule = "motion", motion_rule
     if target == "features":  # the bench's teacher is a random-init copy of the model: as wide as the student
         cfg.target.teacher_dim = cfg.encoder.embed_dim
     return cfg.build()
-
-
-def matmul_peak(dtype: torch.dtype, device: str, n: int = 4096, repeats: int = 5) -> float:
-    """Best-of-``repeats`` GFLOP/s of an n x n matmul."""
-    a = torch.randn(n, n, device=device, dtype=dtype)
-    b = torch.randn(n, n, device=device, dtype=dtype)
-    best = float("inf")
-    for _ in range(repeats + 1):
-        _sync(device)
-        t0 = time.perf_counter()
-        a @ b
-        _sync(device)
-        best = min(best, time.perf_counter() - t0)
-    return 2 * n**3 / best / 1e9
-
-
-def _sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
 
 
 def _random_clips(model: torch.nn.Module, batch: int, device: str) -> torch.Tensor:
@@ -107,16 +94,17 @@ def _random_clips(model: torch.nn.Module, batch: int, device: str) -> torch.Tens
 
 
 def _timed_step(model: torch.nn.Module, opt: torch.optim.Optimizer, video: torch.Tensor, mask_ratio: float,
-                device: str, precision: str, ctx: Any = None, teacher: Any = None) -> float:
-    """Seconds of one full training step (forward and loss under ``ctx`` and autocast, backward,
-    optimizer step), the device synchronised before and after."""
+                device: str, precision: str, ctx: Any = None, teacher: Any = None, noise: Any = None) -> float:
+    """Seconds of one full training step (masking ``noise()`` when given, forward and loss under ``ctx`` and
+    autocast, backward, optimizer step), the device synchronised before and after."""
     from maest.runtime import autocast
     from maest.train.pretrain import mae_loss
 
     _sync(device)
     t0 = time.perf_counter()
     with ctx if ctx is not None else _null(), autocast(device, precision):
-        loss = mae_loss(model, video, mask_ratio=mask_ratio, target=None if teacher is None else teacher(video))
+        loss = mae_loss(model, video, None if noise is None else noise(), mask_ratio=mask_ratio,
+                        target=None if teacher is None else teacher(video))
     loss.backward()
     opt.step()
     opt.zero_grad(set_to_none=True)
@@ -127,15 +115,17 @@ def _timed_step(model: torch.nn.Module, opt: torch.optim.Optimizer, video: torch
 def time_step(model_name: str, mask_ratio: float, precision: str, compile: bool, mode: str, batch: int,
               steps: int, warmup: int, device: str, grad_checkpointing: bool = False,
               decoder_mask_ratio: float = 0.0, target: str = "norm_pix",
-              decoder_strategy: str = "running_cell") -> dict[str, Any]:
-    """Median seconds of full training steps (forward, loss, backward, AdamW) on random clips."""
+              decoder_strategy: str = "running_cell", motion_rule: str = "") -> dict[str, Any]:
+    """Median seconds of full training steps (forward, loss, backward, AdamW) on random clips; with
+    ``motion_rule``, masked by motion (:mod:`maest.bench.motion_step`), the mask's work inside the step."""
     from maest.models.layers import reference_attention
 
     torch.manual_seed(0)
-    model = build_model(model_name, decoder_mask_ratio, target, decoder_strategy).to(device)
+    model = build_model(model_name, decoder_mask_ratio, target, decoder_strategy, motion_rule).to(device)
     model.grad_checkpointing = grad_checkpointing
     video = _random_clips(model, batch, device)
     teacher = Teacher(build_model(model_name), model.model_cfg.encoder).to(device) if target == "features" else None
+    noise = motion_noise_fn(model, batch, motion_rule, device) if motion_rule else None
     if mode == "reference":
         precision, compile = "fp32", False
         opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), foreach=False)
@@ -147,7 +137,7 @@ def time_step(model_name: str, mask_ratio: float, precision: str, compile: bool,
     times = []
     with math_ctx():
         for i in range(warmup + steps):
-            seconds = _timed_step(run_model, opt, video, mask_ratio, device, precision, teacher=teacher)
+            seconds = _timed_step(run_model, opt, video, mask_ratio, device, precision, teacher=teacher, noise=noise)
             if i >= warmup:
                 times.append(seconds)
     step = statistics.median(times)
@@ -158,7 +148,8 @@ def time_step(model_name: str, mask_ratio: float, precision: str, compile: bool,
     else:
         peak_mem = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB (Linux)
     return {"model": model_name, "mode": mode, "mask_ratio": mask_ratio, "precision": precision,
-            "decoder_mask": decoder_mask_ratio, "target": target, "compile": compile, "batch": batch,
+            "decoder_mask": decoder_mask_ratio, "target": target, "motion_rule": motion_rule, "compile": compile,
+            "batch": batch,
             "s_per_step": step, "clips_per_s": batch / step,
             "gflop_per_step": flops / 1e9, "achieved_gflops": flops / step / 1e9, "peak_mem_gib": peak_mem,
             "steps": steps, "spread": [min(times), max(times)]}
@@ -324,9 +315,10 @@ def _run_table(args: argparse.Namespace) -> list[dict[str, Any]]:
             for dmask in args.decoder_masks:
                 if dmask > 0 and mask == 0:
                     continue  # nothing masked: no decoder to save
-                for target in args.targets:
-                    extra = dict(decoder_mask_ratio=dmask, target=target, decoder_strategy=args.decoder_strategy)
-                    if name in args.reference and dmask == 0 and target == "norm_pix":
+                for target, rule in [(t, "") for t in args.targets] + [("norm_pix", r) for r in args.motion_rules]:
+                    extra = dict(decoder_mask_ratio=dmask, target=target, decoder_strategy=args.decoder_strategy,
+                                 motion_rule=rule)
+                    if name in args.reference and dmask == 0 and target == "norm_pix" and not rule:
                         specs.append((mask, dict(model_name=name, mask_ratio=ratio, precision="fp32",
                                                  compile=False, mode="reference", **base, **extra)))
                     for prec in args.precisions:
@@ -345,7 +337,8 @@ def _run_table(args: argparse.Namespace) -> list[dict[str, Any]]:
         print(f"{r['model']:<6} {r['mode']:<9} {r['mask']:>5.2f} {r['decoder_mask']:>4.2f} {r['target']:<8} "
               f"{r['precision']:<5} {comp:<4} {r['s_per_step']:>8.3f} {r['clips_per_s']:>8.2f} "
               f"{r['gflop_per_step']:>10.1f} "
-              f"{r['achieved_gflops']:>8.1f} {r['pct_of_peak']:>6.1f} {r['peak_mem_gib']:>8.2f}", flush=True)
+              f"{r['achieved_gflops']:>8.1f} {r['pct_of_peak']:>6.1f} {r['peak_mem_gib']:>8.2f}"
+              + (f"  motion masks ({r['motion_rule']})" if r["motion_rule"] else ""), flush=True)
     for line in summarize(rows):
         print(line)
     print(BARE_STEP_NOTE)
