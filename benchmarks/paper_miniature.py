@@ -107,6 +107,10 @@ ABLATIONS: dict[str, tuple[str, list[Any], str]] = {
 log = logging.getLogger("miniature")
 
 
+class NotCached(LookupError):
+    """A run that ``--report`` would have to start."""
+
+
 def digest(obj: Any) -> str:
     return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
@@ -138,6 +142,7 @@ class Miniature:
         self.paths = write_splits(out / "data", self.b)
         self.memory: dict[tuple, InMemoryClips] = {}
         self.teacher = ""  # the pre-trained MAE whose features the "distill" row's students predict
+        self.cached_only = False  # --report: read finished runs, start none
 
     # -- pre-training ---------------------------------------------------------------------------
     def pretrain(self, seed: int, **changes: Any) -> str:
@@ -148,6 +153,8 @@ class Miniature:
         done = run_dir / "done.json"
         if done.is_file():
             return json.loads(done.read_text())["checkpoint"]
+        if self.cached_only:
+            raise NotCached(run_dir.name)
         cfg = get_preset("demo")
         cfg.model.adopt("digits")
         epochs = settings["train.epochs"]
@@ -192,6 +199,8 @@ class Miniature:
         done = run_dir / "done.json"
         if done.is_file():
             return json.loads(done.read_text())
+        if self.cached_only:
+            raise NotCached(run_dir.name)
         cfg = get_finetune_preset("demo_finetune")
         cfg.model.adopt("vit_digits_patch8")
         cfg.init = init
@@ -277,12 +286,16 @@ def ablation(m: Miniature, name: str, recipe: tuple[float, float, float]) -> dic
         value, extra = entry if isinstance(entry, tuple) else (entry, {})
         if value == "features":
             extra = {**extra, "model.target.teacher": m.teacher}
-        inits = [m.pretrain(s, **{key: value}, **extra) for s in seeds]
-        fine = [m.finetune(i, s, recipe, "labelled", "test")["top1"] for i, s in zip(inits, seeds, strict=True)]
-        probe = [m.finetune(i, s, PROBE, "pool", "test", probe=True)["top1"]
-                 for i, s in zip(inits, seeds, strict=True)]
         label = str(value) + "".join(f" ({k.rsplit('.', 1)[-1]} {v})" for k, v in extra.items()
                                      if k != "model.target.teacher")
+        try:
+            inits = [m.pretrain(s, **{key: value}, **extra) for s in seeds]
+            fine = [m.finetune(i, s, recipe, "labelled", "test")["top1"] for i, s in zip(inits, seeds, strict=True)]
+            probe = [m.finetune(i, s, PROBE, "pool", "test", probe=True)["top1"]
+                     for i, s in zip(inits, seeds, strict=True)]
+        except NotCached as missing:
+            cells[label] = {"not_run": str(missing)}
+            continue
         cells[label] = {"finetune_top1": _mean_std(fine), "probe_top1": _mean_std(probe)}
     return {"key": key, "paper": finding, "cells": cells}
 
@@ -305,7 +318,8 @@ def table(res: dict[str, Any]) -> str:
     for name, row in res.get("ablations", {}).items():
         lines += ["", f"**{name}** (`{row['key']}`; paper: {row['paper']})", "",
                   "| value | fine-tune top-1 | linear probe top-1 |", "|---|---|---|"]
-        lines += [f"| {v} | {f(c['finetune_top1'])} | {f(c['probe_top1'])} |" for v, c in row["cells"].items()]
+        lines += [f"| {v} | {f(c['finetune_top1'])} | {f(c['probe_top1'])} |" if "not_run" not in c
+                  else f"| {v} | not run yet | not run yet |" for v, c in row["cells"].items()]
     return "\n".join(lines) + "\n"
 
 
@@ -333,6 +347,8 @@ def main() -> None:
     p.add_argument("--out", default="runs/miniature")
     p.add_argument("--budget", choices=list(BUDGETS), default="headline")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--report", action="store_true",
+                   help="tables from the finished runs only: start none (cells still to run say so)")
     p.add_argument("--rows", nargs="+", choices=list(ABLATIONS),
                    help="only these ablation rows (default: the budget's)")
     args = p.parse_args()
@@ -363,7 +379,9 @@ def run_all(args: argparse.Namespace) -> None:
         res["more_labels"][str(n)] = headline(Miniature(out, f"{args.budget}-{n}"))
     recipe = tuple(res["headline"]["recipe"]["mae"].values())
     rows = args.rows or m.b["ablations"]
-    for s in m.b["seeds"][:2] if rows else []:  # the cell every row shares first: other rows can run beside
+    m.cached_only = args.report
+    # the cell every row shares first, so that other rows can run beside in another process
+    for s in m.b["seeds"][:2] if rows and not args.report else []:
         m.pretrain(s)
     res["ablations"] = {name: ablation(m, name, recipe) for name in rows}
     res["seconds"] = round(time.perf_counter() - t0, 1)

@@ -102,5 +102,13 @@ def test_paper_miniature_smoke_runs_every_stage_and_reuses_its_runs(monkeypatch,
         assert sum(s["settings"].get("model.target.kind") == "features" for s in students) == 1
         # the pixel cells are the headline's cached runs; new: the student, its fine-tuning and its probe
         assert len(stamps) + 3 == len(list((tmp_path / "runs").glob("*/done.json")))
+        # --report starts nothing: a row not run says so
+        done = len(list((tmp_path / "runs").glob("*/done.json")))
+        _run(paper_miniature, monkeypatch, "--out", str(tmp_path), "--budget", "smoke", "--threads", str(threads),
+             "--rows", "decoder", "distill", "--report")
+        rows = json.loads((tmp_path / "results.json").read_text())["ablations"]
+        assert "not_run" in rows["decoder"]["cells"]["0.5"] and "not_run" not in rows["distill"]["cells"]["features"]
+        assert len(list((tmp_path / "runs").glob("*/done.json"))) == done
+        assert "| 0.5 | not run yet | not run yet |" in (tmp_path / "table.md").read_text()
     finally:
         torch.set_num_threads(threads)
