@@ -324,9 +324,13 @@ def check_decode_device(device: str) -> None:
         raise RuntimeError(f"data.decode_device={device} decodes with torchcodec, which does not load here; "
                            "pip install torchcodec (a CUDA build) or use data.decode_device=cpu")
     if not _torchcodec_cuda(device):
-        import torchcodec
+        from importlib import metadata
 
-        raise RuntimeError(f"data.decode_device={device}: torchcodec {torchcodec.__version__} here has no CUDA "
+        try:
+            version = metadata.version("torchcodec")
+        except metadata.PackageNotFoundError:  # a build loaded from elsewhere: its name still says what to fix
+            version = "(version unknown)"
+        raise RuntimeError(f"data.decode_device={device}: torchcodec {version} here has no CUDA "
                            "decoder (a CPU build); install torchcodec's CUDA build for your torch "
                            "(https://github.com/pytorch/torchcodec#installing-cuda-enabled-torchcodec) "
                            "or use data.decode_device=cpu")
