@@ -24,7 +24,6 @@ Flows are stored in fp16 and run in fp32 (the reference saw exactly those values
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,7 @@ from pathlib import Path
 from unittest import mock
 
 import torch
+from official_files import import_file  # tests/golden, this script's folder, is on sys.path
 
 # name: frames, pixels (square), patch, tubelet, mask ratio, batch, global flow scale (px/frame)
 CASES = {
@@ -67,14 +67,6 @@ def _stub_modules() -> None:
                         "timm.data.constants": constants})
 
 
-def _import(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def load_official(repo: Path, tmp: Path) -> tuple[str, types.ModuleType, types.ModuleType]:
     commit = _source(repo, "engine_for_mgmae.py", tmp)
     _source(repo, "flow_utils/softsplat.py", tmp)
@@ -83,10 +75,10 @@ def load_official(repo: Path, tmp: Path) -> tuple[str, types.ModuleType, types.M
     flow_utils = types.ModuleType("flow_utils")
     flow_utils.__path__ = [str(tmp / "flow_utils")]
     sys.modules["flow_utils"] = flow_utils
-    _import("flow_utils.softsplat", tmp / "flow_utils" / "softsplat.py")
+    import_file("flow_utils.softsplat", tmp / "flow_utils" / "softsplat.py")
     del sys.modules["cupy"]  # softsplat holds its stub; einops would take it for the real array library
-    gen = _import("mgmae_masking_generator", tmp / "dataset" / "masking_generator.py")
-    engine = _import("engine_for_mgmae", tmp / "engine_for_mgmae.py")
+    gen = import_file("mgmae_masking_generator", tmp / "dataset" / "masking_generator.py")
+    engine = import_file("engine_for_mgmae", tmp / "engine_for_mgmae.py")
     return commit, engine, gen
 
 

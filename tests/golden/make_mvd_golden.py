@@ -21,7 +21,6 @@ without CUDA, so the step runs in fp32.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import math
 import subprocess
 import sys
@@ -32,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from official_files import import_file  # tests/golden, this script's folder, is on sys.path
 from torch import nn
 
 # the student's clip: 16 frames (the VideoMAE teacher's patch embedding is fixed at 16), 32 px, 8 px
@@ -70,14 +70,6 @@ def _stubs() -> None:
     np.float = float  # removed in numpy 1.24; modeling_teacher's sin-cos table still names it
     nn.Module.cuda = lambda self, *a, **k: self
     torch.cuda.synchronize = lambda *a, **k: None
-
-
-def _import(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _randomise(model: nn.Module, gen: torch.Generator) -> None:
@@ -225,9 +217,9 @@ def main() -> None:
         commit = _source(args.mvd, ["engine_for_pretraining.py", "modeling_teacher.py", "modeling_video_teacher.py",
                                     "modeling_finetune.py", "utils.py"], Path(tmp))
         sys.path.insert(0, tmp)
-        teach = _import("modeling_teacher", Path(tmp, "modeling_teacher.py"))
-        vteach = _import("modeling_video_teacher", Path(tmp, "modeling_video_teacher.py"))
-        engine = _import("engine_for_pretraining", Path(tmp, "engine_for_pretraining.py"))
+        teach = import_file("modeling_teacher", Path(tmp, "modeling_teacher.py"))
+        vteach = import_file("modeling_video_teacher", Path(tmp, "modeling_video_teacher.py"))
+        engine = import_file("engine_for_pretraining", Path(tmp, "engine_for_pretraining.py"))
     gen = torch.Generator().manual_seed(23)
     torch.manual_seed(23)
     norm = partial(nn.LayerNorm, eps=1e-6)
