@@ -251,10 +251,10 @@ class VideoClipDataset(Dataset):
         s = self.spec
         scale = s.scale or ((0.5, 1.0) if s.mode == "pretrain" else (0.08, 1.0))
         box = T.rrc_box(frames.shape[-2], frames.shape[-1], scale, s.aspect)
-        x = T.resize(frames[..., box[0]:box[0] + box[2], box[1]:box[1] + box[3]], (s.crop_size, s.crop_size))
+        x = T.resized_crop(frames, box, s.crop_size)
         if motion is not None:  # codec fields hold a vector per 4 x 4 pixels, flow files one per pixel
             motion = M.crop_resize(motion, box, s.crop_size, M.CELL if s.motion == "codec" else 1)
-        if s.flip and torch.rand((), generator=rng.generator()).item() < 0.5:  # T.random_flip's draw
+        if s.flip and T.flip_draw():
             x = x.flip(-1)
             motion = None if motion is None else M.flip(motion)
         if s.rand_aug:

@@ -66,12 +66,22 @@ def resize(frames: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 def random_resized_crop(frames: torch.Tensor, size: int, scale=(0.5, 1.0), ratio=(3 / 4, 4 / 3)) -> torch.Tensor:
     """One crop box for all frames, resized to ``size`` x ``size``: (T, C, H, W) -> (T, C, s, s), uint8
     for uint8 CPU frames (see :func:`resize`)."""
-    top, left, h, w = rrc_box(frames.shape[-2], frames.shape[-1], scale, ratio)
+    return resized_crop(frames, rrc_box(frames.shape[-2], frames.shape[-1], scale, ratio), size)
+
+
+def resized_crop(frames: torch.Tensor, box: tuple[int, int, int, int], size: int) -> torch.Tensor:
+    """The (top, left, h, w) ``box`` of (T, C, H, W) frames resized to ``size`` x ``size`` (see :func:`resize`)."""
+    top, left, h, w = box
     return resize(frames[..., top:top + h, left:left + w], (size, size))
 
 
+def flip_draw(p: float = 0.5) -> bool:
+    """Whether to flip this clip (one draw, the pipeline's generator)."""
+    return torch.rand((), generator=generator()).item() < p
+
+
 def random_flip(frames: torch.Tensor, p: float = 0.5) -> torch.Tensor:
-    return frames.flip(-1) if torch.rand((), generator=generator()).item() < p else frames
+    return frames.flip(-1) if flip_draw(p) else frames
 
 
 def short_side_resize(frames: torch.Tensor, size: int) -> torch.Tensor:

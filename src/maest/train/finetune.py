@@ -201,10 +201,10 @@ def probe(cfg: FinetuneConfig, dataset: Dataset | None = None, val_dataset: Data
 
 
 def _forward_loss(model: nn.Module, batch: dict, mixup: Mixup, cfg: FinetuneConfig, info: runtime.DistInfo,
-                  step: int, micro: int, precision: str, to_input: DeviceInput | None = None) -> torch.Tensor:
+                  step: int, micro: int, precision: str, to_input: DeviceInput) -> torch.Tensor:
     """Mix the batch, forward, and return the classification loss (fp32 scalar)."""
     seed = cfg.train.seed
-    video = (to_input or DeviceInput(info.device, cfg.model.encoder.mean, cfg.model.encoder.std))(batch)
+    video = to_input(batch)
     target = batch["label"].to(info.device, non_blocking=True)
     if mixup.active:
         # soft targets (B, K) that already carry the label smoothing
