@@ -120,6 +120,20 @@ def test_bad_flow_files_are_refused_in_one_line(tmp_path, digits):
         cfg.build(enc)
 
 
+@pytest.mark.parametrize("suffix, content", [(".npy", b""), (".pt", b""), (".npy", b"not numpy"),
+                                             (".pt", b"PK\x03\x04 cut off")])
+def test_empty_or_foreign_flow_files_are_refused_in_one_line(tmp_path, suffix, content):
+    """A zero-byte, truncated or foreign flow file ends in one line naming it and the fix, no traceback."""
+    from maest.data.motion import open_flow
+
+    path = tmp_path / f"clip{suffix}"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=rf"clip\{suffix} is not a readable flow file \({len(content)} bytes: .*"
+                                         r"numpy.save or torch.save of a float \(N, 2, H, W\) array") as e:
+        open_flow(path)
+    assert "\n" not in str(e.value)
+
+
 @pytest.mark.parametrize("kw, match", [
     (dict(motion="codec", backend="torchcodec"), "torchcodec .* offers none: set data.backend=pyav"),
     (dict(motion="flow", flow_dir="/nonexistent"), "needs data.flow_dir"),

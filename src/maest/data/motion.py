@@ -26,6 +26,7 @@ Sources:
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -101,14 +102,23 @@ def flow_path(flow_dir: str | Path, video_path: str | Path) -> Path:
 
 
 def open_flow(path: Path) -> Any:
-    """The flow array of a file, memory-mapped, with its shape checked: (N, 2, H, W) float."""
-    if path.suffix == ".npy":
-        arr: Any = np.load(path, mmap_mode="r", allow_pickle=False)
-    else:
-        arr = torch.load(path, weights_only=True, mmap=True, map_location="cpu")
-        if not isinstance(arr, torch.Tensor):
-            raise ValueError(f"{path} holds a {type(arr).__name__}, not a flow tensor (N, 2, H, W); save the tensor "
-                             "itself with torch.save")
+    """The flow array of a file, memory-mapped, with its shape checked: (N, 2, H, W) float.
+
+    Raises:
+        ValueError: an empty, truncated or foreign file, or another shape (one line naming the file).
+    """
+    try:
+        if path.suffix == ".npy":
+            arr: Any = np.load(path, mmap_mode="r", allow_pickle=False)
+        else:
+            arr = torch.load(path, weights_only=True, mmap=True, map_location="cpu")
+    except (OSError, EOFError, ValueError, RuntimeError, pickle.UnpicklingError) as e:
+        why = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ValueError(f"{path} is not a readable flow file ({path.stat().st_size} bytes: {why}); write it with "
+                         "numpy.save or torch.save of a float (N, 2, H, W) array") from None
+    if not isinstance(arr, torch.Tensor | np.ndarray):
+        raise ValueError(f"{path} holds a {type(arr).__name__}, not a flow tensor (N, 2, H, W); save the tensor "
+                         "itself with torch.save")
     if len(arr.shape) != 4 or arr.shape[1] != 2 or not _is_float(arr):
         raise ValueError(f"{path} has shape {tuple(arr.shape)} ({arr.dtype}); a flow file holds float (N, 2, H, W): "
                          "frame i -> i-1 displacements in pixels, channel 0 = x")
