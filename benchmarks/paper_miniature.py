@@ -16,16 +16,18 @@ sittings:
 3. fine-tune from the MAE weights ("mae") and from scratch ("scratch") with that recipe and the same
    budget on the labelled subset, per seed, and test with multi-view testing (clips x crops);
 4. linear probes of the pre-trained encoder and of a random one (all training labels);
-5. ablations (``--budget ablate``: 100-epoch pre-trainings; ``full``: 400): mask ratio, masking strategy,
+5. ablations (``--budget ablate``: 100-epoch pre-trainings; ``full``: 600): mask ratio, masking strategy,
    target, decoder masking, pre-training length, MVD's feature distillation, each at least 2 seeds,
    fine-tune top-1 and linear probe, against the paper's finding.
+
+Independent fine-tuning, probing and testing runs go to ``--jobs`` processes (one thread each by default).
 
 Writes ``OUT/results.json``, ``OUT/miniature.png`` and ``OUT/table.md`` (the README's table); other
 budgets than the headline write ``results-BUDGET.json`` and ``table-BUDGET.md``.
 
-    python benchmarks/paper_miniature.py --out runs/miniature --budget headline   # under 60 min, idle 2 cores
+    python benchmarks/paper_miniature.py --out runs/miniature --budget headline   # 61 min measured, idle 2 cores
     python benchmarks/paper_miniature.py --out runs/miniature --budget ablate --rows mask_ratio  # resumable
-    python benchmarks/paper_miniature.py --out runs/miniature --budget full       # + ablations at 400 epochs
+    python benchmarks/paper_miniature.py --out runs/miniature --budget full       # + ablations at 600 epochs
     python benchmarks/paper_miniature.py --out /tmp/mini --budget smoke           # about a minute (CI)
 """
 
@@ -105,8 +107,8 @@ ABLATIONS: dict[str, tuple[str, list[Any], str]] = {
                 "VideoMAE V2: running-cell decoder masking 0.5 keeps accuracy at less decoder compute"),
     "length": ("train.epochs", [], "Fig. 5 / Table 4: longer pre-training keeps improving (K400 200/400/800 "
                "epochs: 81.5 / 83.3 / 84.4)"),  # values: the budget's
-    # the teacher: the headline's pre-trained MAE (400 epochs); MVD's released recipe (last block, no
-    # feature norm, smooth L1); the student's budget is the row's
+    # the teacher: the budget's ``teacher`` pre-training (the 400-epoch pixel MAE); MVD's released recipe
+    # (last block, no feature norm, smooth L1); the student's budget is the row's
     "distill": ("model.target.kind", ["pixels", "features"],
                 "MVD (CVPR 2023): students of an MAE teacher's features beat students of pixels"),
 }
@@ -246,7 +248,6 @@ class Miniature:
         """The grid point with the best validation top-1 (seed 0), never looking at the test split."""
         scores = {lr: self.finetune(init, 0, lr, "labelled", "val")["top1"] for lr in self.b["grid"]}
         return max(scores, key=scores.get), scores
-
 
     def run_parallel(self, tasks: list[tuple]) -> None:
         """Run the ``finetune(*task)`` runs in ``jobs`` processes with a share of the threads each (two
@@ -398,6 +399,8 @@ def main() -> None:
     p.add_argument("--rows", nargs="+", choices=list(ABLATIONS),
                    help="only these ablation rows (default: the budget's)")
     args = p.parse_args()
+    if args.jobs < 1 or args.threads < 1:
+        p.error(f"--jobs and --threads take at least 1 (got {args.jobs} and {args.threads})")
     torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     real_curves, loop.write_run_curves = loop.write_run_curves, lambda run_dir: None  # hundreds of runs
@@ -422,8 +425,8 @@ def run_all(args: argparse.Namespace) -> None:
     res["more_labels"] = {}
     for n in m.b["more_labels"]:
         epochs = round(m.b["finetune_epochs"] * m.b["labelled"] / n)
-        BUDGETS[f"{args.budget}-{n}"] = dict(m.b, labelled=n, finetune_epochs=epochs)
-        res["more_labels"][str(n)] = headline(Miniature(out, f"{args.budget}-{n}", jobs=args.jobs))
+        res["more_labels"][str(n)] = headline(Miniature(out, dict(m.b, labelled=n, finetune_epochs=epochs),
+                                                        jobs=args.jobs))
     rows = args.rows or m.b["ablations"]
     m.cached_only = args.report
     # the cell every row shares first, so that other rows can run beside in another process
