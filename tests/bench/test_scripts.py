@@ -80,6 +80,8 @@ def test_paper_miniature_smoke_runs_every_stage_and_reuses_its_runs(monkeypatch,
     import paper_miniature
 
     threads = torch.get_num_threads()
+    runs = tmp_path / "runs"
+    finished = lambda: [*runs.glob("*/done.json"), *runs.glob("*/result-*.json")]  # noqa: E731
     try:
         _run(paper_miniature, monkeypatch, "--out", str(tmp_path), "--budget", "smoke", "--threads", str(threads))
         res = json.loads((tmp_path / "results.json").read_text())
@@ -87,12 +89,16 @@ def test_paper_miniature_smoke_runs_every_stage_and_reuses_its_runs(monkeypatch,
         assert set(h["recipe"]) == {"mae", "scratch"} and len(h["rows"]) == 1
         for arm in ("mae", "scratch", "probe_mae", "probe_random"):
             assert 0 <= h[f"{arm}_top1"]["mean"] <= 100
-        runs = sorted(p.name for p in (tmp_path / "runs").iterdir())
-        assert any(r.startswith("pretrain-s0-") for r in runs) and any(r.startswith("probe-s0-") for r in runs)
+        names = sorted(p.name for p in runs.iterdir())
+        assert any(r.startswith("pretrain-s0-") for r in names) and any(r.startswith("probe-s0-") for r in names)
         assert "| fine-tune top-1" in (tmp_path / "table.md").read_text()
-        stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").glob("*/done.json")}
+        # each arm's seed-0 fine-tuning is trained once: validated, then tested
+        tuned = [p for p in runs.glob("finetune-*") if (p / "trained.json").is_file()]
+        assert len(tuned) == 2 and all({"result-val.json", "result-test.json"} <= {q.name for q in p.iterdir()}
+                                       for p in tuned)
+        stamps = {p: p.stat().st_mtime_ns for p in finished()}
         _run(paper_miniature, monkeypatch, "--out", str(tmp_path), "--budget", "smoke", "--threads", str(threads))
-        assert {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").glob("*/done.json")} == stamps  # cached
+        assert {p: p.stat().st_mtime_ns for p in finished()} == stamps  # cached
         # an ablation row: MVD's feature distillation from the headline's pre-trained MAE, against pixels
         _run(paper_miniature, monkeypatch, "--out", str(tmp_path), "--budget", "smoke", "--threads", str(threads),
              "--rows", "distill")
@@ -101,14 +107,14 @@ def test_paper_miniature_smoke_runs_every_stage_and_reuses_its_runs(monkeypatch,
         students = [json.loads(p.read_text()) for p in (tmp_path / "runs").glob("pretrain-*/done.json")]
         assert sum(s["settings"].get("model.target.kind") == "features" for s in students) == 1
         # the pixel cells are the headline's cached runs; new: the student, its fine-tuning and its probe
-        assert len(stamps) + 3 == len(list((tmp_path / "runs").glob("*/done.json")))
+        assert len(stamps) + 3 == len(finished())
         # --report starts nothing: a row not run says so
-        done = len(list((tmp_path / "runs").glob("*/done.json")))
+        done = len(finished())
         _run(paper_miniature, monkeypatch, "--out", str(tmp_path), "--budget", "smoke", "--threads", str(threads),
              "--rows", "decoder", "distill", "--report")
         rows = json.loads((tmp_path / "results.json").read_text())["ablations"]
         assert "not_run" in rows["decoder"]["cells"]["0.5"] and "not_run" not in rows["distill"]["cells"]["features"]
-        assert len(list((tmp_path / "runs").glob("*/done.json"))) == done
+        assert len(finished()) == done
         assert "| 0.5 | not run yet | not run yet |" in (tmp_path / "table.md").read_text()
     finally:
         torch.set_num_threads(threads)
