@@ -206,11 +206,8 @@ class Miniature:
         epochs = self.b["probe_epochs"] if probe else self.b["finetune_epochs"]
         # the key names the training only: the seed-0 run that a recipe's validation score came from is
         # the seed-0 run that is tested, trained once
-        key = [init, seed, blr, head, train, probe, epochs]
-        if layer_decay != 0.75 and not probe:  # (a probe never decays: layer_decay=1 below)
-            key.append(layer_decay)
-        if train == "labelled" and self.b["labelled"] != 200:
-            key.append(("labelled", self.b["labelled"]))
+        key = [init, seed, blr, head, layer_decay, train, self.b["labelled"] if train == "labelled" else None,
+               probe, epochs]
         run_dir = self.out / "runs" / f"{'probe' if probe else 'finetune'}-s{seed}-{digest(key)}"
         done, trained = run_dir / f"result-{evaluate}.json", run_dir / "trained.json"
         if done.is_file():
