@@ -39,7 +39,7 @@ def step_fn(precision: str, compiled: bool, heads: int, batch: int):
 
     def step() -> None:
         with autocast("cpu", precision):
-            loss = mae_loss(run_model, video, noise)
+            loss = mae_loss(run_model, video, noise, compiled=compiled)
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)

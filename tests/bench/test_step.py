@@ -74,21 +74,31 @@ def test_the_step_module_refuses_trainer_rows_in_one_line():
         run(["--trainer", "1"])
 
 
-def test_trainer_rows_with_repeated_sampling_step_on_the_same_clips(capsys):
-    """``--trainer-repeat-aug 2``: the trainer decodes batch / 2 videos of 2 clips, the bare step's batch."""
+def test_trainer_rows_with_repeated_sampling_step_on_the_same_clips(capsys, monkeypatch):
+    """``--trainer-repeat-aug 2``: the trainer decodes batch / 2 videos of 2 clips, the bare step's batch;
+    ``--trainer-videos`` sizes its set (so its epochs, and checkpoints, come as often as in a real run)."""
+    from maest.bench import trainer
     from maest.cli import main
 
+    drawn = []
+    real = trainer.write_moving_digits
+    monkeypatch.setattr(trainer, "write_moving_digits",
+                        lambda *a, **kw: drawn.append(kw["num_videos"]) or real(*a, **kw))
     threads = torch.get_num_threads()
     try:
         assert main(["bench", "--models", "tiny", "--trainer", "1", "--steps", "12", "--precisions", "fp32",
-                     "--batch", "4", "--trainer-repeat-aug", "2"]) == 0
+                     "--batch", "4", "--trainer-repeat-aug", "2", "--trainer-videos", "10"]) == 0
         assert main(["bench", "--models", "tiny", "--trainer", "1", "--precisions", "fp32", "--batch", "4",
                      "--trainer-repeat-aug", "3"]) == 2
+        assert main(["bench", "--models", "tiny", "--trainer", "1", "--precisions", "fp32", "--batch", "4",
+                     "--trainer-repeat-aug", "2", "--trainer-videos", "1"]) == 2
     finally:
         torch.set_num_threads(threads)
     out = capsys.readouterr()
-    assert "repeat 2" in out.out.strip().splitlines()[-1]
+    assert drawn == [10]
+    assert "repeat 2" in out.out.strip().splitlines()[-1] and "videos 10" in out.out
     assert "--trainer-repeat-aug 3 must be >= 1 and divide --batch 4" in out.err
+    assert "--trainer-videos 1 must hold at least one batch of 2 videos" in out.err
 
 
 def test_feature_target_row_distills_a_random_init_teacher():

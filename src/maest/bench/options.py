@@ -57,6 +57,10 @@ def add_step_options(p: argparse.ArgumentParser) -> None:
                    help="with --trainer: also feed the trainer from generated H.264 files, not only from memory")
     p.add_argument("--trainer-workers", type=int, default=0,
                    help="with --trainer: loader worker processes (default: 0, loading in the training process)")
+    p.add_argument("--trainer-videos", type=int, default=0, metavar="N",
+                   help="with --trainer: videos in the trainer's set (default: max(64, 4 x --batch)); an epoch "
+                        "ends, and a checkpoint is saved, every N / (--batch / R) steps, so a set as large as "
+                        "the real one times the trainer as it will run (the miniature: 1900)")
     p.add_argument("--trainer-repeat-aug", type=int, default=1, metavar="R",
                    help="with --trainer: clips per decoded video (repeated sampling; the official pre-training "
                         "uses 4); the trainer takes --batch / R videos, so both sides step on --batch clips")

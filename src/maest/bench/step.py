@@ -94,9 +94,11 @@ def _random_clips(model: torch.nn.Module, batch: int, device: str) -> torch.Tens
 
 
 def _timed_step(model: torch.nn.Module, opt: torch.optim.Optimizer, video: torch.Tensor, mask_ratio: float,
-                device: str, precision: str, ctx: Any = None, teacher: Any = None, noise: Any = None) -> float:
+                device: str, precision: str, ctx: Any = None, teacher: Any = None, noise: Any = None,
+                compiled: bool = False) -> float:
     """Seconds of one full training step (masking ``noise()`` when given, forward and loss under ``ctx`` and
-    autocast, backward, optimizer step), the device synchronised before and after."""
+    autocast, backward, optimizer step), the device synchronised before and after; ``compiled``: the target
+    and the loss compiled, as the trainer does with ``train.compile``."""
     from maest.runtime import autocast
     from maest.train.pretrain import mae_loss
 
@@ -104,7 +106,7 @@ def _timed_step(model: torch.nn.Module, opt: torch.optim.Optimizer, video: torch
     t0 = time.perf_counter()
     with ctx if ctx is not None else _null(), autocast(device, precision):
         loss = mae_loss(model, video, None if noise is None else noise(), mask_ratio=mask_ratio,
-                        target=None if teacher is None else teacher(video))
+                        target=None if teacher is None else teacher(video), compiled=compiled)
     loss.backward()
     opt.step()
     opt.zero_grad(set_to_none=True)
@@ -137,7 +139,8 @@ def time_step(model_name: str, mask_ratio: float, precision: str, compile: bool,
     times = []
     with math_ctx():
         for i in range(warmup + steps):
-            seconds = _timed_step(run_model, opt, video, mask_ratio, device, precision, teacher=teacher, noise=noise)
+            seconds = _timed_step(run_model, opt, video, mask_ratio, device, precision, teacher=teacher, noise=noise,
+                                  compiled=compile)
             if i >= warmup:
                 times.append(seconds)
     step = statistics.median(times)

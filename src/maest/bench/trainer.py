@@ -30,9 +30,6 @@ def trainer_config(model: str, data: Path, out: Path, args: argparse.Namespace, 
     cfg = get_preset("demo")
     cfg.model.adopt(model)
     repeat = args.trainer_repeat_aug
-    if repeat < 1 or args.batch % repeat:
-        raise ValueError(f"--trainer-repeat-aug {repeat} must be >= 1 and divide --batch {args.batch}: the trainer "
-                         "takes --batch / R videos of R clips each")
     cfg.data.source, cfg.data.num_workers, cfg.data.repeat_aug = str(data), workers, repeat
     t = cfg.train
     t.output_dir, t.batch_size, t.max_steps, t.epochs = str(out), args.batch // repeat, steps, 10_000
@@ -58,8 +55,20 @@ def trainer_rate(cfg: Any, dataset: Any) -> float:
     return statistics.median(rates[1:] or rates)
 
 
+def check_trainer_args(args: argparse.Namespace) -> None:
+    """Refuse, before any video is drawn, a repeat count or set size the trainer cannot step on."""
+    repeat = args.trainer_repeat_aug
+    if repeat < 1 or args.batch % repeat:
+        raise ValueError(f"--trainer-repeat-aug {repeat} must be >= 1 and divide --batch {args.batch}: the trainer "
+                         "takes --batch / R videos of R clips each")
+    if args.trainer_videos < 0 or 0 < args.trainer_videos < args.batch // repeat:
+        raise ValueError(f"--trainer-videos {args.trainer_videos} must hold at least one batch of "
+                         f"{args.batch // repeat} videos (0: the default)")
+
+
 def run_trainer(args: argparse.Namespace) -> list[dict[str, Any]]:
     """Rows of (model, source, bare clips/s, trainer clips/s, ratio) over ``args.trainer`` interleaved rounds."""
+    check_trainer_args(args)
     prepare(args)
     logging.getLogger("maest").setLevel(logging.WARNING)
     real_curves, loop.write_run_curves = loop.write_run_curves, lambda run_dir: None
@@ -79,9 +88,10 @@ def _model_rows(name: str, args: argparse.Namespace, work: Path) -> list[dict[st
     probe.model.adopt(name)
     e = probe.model.encoder
     frames = e.num_frames * probe.data.sampling_rate * 2
+    videos = args.trainer_videos or max(64, 4 * args.batch)
     # digits half the frame wide (8 px sprites x scale), so any registered size can be drawn
-    data = write_moving_digits(work / name, num_videos=max(64, 4 * args.batch), num_frames=frames,
-                               size=e.img_size, digit_scale=max(1, e.img_size // 16), seed=0)
+    data = write_moving_digits(work / name, num_videos=videos, num_frames=frames, size=e.img_size,
+                               digit_scale=max(1, e.img_size // 16), seed=0)
     sources = {"memory": args.trainer_workers}
     if args.trainer_files:
         sources["files"] = args.trainer_workers
@@ -95,13 +105,12 @@ def _model_rows(name: str, args: argparse.Namespace, work: Path) -> list[dict[st
             bare.append(bare_rate(name, cfg.model.mask.ratio, args, steps))
             trained.append(trainer_rate(cfg, dataset))
         row = {"model": name, "source": source, "workers": workers, "repeat_aug": args.trainer_repeat_aug,
-               "precision": args.precisions[0],
-               "compile": args.compile[0], "batch": args.batch, "bare_clips_s": statistics.median(bare),
+               "videos": videos, "precision": args.precisions[0], "compile": args.compile[0], "batch": args.batch,
+               "bare_clips_s": statistics.median(bare),
                "trainer_clips_s": statistics.median(trained)}
         row["ratio"] = row["trainer_clips_s"] / row["bare_clips_s"]
         print(f"{name:<8} {source:<6} workers {workers} repeat {args.trainer_repeat_aug} {row['precision']} "
-              f"compile {row['compile']} batch "
-              f"{args.batch}: bare {row['bare_clips_s']:.1f} clips/s, trainer {row['trainer_clips_s']:.1f} "
-              f"clips/s ({row['ratio']:.2f}x)", flush=True)
+              f"compile {row['compile']} batch {args.batch} videos {videos}: bare {row['bare_clips_s']:.1f} clips/s, "
+              f"trainer {row['trainer_clips_s']:.1f} clips/s ({row['ratio']:.2f}x)", flush=True)
         rows.append(row)
     return rows
