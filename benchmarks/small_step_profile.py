@@ -4,12 +4,18 @@ torch.profiler, as it ran before (fp32, eager, 16-channel decoder heads) and as 
 compiled, 32-channel heads), at the same batch. Prints ms per step by operator group.
 
     python benchmarks/small_step_profile.py --batch 16
+
+``--loss-ab ROUNDS``: instead, the compiled bf16 step with its target and loss eager (as before
+``train.compile`` compiled them) and compiled (now), one step of each per round in one process, for
+raw-pixel and per-patch normalised targets; median clips/s.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
+import time
 
 import torch
 from torch.profiler import ProfilerActivity, profile
@@ -28,10 +34,13 @@ GROUPS = {  # operator name fragments -> group
 }
 
 
-def step_fn(precision: str, compiled: bool, heads: int, batch: int):
+def step_fn(precision: str, compiled: bool, heads: int, batch: int, loss_compiled: bool | None = None,
+            target: str = "pixels"):
+    """One training step of the digits MAE; ``loss_compiled`` (default: ``compiled``): its target and loss."""
     torch.manual_seed(0)
+    loss_compiled = compiled if loss_compiled is None else loss_compiled
     cfg = model_config("digits")
-    cfg.target.kind, cfg.decoder.num_heads = "pixels", heads
+    cfg.target.kind, cfg.decoder.num_heads = target, heads
     model = cfg.build()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
     run_model = torch.compile(model) if compiled else model
@@ -39,7 +48,7 @@ def step_fn(precision: str, compiled: bool, heads: int, batch: int):
 
     def step() -> None:
         with autocast("cpu", precision):
-            loss = mae_loss(run_model, video, noise, compiled=compiled)
+            loss = mae_loss(run_model, video, noise, compiled=loss_compiled)
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -65,13 +74,34 @@ def profile_step(precision: str, compiled: bool, heads: int, batch: int, steps: 
             "ms_by_group": {g: round(v, 1) for g, v in totals.items()}}
 
 
+def loss_ab(batch: int, rounds: int, target: str) -> dict:
+    """Median clips/s of the compiled bf16 step with the target and loss eager vs compiled, interleaved."""
+    steps = {mode: step_fn("bf16", True, 2, batch, mode == "compiled", target) for mode in ("eager", "compiled")}
+    times: dict[str, list[float]] = {mode: [] for mode in steps}
+    for r in range(rounds + 3):  # 3 warm-up rounds: compilation
+        for mode, step in steps.items():
+            t0 = time.perf_counter()
+            step()
+            if r >= 3:
+                times[mode].append(time.perf_counter() - t0)
+    rate = {mode: batch / statistics.median(t) for mode, t in times.items()}
+    return {"target": target, "batch": batch, "rounds": rounds, "loss_eager_clips_s": round(rate["eager"], 1),
+            "loss_compiled_clips_s": round(rate["compiled"], 1), "speedup": round(rate["compiled"] / rate["eager"], 3)}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--loss-ab", type=int, default=0, metavar="ROUNDS",
+                   help="instead of the profile: the step with the target and loss eager vs compiled, interleaved")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
+    if args.loss_ab:
+        for target in ("pixels", "norm_pix"):
+            print(json.dumps(loss_ab(args.batch, args.loss_ab, target)), flush=True)
+        return
     for setting in (("fp32", False, 4), ("bf16", True, 2)):
         print(json.dumps(profile_step(*setting, args.batch, args.steps)), flush=True)
 

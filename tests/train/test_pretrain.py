@@ -68,3 +68,30 @@ def test_non_finite_loss_stops_with_advice(tmp_path):
 
     with pytest.raises(FloatingPointError, match="loss is nan at step 0"):
         run(_cfg(tmp_path), dataset=NaNClips())
+
+
+@pytest.mark.parametrize("kind", ["pixels", "norm_pix", "hog"])
+def test_compiled_target_and_loss_compute_what_eager_does(kind, monkeypatch, tmp_path):
+    """``train.compile`` compiles the target and the loss beside the model: the same loss and gradients
+    (to fp32 rounding); the trainer passes its ``train.compile`` to them."""
+    import maest.train.pretrain as pt
+    from maest.models import model_config
+
+    torch.manual_seed(0)
+    cfg = model_config("digits")
+    cfg.target.kind = kind
+    model = cfg.build()
+    video, noise = torch.randn(2, 3, 8, 48, 48), torch.rand(2, model.num_patches)
+    results = []
+    for compiled in (False, True):
+        model.zero_grad(set_to_none=True)
+        loss = pt.mae_loss(model, video, noise, compiled=compiled)
+        loss.backward()
+        results.append((loss.detach(), model.decoder_pred.weight.grad.clone()))
+    torch.testing.assert_close(results[1][0], results[0][0], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(results[1][1], results[0][1], rtol=1e-4, atol=1e-6)
+    seen = []
+    real = pt._target_and_loss
+    monkeypatch.setattr(pt, "_target_and_loss", lambda compiled: seen.append(compiled) or real(compiled))
+    run(_cfg(tmp_path, "train.epochs=1"), dataset=RandomClips())
+    assert seen and not any(seen)  # the tiny preset trains eager: nothing compiled behind its back
