@@ -6,6 +6,7 @@ The reference's ``main_pretrain.py`` + ``engine_pretrain.train_one_epoch`` forwa
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
@@ -28,17 +29,17 @@ from maest.train.teacher import build_teacher
 log = logging.getLogger("maest")
 
 _DECODER_STREAM = 0xDEC0DE  # a fifth seed part, so decoder masks never reuse an encoder stream
-# with train.compile the target and the loss are compiled too, beside the model, not inside it: eager,
-# their fp32 passes over every token's pixels took 12-15% of the digits step at batch 64 (2 CPU cores)
-_COMPILED: dict[str, Any] = {}
 
 
 def _target_and_loss(compiled: bool) -> tuple[Any, Any]:
-    if not compiled:
-        return make_target, reconstruction_loss
-    if not _COMPILED:  # wrapped once per process, so every run shares the compiled graphs
-        _COMPILED.update(target=torch.compile(make_target), loss=torch.compile(reconstruction_loss))
-    return _COMPILED["target"], _COMPILED["loss"]
+    """With train.compile the target and the loss are compiled too, beside the model, not inside it: eager,
+    their fp32 passes over every token's pixels took 12-15% of the digits step at batch 64 (2 CPU cores)."""
+    return _compiled_target_and_loss() if compiled else (make_target, reconstruction_loss)
+
+
+@functools.cache  # wrapped once per process, so every run shares the compiled graphs
+def _compiled_target_and_loss() -> tuple[Any, Any]:
+    return torch.compile(make_target), torch.compile(reconstruction_loss)
 
 
 def _per_clip_noise(make: Any, video_index: torch.Tensor, seed: int, step: int, *stream: int) -> torch.Tensor:
