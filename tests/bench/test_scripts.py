@@ -118,3 +118,36 @@ def test_paper_miniature_smoke_runs_every_stage_and_reuses_its_runs(monkeypatch,
         assert "| 0.5 | not run yet | not run yet |" in (tmp_path / "table.md").read_text()
     finally:
         torch.set_num_threads(threads)
+
+
+def test_paper_miniature_passes_its_budgets_settings_to_the_jobs(monkeypatch, tmp_path):
+    """Pre-training travels as uint8 (exact for its clips); a budget with ``finetune_compile`` compiles its
+    fine-tunings and probes and keys their cache by it, so eager runs of other budgets are never reused."""
+    monkeypatch.syspath_prepend(str(BENCH))
+    import paper_miniature as pm
+
+    seen: list = []
+    summary = {"checkpoint": "x.pt", "loss": 0.5}
+
+    def job(cfg, dataset=None):
+        seen.append(cfg)
+        Path(cfg.train.output_dir).mkdir(parents=True, exist_ok=True)
+        return summary
+
+    monkeypatch.setattr(pm.pt, "run", job)
+    monkeypatch.setattr(pm.ft, "run", job)
+    monkeypatch.setattr(pm.ft, "probe", job)
+    monkeypatch.setattr(pm.Miniature, "_clips", lambda self, cfg, mode: None)
+    monkeypatch.setattr(pm, "run_test", lambda *a, **k: {"top1": 50.0, "top5": 90.0})
+    b = dict(pm.BUDGETS["smoke"])
+    dirs = {}
+    for compiled in (False, True):
+        m = pm.Miniature(tmp_path, dict(b, finetune_compile=compiled))
+        m.finetune("init.pt", 0, (1e-2, 10.0, 0.75), "labelled", "val")
+        m.finetune("init.pt", 0, pm.PROBE, "pool", "test", probe=True)
+        dirs[compiled] = {p.name for p in (tmp_path / "runs").iterdir()} - set().union(*dirs.values())
+    assert [c.train.compile for c in seen] == [False, False, True, True]
+    assert len(dirs[False]) == len(dirs[True]) == 2  # separate cache entries
+    m.pretrain(0)
+    assert seen[-1].data.transfer == "uint8"
+    assert pm.BUDGETS["headline"]["finetune_compile"] and not pm.BUDGETS["ablate"]["finetune_compile"]

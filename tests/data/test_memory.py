@@ -17,3 +17,19 @@ def test_in_memory_items_equal_file_items(digits, tmp_path):
         a, b = files[i], memory[i]
         torch.testing.assert_close(a["video"], b["video"], rtol=0, atol=0)
         assert torch.equal(a["index"], b["index"])
+
+
+def test_decoded_frames_keep_the_decoders_layout_and_are_copies():
+    """A gather from memory gives what the decoder gives: the same values, channels-last (the layout torch's
+    fast uint8 resize needs), and a copy, so a caller that writes into it cannot change the stored video."""
+    from maest.data.memory import DecodedVideo
+
+    gen = torch.Generator().manual_seed(0)
+    nchw = torch.randint(0, 256, (6, 3, 10, 12), dtype=torch.uint8, generator=gen)
+    for stored in (nchw.contiguous(memory_format=torch.channels_last), nchw):  # a decoder's layout, and a plain one
+        video = DecodedVideo("v.mp4", stored, 25.0)
+        got = video.get_frames([4, 0, 4, 2])
+        assert torch.equal(got, nchw[[4, 0, 4, 2]])
+        assert got.is_contiguous(memory_format=torch.channels_last)
+        got.zero_()
+        assert torch.equal(video.frames, nchw)
