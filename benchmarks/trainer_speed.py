@@ -64,7 +64,7 @@ def child(src: Path, data: Path, out: Path, recipe: dict, steps: int, threads: i
                  f"train.log_every={max(1, steps // 6)}", "train.progress=false", "train.tensorboard=false",
                  "data.num_workers=0", "data.repeat_aug=1", "model.target.kind=pixels", "train.keep_checkpoints=1",
                  f"train.batch_size={recipe['batch']}", f"train.precision={recipe['precision']}",
-                 f"train.compile={str(recipe['compile']).lower()}"]
+                 f"train.compile={str(recipe['compile']).lower()}", *recipe.get("extra", [])]
     spec = {"geometry": GEOMETRY, "decoder": DECODER, "overrides": overrides, "threads": threads}
     env = {**os.environ, "PYTHONPATH": str(src)}
     res = subprocess.run([sys.executable, "-c", CHILD, json.dumps(spec)], capture_output=True, text=True, env=env,
@@ -83,11 +83,14 @@ def main() -> None:
     p.add_argument("--precision", default="bf16", help="this code's recipe (default: bf16)")
     p.add_argument("--batch", type=int, default=64, help="this code's batch of videos (default: 64)")
     p.add_argument("--compile", choices=["on", "off"], default="on")
+    p.add_argument("--transfer", choices=["float32", "uint8"], default="uint8",
+                   help="this code's data.transfer (default: uint8, as the miniature pre-trains; the same numbers)")
     p.add_argument("--json", help="write the rows here")
     args = p.parse_args()
     here = Path(__file__).resolve().parents[1] / "src"
     recipes = {"old": (Path(args.old) / "src", {"batch": 16, "precision": "fp32", "compile": False}),
-               "new": (here, {"batch": args.batch, "precision": args.precision, "compile": args.compile == "on"})}
+               "new": (here, {"batch": args.batch, "precision": args.precision, "compile": args.compile == "on",
+                              "extra": [f"data.transfer={args.transfer}"]})}
     sys.path.insert(0, str(here))
     from maest.data import write_moving_digits
 
