@@ -87,7 +87,8 @@ def test_trainer_rows_with_repeated_sampling_step_on_the_same_clips(capsys, monk
     threads = torch.get_num_threads()
     try:
         assert main(["bench", "--models", "tiny", "--trainer", "1", "--steps", "12", "--precisions", "fp32",
-                     "--batch", "4", "--trainer-repeat-aug", "2", "--trainer-videos", "10"]) == 0
+                     "--batch", "4", "--trainer-repeat-aug", "2", "--trainer-videos", "10",
+                     "--trainer-transfer", "uint8"]) == 0
         assert main(["bench", "--models", "tiny", "--trainer", "1", "--precisions", "fp32", "--batch", "4",
                      "--trainer-repeat-aug", "3"]) == 2
         assert main(["bench", "--models", "tiny", "--trainer", "1", "--precisions", "fp32", "--batch", "4",
@@ -96,7 +97,7 @@ def test_trainer_rows_with_repeated_sampling_step_on_the_same_clips(capsys, monk
         torch.set_num_threads(threads)
     out = capsys.readouterr()
     assert drawn == [10]
-    assert "repeat 2" in out.out.strip().splitlines()[-1] and "videos 10" in out.out
+    assert "repeat 2" in out.out.strip().splitlines()[-1] and "videos 10 uint8" in out.out
     assert "--trainer-repeat-aug 3 must be >= 1 and divide --batch 4" in out.err
     assert "--trainer-videos 1 must hold at least one batch of 2 videos" in out.err
 

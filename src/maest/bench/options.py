@@ -61,6 +61,9 @@ def add_step_options(p: argparse.ArgumentParser) -> None:
                    help="with --trainer: videos in the trainer's set (default: max(64, 4 x --batch)); an epoch "
                         "ends, and a checkpoint is saved, every N / (--batch / R) steps, so a set as large as "
                         "the real one times the trainer as it will run (the miniature: 1900)")
+    p.add_argument("--trainer-transfer", choices=["float32", "uint8"], default="float32",
+                   help="with --trainer: the trainer's data.transfer (uint8: clips normalised once per batch in "
+                        "the step; the same numbers for pre-training, as the miniature pre-trains)")
     p.add_argument("--trainer-repeat-aug", type=int, default=1, metavar="R",
                    help="with --trainer: clips per decoded video (repeated sampling; the official pre-training "
                         "uses 4); the trainer takes --batch / R videos, so both sides step on --batch clips")

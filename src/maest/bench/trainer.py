@@ -31,6 +31,7 @@ def trainer_config(model: str, data: Path, out: Path, args: argparse.Namespace, 
     cfg.model.adopt(model)
     repeat = args.trainer_repeat_aug
     cfg.data.source, cfg.data.num_workers, cfg.data.repeat_aug = str(data), workers, repeat
+    cfg.data.transfer = args.trainer_transfer
     t = cfg.train
     t.output_dir, t.batch_size, t.max_steps, t.epochs = str(out), args.batch // repeat, steps, 10_000
     t.precision, t.compile, t.device = args.precisions[0], args.compile[0] == "on", args.device
@@ -105,12 +106,14 @@ def _model_rows(name: str, args: argparse.Namespace, work: Path) -> list[dict[st
             bare.append(bare_rate(name, cfg.model.mask.ratio, args, steps))
             trained.append(trainer_rate(cfg, dataset))
         row = {"model": name, "source": source, "workers": workers, "repeat_aug": args.trainer_repeat_aug,
-               "videos": videos, "precision": args.precisions[0], "compile": args.compile[0], "batch": args.batch,
+               "videos": videos, "transfer": args.trainer_transfer, "precision": args.precisions[0],
+               "compile": args.compile[0], "batch": args.batch,
                "bare_clips_s": statistics.median(bare),
                "trainer_clips_s": statistics.median(trained)}
         row["ratio"] = row["trainer_clips_s"] / row["bare_clips_s"]
         print(f"{name:<8} {source:<6} workers {workers} repeat {args.trainer_repeat_aug} {row['precision']} "
-              f"compile {row['compile']} batch {args.batch} videos {videos}: bare {row['bare_clips_s']:.1f} clips/s, "
+              f"compile {row['compile']} batch {args.batch} videos {videos} {args.trainer_transfer}: "
+              f"bare {row['bare_clips_s']:.1f} clips/s, "
               f"trainer {row['trainer_clips_s']:.1f} clips/s ({row['ratio']:.2f}x)", flush=True)
         rows.append(row)
     return rows
