@@ -64,7 +64,7 @@ BUDGETS: dict[str, dict[str, Any]] = {
     # a smoke run of every stage: tiny sizes, seconds per stage
     "smoke": dict(videos=60, test=10, val=10, labelled=20, pretrain_epochs=1, finetune_epochs=1, probe_epochs=1,
                   seeds=[0], pretrain_seeds=[0], grid=[(1e-2, 10.0, 0.75)], clips=1, crops=1, compile=False,
-                  ablations=[], batch=8, more_labels=[]),
+                  ablations=[], batch=8, more_labels=[], finetune_compile=False),
     # the headline: one pre-training (600 epochs at a batch of 64 videos, the lr scaled with it: as long
     # as the hour allows; the paper's default is 800), then MAE vs scratch fine-tuning over 3 seeds on
     # 100 labelled videos (60 epochs) with the recipe of each arm chosen on validation, and probes
@@ -212,9 +212,8 @@ class Miniature:
         epochs = self.b["probe_epochs"] if probe else self.b["finetune_epochs"]
         # the key names the training only: the seed-0 run that a recipe's validation score came from is
         # the seed-0 run that is tested, trained once
-        compiled = self.b.get("finetune_compile", False)
         key = [init, seed, blr, head, layer_decay, train, self.b["labelled"] if train == "labelled" else None,
-               probe, epochs] + (["compiled"] if compiled else [])  # eager runs keep their earlier keys
+               probe, epochs] + (["compiled"] if self.b["finetune_compile"] else [])  # eager runs keep their keys
         run_dir = self.out / "runs" / f"{'probe' if probe else 'finetune'}-s{seed}-{digest(key)}"
         done, trained = run_dir / f"result-{evaluate}.json", run_dir / "trained.json"
         if done.is_file():
@@ -244,7 +243,7 @@ class Miniature:
             "train.keep_checkpoints=1",
             "data.num_workers=0", "train.progress=false", "train.tensorboard=false", "train.overwrite=true",
             "optim.warmup_epochs=2", "train.precision=bf16",
-            f"train.compile={str(self.b.get('finetune_compile', False)).lower()}"])
+            f"train.compile={str(self.b['finetune_compile']).lower()}"])
         if probe:
             apply_overrides(cfg, ["model.probe=linear", "model.drop_path=0", "model.dropout=0", "mix.mixup=0",
                                   "mix.cutmix=0", "mix.prob=0", "mix.smoothing=0", "optim.weight_decay=0",
