@@ -87,6 +87,8 @@ def main() -> None:
                    help="this code's data.transfer (default: uint8, as the miniature pre-trains; the same numbers)")
     p.add_argument("--json", help="write the rows here")
     args = p.parse_args()
+    if not (Path(args.old) / "src" / "maest").is_dir():
+        p.error(f"--old {args.old} is not a maest checkout (no src/maest): make one with git worktree add PATH REV")
     here = Path(__file__).resolve().parents[1] / "src"
     recipes = {"old": (Path(args.old) / "src", {"batch": 16, "precision": "fp32", "compile": False}),
                "new": (here, {"batch": args.batch, "precision": args.precision, "compile": args.compile == "on",
@@ -111,4 +113,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except RuntimeError as e:  # a trainer run that failed: its last line, not a traceback
+        sys.exit(f"trainer_speed.py: {e}")

@@ -151,3 +151,12 @@ def test_paper_miniature_passes_its_budgets_settings_to_the_jobs(monkeypatch, tm
     m.pretrain(0)
     assert seen[-1].data.transfer == "uint8"
     assert pm.BUDGETS["headline"]["finetune_compile"] and not pm.BUDGETS["ablate"]["finetune_compile"]
+
+
+def test_trainer_speed_refuses_an_old_path_that_is_not_a_checkout(monkeypatch, tmp_path, capsys):
+    monkeypatch.syspath_prepend(str(BENCH))
+    import trainer_speed
+
+    with pytest.raises(SystemExit) as e:
+        _run(trainer_speed, monkeypatch, "--old", str(tmp_path))
+    assert e.value.code == 2 and "is not a maest checkout (no src/maest)" in capsys.readouterr().err
