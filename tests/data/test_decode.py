@@ -97,3 +97,46 @@ def test_auto_backend_and_layout(digits):
     assert v.get_frames([3]).shape == (1, 3, v.height, v.width)  # (N, C, H, W)
     with pytest.raises(IndexError):
         v.get_frames([v.num_frames])
+
+
+def _encode(path, frames, pix_fmt):
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=15)
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], pix_fmt
+        for f in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
+        container.mux(stream.encode())
+    return path
+
+
+def _reference_rgb(path):
+    """Every frame as PyAV converts it by default: a fresh swscale context per frame."""
+    import av
+
+    with av.open(str(path)) as c:
+        return torch.stack([torch.from_numpy(f.to_ndarray(format="rgb24")) for f in c.decode(video=0)])
+
+
+def test_pyav_frames_equal_pyavs_own_conversion_across_sizes_formats_and_threads(tmp_path):
+    """The decoder keeps one RGB converter per thread (its swscale context outlives a frame): the bytes
+    must equal PyAV's per-frame conversion for any size and pixel format, in any order, on any thread."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    videos = [_encode(tmp_path / f"{i}.mp4", rng.integers(0, 256, (6, h, w, 3), dtype=np.uint8), fmt)
+              for i, (h, w, fmt) in enumerate([(48, 64, "yuv420p"), (34, 50, "yuv444p"), (48, 64, "yuvj420p"),
+                                               (120, 90, "yuv422p"), (18, 26, "yuv420p")])]
+    want = {v: _reference_rgb(v) for v in videos}
+
+    def check(order):
+        for v in order:  # alternating sizes and formats on one converter
+            got = open_video(v, "pyav").get_frames([5, 0, 3])
+            assert torch.equal(got.permute(0, 2, 3, 1), want[v][[5, 0, 3]]), v.name
+
+    check(videos + videos[::-1])
+    with ThreadPoolExecutor(3) as pool:
+        list(pool.map(check, [videos, videos[::-1], videos[1:] + videos[:1]] * 2))

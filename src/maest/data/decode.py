@@ -25,6 +25,7 @@ import io
 import logging
 import math
 import re
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -204,7 +205,7 @@ class PyAVVideo(Video):
         for n, frame in enumerate(self._frames(stream, wanted)):
             i = self._index.get(frame.pts, -1) if self._pts else n
             if i in wanted and i not in got:
-                got[i] = frame.to_ndarray(format="rgb24")
+                got[i] = _rgb24(frame)
                 if self.motion_vectors:
                     mv = frame.side_data.get(self._mv_type)
                     self.vectors[i] = None if mv is None else mv.to_ndarray()
@@ -233,6 +234,22 @@ class PyAVVideo(Video):
 
     def close(self) -> None:
         self._container.close()
+
+
+_CONVERTERS = threading.local()
+
+
+def _rgb24(frame) -> np.ndarray:
+    """A frame as RGB (H, W, 3) uint8, the same bytes as ``frame.to_ndarray(format="rgb24")``. That call
+    builds a new swscale context per frame, with a pool of threads, which costs 10-50x the conversion
+    itself on small frames; this one converter per thread keeps its context (FFmpeg rebuilds it when a
+    frame's size or format differs) and converts on the calling thread, as decoding does."""
+    conv = getattr(_CONVERTERS, "rgb", None)
+    if conv is None:
+        from av.video.reformatter import VideoReformatter
+
+        conv = _CONVERTERS.rgb = VideoReformatter()
+    return conv.reformat(frame, format="rgb24", threads=1).to_ndarray()
 
 
 def _avcc_nal_length(stream) -> int:
