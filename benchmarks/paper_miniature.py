@@ -25,7 +25,7 @@ Independent fine-tuning, probing and testing runs go to ``--jobs`` processes (on
 Writes ``OUT/results.json``, ``OUT/miniature.png`` and ``OUT/table.md`` (the README's table); other
 budgets than the headline write ``results-BUDGET.json`` and ``table-BUDGET.md``.
 
-    python benchmarks/paper_miniature.py --out runs/miniature --budget headline   # 61-87 min measured, 2 cores
+    python benchmarks/paper_miniature.py --out runs/miniature --budget headline   # under an hour? see README
     python benchmarks/paper_miniature.py --out runs/miniature --budget ablate --rows mask_ratio  # resumable
     python benchmarks/paper_miniature.py --out runs/miniature --budget full       # + ablations at 600 epochs
     python benchmarks/paper_miniature.py --out /tmp/mini --budget smoke           # about a minute (CI)
@@ -65,12 +65,14 @@ BUDGETS: dict[str, dict[str, Any]] = {
     "smoke": dict(videos=60, test=10, val=10, labelled=20, pretrain_epochs=1, finetune_epochs=1, probe_epochs=1,
                   seeds=[0], pretrain_seeds=[0], grid=[(1e-2, 10.0, 0.75)], clips=1, crops=1, compile=False,
                   ablations=[], batch=8, more_labels=[], finetune_compile=False),
-    # the headline: one pre-training (600 epochs at a batch of 64 videos, the lr scaled with it: as long
-    # as the hour allows; the paper's default is 800), then MAE vs scratch fine-tuning over 3 seeds on
-    # 100 labelled videos (60 epochs) with the recipe of each arm chosen on validation, and probes
-    "headline": dict(videos=2400, test=300, val=200, labelled=100, pretrain_epochs=600, finetune_epochs=60,
+    # the headline: one pre-training (400 epochs at a batch of 64 videos, the lr scaled with it: what the
+    # hour allows on a slow sitting of 2 cores; 600 took 81-87 min there; the paper's default is 800), then
+    # MAE vs scratch fine-tuning over 3 seeds on 100 labelled videos (60 epochs) with the recipe of each
+    # arm chosen on validation, and probes. The grid keeps layer decay 0.75: in all five earlier headlines
+    # (the full grid below) validation chose it for both arms, and decay 1.0 never won
+    "headline": dict(videos=2400, test=300, val=200, labelled=100, pretrain_epochs=400, finetune_epochs=60,
                      probe_epochs=20, seeds=[0, 1, 2], pretrain_seeds=[0],
-                     grid=[(1e-2, 10.0, 0.75), (3e-2, 10.0, 0.75), (1e-2, 10.0, 1.0), (3e-2, 10.0, 1.0)],
+                     grid=[(1e-2, 10.0, 0.75), (3e-2, 10.0, 0.75)],
                      clips=2, crops=3, compile=True, ablations=[], batch=64, more_labels=[],
                      # fine-tunings and probes compiled too: 1.25-1.45x a fine-tuning, 1.2x a probe on one
                      # thread (fp32 rounding differs from eager, so it is part of their cache key)
@@ -78,7 +80,8 @@ BUDGETS: dict[str, dict[str, Any]] = {
 }
 # the grid: pre-training per seed, the same comparison on 200 labelled videos (30 epochs: the same
 # number of steps), and every ablation row (several sittings; runs are cached)
-BUDGETS["full"] = dict(BUDGETS["headline"], pretrain_seeds=[0, 1, 2], more_labels=[200],
+BUDGETS["full"] = dict(BUDGETS["headline"], pretrain_epochs=600, pretrain_seeds=[0, 1, 2], more_labels=[200],
+                       grid=[(1e-2, 10.0, 0.75), (3e-2, 10.0, 0.75), (1e-2, 10.0, 1.0), (3e-2, 10.0, 1.0)],
                        ablations=["mask_ratio", "strategy", "target", "decoder", "length", "distill"],
                        lengths=[200, 400, 600])
 # every ablation row on 100-epoch pre-trainings (8x cheaper) at the first headline's batch of 16, fine-tuned
