@@ -99,18 +99,6 @@ def test_auto_backend_and_layout(digits):
         v.get_frames([v.num_frames])
 
 
-def _encode(path, frames, pix_fmt):
-    import av
-
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=15)
-        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], pix_fmt
-        for f in frames:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
-        container.mux(stream.encode())
-    return path
-
-
 def _reference_rgb(path):
     """Every frame as PyAV converts it by default: a fresh swscale context per frame."""
     import av
@@ -126,8 +114,10 @@ def test_pyav_frames_equal_pyavs_own_conversion_across_sizes_formats_and_threads
 
     import numpy as np
 
+    from maest.data.synthetic import encode_mp4
+
     rng = np.random.default_rng(0)
-    videos = [_encode(tmp_path / f"{i}.mp4", rng.integers(0, 256, (6, h, w, 3), dtype=np.uint8), fmt)
+    videos = [encode_mp4(rng.integers(0, 256, (6, h, w, 3), dtype=np.uint8), tmp_path / f"{i}.mp4", pix_fmt=fmt)
               for i, (h, w, fmt) in enumerate([(48, 64, "yuv420p"), (34, 50, "yuv444p"), (48, 64, "yuvj420p"),
                                                (120, 90, "yuv422p"), (18, 26, "yuv420p")])]
     want = {v: _reference_rgb(v) for v in videos}

@@ -53,7 +53,7 @@ from maest.bench.feed import columns, feed
 from maest.bench.options import add_data_options
 from maest.data import ClipSpec, VideoClipDataset, torchcodec_available
 from maest.data import transforms as T
-from maest.data.decode import PyAVVideo, open_video, read_frames
+from maest.data.decode import PyAVVideo, open_video, pyav_rgb24, read_frames
 from maest.data.loader import build_run_loader, epoch_of
 from maest.data.sampling import train_clips
 from maest.runtime import mix_seed
@@ -245,9 +245,9 @@ def _profile_once(path: Path, repeat: int, backend: str, mode: str, spec_kw: dic
             for i, frame in raw.items():
                 got[i] = torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1)
             frames = torch.stack([got[i] for i in flat])
-        else:  # channels-last, as the decoders write them
+        else:  # channels-last, converted as the decoder converts them
             for i, frame in raw.items():
-                got[i] = frame.to_ndarray(format="rgb24")
+                got[i] = pyav_rgb24(frame)
             frames = torch.from_numpy(np.stack([got[i] for i in flat])).permute(0, 3, 1, 2)
         t = tick("colour", t)
     else:

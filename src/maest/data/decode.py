@@ -205,7 +205,7 @@ class PyAVVideo(Video):
         for n, frame in enumerate(self._frames(stream, wanted)):
             i = self._index.get(frame.pts, -1) if self._pts else n
             if i in wanted and i not in got:
-                got[i] = _rgb24(frame)
+                got[i] = pyav_rgb24(frame)
                 if self.motion_vectors:
                     mv = frame.side_data.get(self._mv_type)
                     self.vectors[i] = None if mv is None else mv.to_ndarray()
@@ -239,7 +239,7 @@ class PyAVVideo(Video):
 _CONVERTERS = threading.local()
 
 
-def _rgb24(frame) -> np.ndarray:
+def pyav_rgb24(frame) -> np.ndarray:
     """A frame as RGB (H, W, 3) uint8, the same bytes as ``frame.to_ndarray(format="rgb24")``. That call
     builds a new swscale context per frame, with a pool of threads, which costs 10-50x the conversion
     itself on small frames; this one converter per thread keeps its context (FFmpeg rebuilds it when a

@@ -14,9 +14,9 @@ BACKGROUNDS = ("blobs", "plain")
 
 
 def encode_mp4(frames: np.ndarray, path: str | Path, fps: int = 15, gop: int = 30, crf: int = 18,
-               bit_rate: int | None = None) -> Path:
-    """Encode uint8 (N, H, W, 3) RGB frames as H.264/yuv420p MP4 with PyAV (even H, W required);
-    constant quality ``crf`` unless a target ``bit_rate`` (bits/s) is given."""
+               bit_rate: int | None = None, pix_fmt: str = "yuv420p") -> Path:
+    """Encode uint8 (N, H, W, 3) RGB frames as H.264 MP4 (``pix_fmt``, yuv420p by default) with PyAV (even
+    H, W required); constant quality ``crf`` unless a target ``bit_rate`` (bits/s) is given."""
     import av
 
     path = Path(path)
@@ -24,7 +24,7 @@ def encode_mp4(frames: np.ndarray, path: str | Path, fps: int = 15, gop: int = 3
     n, h, w, _ = frames.shape
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        stream.width, stream.height, stream.pix_fmt = w, h, pix_fmt
         stream.options = {"g": str(gop), "keyint_min": str(gop), "sc_threshold": "0", "preset": "veryfast"}
         if bit_rate:
             stream.bit_rate = bit_rate
