@@ -54,17 +54,19 @@ def test_side_by_side_pairs_every_mode(tmp_path):
 
 @pytest.mark.slow
 def test_trainer_rows_time_the_package_trainer_beside_the_bare_step(capsys):
-    """``maest bench --trainer``: the trainer (in memory) and the bare step of the same model, one row."""
+    """``maest bench --trainer``: the trainer (in memory) and the bare step of the same model, one row; with
+    ``--trainer-cache`` a second, the trainer reading the files through ``data.cache=memory``."""
     from maest.cli import main
 
     threads = torch.get_num_threads()
     try:
         assert main(["bench", "--models", "tiny", "--trainer", "1", "--steps", "12", "--precisions", "fp32",
-                     "--batch", "4"]) == 0
+                     "--batch", "4", "--trainer-cache"]) == 0
     finally:
         torch.set_num_threads(threads)
-    line = capsys.readouterr().out.strip().splitlines()[-1]
-    assert line.startswith("tiny") and "memory" in line and "bare" in line and "trainer" in line and "x)" in line
+    memory, cached = capsys.readouterr().out.strip().splitlines()[-2:]
+    for line, source in ((memory, "memory"), (cached, "cached")):
+        assert line.startswith(f"tiny     {source}") and "bare" in line and "trainer" in line and "x)" in line
 
 
 def test_the_step_module_refuses_trainer_rows_in_one_line():

@@ -70,7 +70,7 @@ def test_non_finite_loss_stops_with_advice(tmp_path):
         run(_cfg(tmp_path), dataset=NaNClips())
 
 
-@pytest.mark.parametrize("kind", ["pixels", "norm_pix", "hog"])
+@pytest.mark.parametrize("kind", ["pixels", "norm_pix", "videomae_norm_pix", "videomae_pixels", "hog"])
 def test_compiled_target_and_loss_compute_what_eager_does(kind, monkeypatch, tmp_path):
     """``train.compile`` compiles the target and the loss beside the model: the same loss and gradients
     (to fp32 rounding); the trainer passes its ``train.compile`` to them."""

@@ -55,6 +55,9 @@ def add_step_options(p: argparse.ArgumentParser) -> None:
                         "--batch videos, for ROUNDS interleaved rounds (maest.bench.trainer)")
     p.add_argument("--trainer-files", action="store_true",
                    help="with --trainer: also feed the trainer from generated H.264 files, not only from memory")
+    p.add_argument("--trainer-cache", action="store_true",
+                   help="with --trainer: also feed it from the files with data.cache=memory (every video decoded "
+                        "once, up front; the steady-state windows then read memory)")
     p.add_argument("--trainer-workers", type=int, default=0,
                    help="with --trainer: loader worker processes (default: 0, loading in the training process)")
     p.add_argument("--trainer-videos", type=int, default=0, metavar="N",

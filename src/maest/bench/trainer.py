@@ -3,7 +3,8 @@ masking noise, loss, clipping, AdamW, logging) beside the bare step of the same 
 backward and AdamW on one random batch), interleaved in one process so shared load hits both alike.
 
 The trainer reads clips from memory (decoded once, then sampled and augmented per item as from files)
-and, with ``--trainer-files``, from generated moving-digit H.264 files. Its clips/s are the steady-state
+and, with ``--trainer-files``, from generated moving-digit H.264 files (``--trainer-cache``: the same files with
+``data.cache=memory``). Its clips/s are the steady-state
 windows of its ``metrics.jsonl`` (the first window, which holds ``torch.compile``'s warm-up, is left out).
 """
 
@@ -96,12 +97,15 @@ def _model_rows(name: str, args: argparse.Namespace, work: Path) -> list[dict[st
     sources = {"memory": args.trainer_workers}
     if args.trainer_files:
         sources["files"] = args.trainer_workers
+    if getattr(args, "trainer_cache", False):
+        sources["cached"] = args.trainer_workers  # the files, through data.cache=memory
     steps = max(12, args.steps)
     rows = []
     for source, workers in sources.items():
         bare, trained = [], []
         for r in range(args.trainer):
             cfg = trainer_config(name, data["train"], work / f"{name}-{source}-{r}", args, steps, workers)
+            cfg.data.cache = "memory" if source == "cached" else "none"
             dataset = InMemoryClips(cfg.data.build(cfg.model.encoder)) if source == "memory" else None
             bare.append(bare_rate(name, cfg.model.mask.ratio, args, steps))
             trained.append(trainer_rate(cfg, dataset))

@@ -10,7 +10,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from maest.data.datasets import dataset_from_source
+from maest.data.datasets import VideoClipDataset, dataset_from_source
+from maest.data.memory import InMemoryClips
 from maest.data.motion import SOURCES as MOTION_SOURCES
 from maest.data.motion import flow_path, open_flow
 from maest.data.transfer import check_transfer
@@ -42,6 +43,11 @@ class DataConfig:
     # motion vectors (PyAV), "flow" = precomputed flow files <flow_dir>/<video stem>.npy|.pt
     motion: str = "none"  # none | codec | flow
     flow_dir: str = ""
+    # memory: decode every listed video once, up front (on up to 8 threads), and draw every epoch's clips from
+    # the decoded frames: the same clips as from the files, for small sets trained for many epochs, where
+    # decoding would take more time than the step; refused once the frames pass data.cache_gb
+    cache: str = "none"  # none | memory
+    cache_gb: float = 16.0
 
     def validate(self) -> DataConfig:
         for name in ("sampling_rate", "repeat_aug", "shuffle_buffer"):
@@ -56,6 +62,7 @@ class DataConfig:
         if not re.fullmatch(r"cpu|cuda(:\d+)?", self.decode_device):
             raise ValueError(f"data.decode_device={self.decode_device!r} is not cpu, cuda or cuda:N")
         check_choice(self.motion, MOTION_SOURCES, "data.motion")
+        self._check_cache()
         if self.motion == "codec" and (self.backend == "torchcodec" or self.decode_device != "cpu"):
             raise ValueError(f"data.motion=codec reads motion vectors through PyAV, and torchcodec (data.backend="
                              f"{self.backend}, data.decode_device={self.decode_device}) offers none: set "
@@ -67,6 +74,32 @@ class DataConfig:
             raise ValueError(f"data.flow_dir={self.flow_dir!r} is read only with data.motion=flow (now "
                              f"{self.motion!r}); set data.motion=flow or leave data.flow_dir empty")
         return self
+
+    def _check_cache(self) -> None:
+        check_choice(self.cache, ("none", "memory"), "data.cache")
+        if not self.cache_gb > 0:
+            raise ValueError(f"data.cache_gb={self.cache_gb} must be > 0 (the gigabytes of decoded frames "
+                             "data.cache=memory may hold)")
+        if self.cache == "none":
+            return
+        if self.decode_device != "cpu" or self.motion == "codec":
+            raise ValueError(f"data.cache=memory holds frames decoded on the CPU, without motion vectors; "
+                             f"data.decode_device={self.decode_device}, data.motion={self.motion} need the files: "
+                             "set data.cache=none")
+        if self.layout == "shards":
+            raise ValueError("data.cache=memory holds a list of video files; shards stream (data.layout=shards): "
+                             "set data.cache=none")
+
+    def hold(self, ds: Any) -> Any:
+        """``ds`` decoded into memory with ``data.cache=memory`` (:class:`maest.data.memory.InMemoryClips`),
+        else as it is."""
+        if self.cache == "none":
+            return ds
+        if not isinstance(ds, VideoClipDataset):
+            raise ValueError(f"data.cache=memory holds a list of video files; {self.source} is a shard stream: "
+                             "set data.cache=none")
+        return InMemoryClips(ds, max_bytes=int(self.cache_gb * 2**30), threads=min(8, os.cpu_count() or 1),
+                             limit_name="data.cache_gb")
 
     @property
     def decode_on(self) -> str:
@@ -89,7 +122,7 @@ class DataConfig:
         if self.motion == "flow":
             for path, _ in getattr(ds, "items", ()):
                 open_flow(flow_path(self.flow_dir, path))
-        return ds
+        return self.hold(ds)
 
 
 @dataclass
@@ -121,11 +154,11 @@ class FinetuneDataConfig(DataConfig):
         list is read)."""
         if source is None:
             source = self.source if mode == "finetune" else self.val_source
-        return dataset_from_source(
+        return self.hold(dataset_from_source(
             source, layout=self.layout, mode=mode, num_frames=encoder.num_frames, sampling_rate=self.sampling_rate,
             crop_size=encoder.img_size, repeat=self.repeat_aug, scale=(self.min_scale, 1.0), flip=self.flip,
             rand_aug=self.rand_aug, erase_prob=self.erase_prob, test_clips=self.test_clips,
             test_crops=self.test_crops, backend=self.backend, mean=encoder.mean, std=encoder.std,
             num_classes=num_classes, decode_device=self.decode_on, shuffle_buffer=self.shuffle_buffer,
             allow_pipe=self.allow_pipe, transfer=self.transfer,
-        )
+        ))

@@ -119,11 +119,14 @@ def train(cfg: Any, model: nn.Module, optimizer: torch.optim.Optimizer, dataset:
     lock = lock_run_dir(cfg, info)
     try:
         with StopRequest() as stop:
-            return _train(cfg, model, optimizer, seeded, info, plan, loss_fn, stop, base_lr=base_lr,
-                          precision=precision, title=title, epoch_end=epoch_end)
+            summary = _train(cfg, model, optimizer, seeded, info, plan, loss_fn, stop, base_lr=base_lr,
+                             precision=precision, title=title, epoch_end=epoch_end)
     finally:
         if lock is not None:
             lock.release()
+    # videos an in-memory set (data.cache=memory) could not decode, left out before the first epoch
+    summary["skipped"] = list(getattr(dataset, "skipped", ())) + summary["skipped"]
+    return summary
 
 
 def _train(cfg: Any, model: nn.Module, optimizer: torch.optim.Optimizer, seeded: Dataset, info: runtime.DistInfo,
