@@ -43,7 +43,7 @@ class DataConfig:
     # motion vectors (PyAV), "flow" = precomputed flow files <flow_dir>/<video stem>.npy|.pt
     motion: str = "none"  # none | codec | flow
     flow_dir: str = ""
-    # memory: decode every listed video once, up front (on up to 8 threads), and draw every epoch's clips from
+    # memory: decode every training video once, up front (on up to 8 threads), and draw every epoch's clips from
     # the decoded frames: the same clips as from the files, for small sets trained for many epochs, where
     # decoding would take more time than the step; refused once the frames pass data.cache_gb
     cache: str = "none"  # none | memory
@@ -90,10 +90,11 @@ class DataConfig:
             raise ValueError("data.cache=memory holds a list of video files; shards stream (data.layout=shards): "
                              "set data.cache=none")
 
-    def hold(self, ds: Any) -> Any:
-        """``ds`` decoded into memory with ``data.cache=memory`` (:class:`maest.data.memory.InMemoryClips`),
-        else as it is."""
-        if self.cache == "none":
+    def hold(self, ds: Any, mode: str) -> Any:
+        """A training set ``ds`` decoded into memory with ``data.cache=memory``
+        (:class:`maest.data.memory.InMemoryClips`), else as it is. Validation and test sets are read from the
+        files: they are read once (per epoch), and a video they cannot decode is listed as failed there."""
+        if self.cache == "none" or mode not in ("pretrain", "finetune"):
             return ds
         if not isinstance(ds, VideoClipDataset):
             raise ValueError(f"data.cache=memory holds a list of video files; {self.source} is a shard stream: "
@@ -122,7 +123,7 @@ class DataConfig:
         if self.motion == "flow":
             for path, _ in getattr(ds, "items", ()):
                 open_flow(flow_path(self.flow_dir, path))
-        return self.hold(ds)
+        return self.hold(ds, mode)
 
 
 @dataclass
@@ -161,4 +162,4 @@ class FinetuneDataConfig(DataConfig):
             test_crops=self.test_crops, backend=self.backend, mean=encoder.mean, std=encoder.std,
             num_classes=num_classes, decode_device=self.decode_on, shuffle_buffer=self.shuffle_buffer,
             allow_pipe=self.allow_pipe, transfer=self.transfer,
-        ))
+        ), mode)
