@@ -2,10 +2,10 @@
 masking noise, loss, clipping, AdamW, logging) beside the bare step of the same model (forward,
 backward and AdamW on one random batch), interleaved in one process so shared load hits both alike.
 
-The trainer reads clips from memory (decoded once, then sampled and augmented per item as from files)
-and, with ``--trainer-files``, from generated moving-digit H.264 files (``--trainer-cache``: the same files with
-``data.cache=memory``). Its clips/s are the steady-state
-windows of its ``metrics.jsonl`` (the first window, which holds ``torch.compile``'s warm-up, is left out).
+The trainer reads clips from memory (decoded once, then sampled and augmented per item as from files),
+with ``--trainer-files`` from generated moving-digit H.264 files, and with ``--trainer-cache`` from the same
+files through ``data.cache=memory``. Its clips/s are the steady-state windows of its ``metrics.jsonl`` (the
+first window, which holds ``torch.compile``'s warm-up, is left out).
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ def _model_rows(name: str, args: argparse.Namespace, work: Path) -> list[dict[st
     sources = {"memory": args.trainer_workers}
     if args.trainer_files:
         sources["files"] = args.trainer_workers
-    if getattr(args, "trainer_cache", False):
+    if args.trainer_cache:
         sources["cached"] = args.trainer_workers  # the files, through data.cache=memory
     steps = max(12, args.steps)
     rows = []
