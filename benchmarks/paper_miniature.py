@@ -25,7 +25,7 @@ Independent fine-tuning, probing and testing runs go to ``--jobs`` processes (on
 Writes ``OUT/results.json``, ``OUT/miniature.png`` and ``OUT/table.md`` (the README's table); other
 budgets than the headline write ``results-BUDGET.json`` and ``table-BUDGET.md``.
 
-    python benchmarks/paper_miniature.py --out runs/miniature --budget headline   # 55-57 min measured, 2 cores
+    python benchmarks/paper_miniature.py --out runs/miniature --budget headline   # 44-57 min measured, 2 cores
     python benchmarks/paper_miniature.py --out runs/miniature --budget ablate --rows mask_ratio  # resumable
     python benchmarks/paper_miniature.py --out runs/miniature --budget full       # + ablations at 600 epochs
     python benchmarks/paper_miniature.py --out /tmp/mini --budget smoke           # about a minute (CI)
