@@ -76,10 +76,11 @@ def _pretrain(tmp_path, name, source, *sets):
 
 
 def test_a_held_run_is_the_run_from_files(digits, tmp_path, capsys):
-    """Through the CLI: the same losses and the same weights, step for step."""
+    """Through the CLI: the same losses and the same weights, step for step; the held set also serves loader
+    worker processes (forked: they share the decoded frames)."""
     results = []
-    for cache in ("none", "memory"):
-        args, _ = _pretrain(tmp_path, cache, digits["train"], f"data.cache={cache}")
+    for cache, workers in (("none", 0), ("memory", 2)):
+        args, _ = _pretrain(tmp_path, cache, digits["train"], f"data.cache={cache}", f"data.num_workers={workers}")
         assert main(args) == 0
         summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
         weights = torch.load(summary["checkpoint"], weights_only=True)["model"]
