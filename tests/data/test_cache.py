@@ -66,13 +66,12 @@ def test_settings_the_cache_cannot_serve_are_refused(setting, match):
 
 
 def _pretrain(tmp_path, name, source, *sets):
-    out = tmp_path / name
-    args = ["pretrain", str(source), "--preset", "tiny", "--output-dir", str(out), "--json",
+    args = ["pretrain", str(source), "--preset", "tiny", "--output-dir", str(tmp_path / name), "--json",
             "--set", "train.max_steps=3", "--set", "train.progress=false", "--set", "train.tensorboard=false",
             "--set", "train.batch_size=2", "--set", "data.num_workers=0", "--set", "data.sampling_rate=2"]
     for setting in sets:
         args += ["--set", setting]
-    return args, out
+    return args
 
 
 def test_a_held_run_is_the_run_from_files(digits, tmp_path, capsys):
@@ -80,7 +79,7 @@ def test_a_held_run_is_the_run_from_files(digits, tmp_path, capsys):
     worker processes (forked: they share the decoded frames)."""
     results = []
     for cache, workers in (("none", 0), ("memory", 2)):
-        args, _ = _pretrain(tmp_path, cache, digits["train"], f"data.cache={cache}", f"data.num_workers={workers}")
+        args = _pretrain(tmp_path, cache, digits["train"], f"data.cache={cache}", f"data.num_workers={workers}")
         assert main(args) == 0
         summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
         weights = torch.load(summary["checkpoint"], weights_only=True)["model"]
@@ -92,7 +91,7 @@ def test_a_held_run_is_the_run_from_files(digits, tmp_path, capsys):
 
 def test_broken_videos_are_left_out_and_reported(corrupt_corpus, tmp_path, capsys):
     csv, bad = corrupt_corpus
-    args, _ = _pretrain(tmp_path, "held", csv, "data.cache=memory")
+    args = _pretrain(tmp_path, "held", csv, "data.cache=memory")
     assert main(args) == 0
     captured = capsys.readouterr()
     summary = json.loads(captured.out.strip().splitlines()[-1])
@@ -100,7 +99,7 @@ def test_broken_videos_are_left_out_and_reported(corrupt_corpus, tmp_path, capsy
 
 
 def test_a_cache_over_its_limit_is_one_line_and_exit_2(digits, tmp_path, capsys):
-    args, _ = _pretrain(tmp_path, "small", digits["train"], "data.cache=memory", "data.cache_gb=0.0001")
+    args = _pretrain(tmp_path, "small", digits["train"], "data.cache=memory", "data.cache_gb=0.0001")
     assert main(args) == 2
     err = capsys.readouterr().err
     assert "data.cache_gb=0.0001" in err and "Traceback" not in err
