@@ -160,3 +160,19 @@ def test_trainer_speed_refuses_an_old_path_that_is_not_a_checkout(monkeypatch, t
     with pytest.raises(SystemExit) as e:
         _run(trainer_speed, monkeypatch, "--old", str(tmp_path))
     assert e.value.code == 2 and "is not a maest checkout (no src/maest)" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_trainer_speed_times_both_trainers_and_the_bare_step(monkeypatch, tmp_path, capsys):
+    monkeypatch.syspath_prepend(str(BENCH))
+    import trainer_speed
+
+    out = tmp_path / "speed.json"
+    _run(trainer_speed, monkeypatch, "--old", str(BENCH.parent), "--rounds", "1", "--steps", "3", "--compile", "off",
+         "--bare", "--json", str(out))
+    res = json.loads(out.read_text())
+    assert res["recipes"]["bare"] == res["recipes"]["new"] and res["recipes"]["old"]["batch"] == 16
+    assert all(len(res[k]) == 1 and res[k][0] > 0 for k in ("old", "new", "bare"))
+    assert res["bare_over_old"] == pytest.approx(res["bare_median"] / res["old_median"])
+    assert res["trainer_over_bare"] == pytest.approx(res["new_median"] / res["bare_median"])
+    assert "round 1: bare" in capsys.readouterr().out

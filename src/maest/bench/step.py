@@ -22,6 +22,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -104,7 +105,7 @@ def _timed_step(model: torch.nn.Module, opt: torch.optim.Optimizer, video: torch
 
     _sync(device)
     t0 = time.perf_counter()
-    with ctx if ctx is not None else _null(), autocast(device, precision):
+    with ctx if ctx is not None else nullcontext(), autocast(device, precision):
         loss = mae_loss(model, video, None if noise is None else noise(), mask_ratio=mask_ratio,
                         target=None if teacher is None else teacher(video), compiled=compiled)
     loss.backward()
@@ -134,15 +135,10 @@ def time_step(model_name: str, mask_ratio: float, precision: str, compile: bool,
         math_ctx = reference_attention
     else:
         opt = build_adamw([{"params": list(model.parameters())}], 1e-4, (0.9, 0.95), "auto", device)
-        math_ctx = _null
-    run_model = torch.compile(model) if compile else model
-    times = []
+        math_ctx = nullcontext
     with math_ctx():
-        for i in range(warmup + steps):
-            seconds = _timed_step(run_model, opt, video, mask_ratio, device, precision, teacher=teacher, noise=noise,
-                                  compiled=compile)
-            if i >= warmup:
-                times.append(seconds)
+        times = step_times(model, opt, video, mask_ratio, precision, compile, steps, warmup, device, teacher=teacher,
+                           noise=noise)
     step = statistics.median(times)
     # backward ~ 2x forward
     flops = 3 * forward_flops(model, mask_ratio, embed_all=mode == "reference") * batch
@@ -156,6 +152,26 @@ def time_step(model_name: str, mask_ratio: float, precision: str, compile: bool,
             "s_per_step": step, "clips_per_s": batch / step,
             "gflop_per_step": flops / 1e9, "achieved_gflops": flops / step / 1e9, "peak_mem_gib": peak_mem,
             "steps": steps, "spread": [min(times), max(times)]}
+
+
+def step_times(model: torch.nn.Module, opt: torch.optim.Optimizer, video: torch.Tensor, mask_ratio: float,
+               precision: str, compile: bool, steps: int, warmup: int, device: str, **step_kw: Any) -> list[float]:
+    """Seconds of ``steps`` full training steps of ``model`` on ``video`` after ``warmup`` untimed ones
+    (:func:`_timed_step`; compiled with ``compile``, the target and loss too)."""
+    run_model = torch.compile(model) if compile else model
+    times = [_timed_step(run_model, opt, video, mask_ratio, device, precision, compiled=compile, **step_kw)
+             for _ in range(warmup + steps)]
+    return times[warmup:]
+
+
+def bare_clips_per_s(model: torch.nn.Module, batch: int, precision: str, compile: bool, steps: int, warmup: int = 3,
+                     device: str = "cpu", mask_ratio: float = 0.9) -> float:
+    """Clips/s of ``model``'s bare step (any geometry, e.g. a config's model): forward, loss, backward and
+    AdamW on one random batch of ``batch`` clips, median of ``steps``, as :func:`time_step` times them."""
+    opt = build_adamw([{"params": list(model.parameters())}], 1e-4, (0.9, 0.95), "auto", device)
+    video = _random_clips(model, batch, device)
+    return batch / statistics.median(step_times(model, opt, video, mask_ratio, precision, compile, steps, warmup,
+                                                device))
 
 
 def side_by_side(model_name: str, mask_ratio: float, rounds: int, batch: int, device: str,
@@ -173,7 +189,7 @@ def side_by_side(model_name: str, mask_ratio: float, rounds: int, batch: int, de
             else build_adamw([{"params": list(model.parameters())}], 1e-5, (0.9, 0.95), "auto", device) for m in modes}
 
     def step(mode: str) -> float:
-        ctx = reference_attention() if mode == "reference" else _null()
+        ctx = reference_attention() if mode == "reference" else nullcontext()
         precision = "bf16" if mode.endswith("bf16") else "fp32"
         return _timed_step(model, opts[mode], video, mask_ratio, device, precision, ctx)
 
@@ -238,14 +254,6 @@ def interleaved_masks(model_name: str, settings: list[tuple[float, float]], roun
                 a / b for a, b in zip(times[settings[0]], t, strict=True))
         rows.append(row)
     return rows
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def _child(spec: dict[str, Any]) -> None:
