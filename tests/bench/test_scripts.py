@@ -176,3 +176,19 @@ def test_trainer_speed_times_both_trainers_and_the_bare_step(monkeypatch, tmp_pa
     assert res["bare_over_old"] == pytest.approx(res["bare_median"] / res["old_median"])
     assert res["trainer_over_bare"] == pytest.approx(res["new_median"] / res["bare_median"])
     assert "round 1: bare" in capsys.readouterr().out
+
+
+def test_loading_floor_times_the_item_path_and_its_tensor_work(monkeypatch, tmp_path, capsys):
+    monkeypatch.syspath_prepend(str(BENCH))
+    import loading_floor
+
+    threads = torch.get_num_threads()
+    out = tmp_path / "floor.json"
+    try:
+        _run(loading_floor, monkeypatch, "--rounds", "2", "--batch", "4", "--videos", "12", "--threads", "1",
+             "--json", str(out))
+    finally:
+        torch.set_num_threads(threads)
+    res = json.loads(out.read_text())
+    assert set(res["ms_per_batch"]) == {"item path", "kernels only"} and all(len(v) == 2 for v in res["ms"].values())
+    assert "kernels only:" in capsys.readouterr().out
