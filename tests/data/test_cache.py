@@ -103,3 +103,28 @@ def test_a_cache_over_its_limit_is_one_line_and_exit_2(digits, tmp_path, capsys)
     assert main(args) == 2
     err = capsys.readouterr().err
     assert "data.cache_gb=0.0001" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("occupied", ["earlier run", "live run"])
+def test_a_folder_that_cannot_take_the_run_is_refused_before_decoding(digits, tmp_path, capsys, monkeypatch, occupied):
+    """The trainer's folder checks come before the whole set is decoded (minutes for a large set), not after."""
+    from maest.runs.lock import RunLock
+
+    out = tmp_path / "run"
+    out.mkdir()
+    if occupied == "earlier run":
+        (out / "metrics.jsonl").write_text(json.dumps({"step": 1, "loss": 1.0}) + "\n")
+    lock = RunLock(out).acquire() if occupied == "live run" else None
+
+    def decoded(*a, **k):
+        raise AssertionError("decoded before the run folder was checked")
+
+    monkeypatch.setattr(InMemoryClips, "__init__", decoded)
+    try:
+        assert main(_pretrain(tmp_path, "run", digits["train"], "data.cache=memory")) == 2
+    finally:
+        if lock is not None:
+            lock.release()
+    err = capsys.readouterr().err.strip()
+    expected = "in use by another run (PID" if occupied == "live run" else "already holds the metrics.jsonl"
+    assert expected in err and len(err.splitlines()) == 1 and "Traceback" not in err

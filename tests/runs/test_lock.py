@@ -71,3 +71,22 @@ def test_a_stale_lock_of_a_dead_process_is_taken_over_with_a_message(tmp_path, c
     assert summary["steps"] == 1
     taken = [r.getMessage() for r in caplog.records if "taking over the lock" in r.getMessage()]
     assert len(taken) == 1 and "no longer running" in taken[0] and "PID" in taken[0]
+
+
+def test_holder_names_a_live_holder_and_takes_nothing(tmp_path, holder):
+    from maest.runs.lock import holder as lock_holder
+
+    assert lock_holder(tmp_path / "none") is None and not (tmp_path / "none").exists()  # creates nothing
+    who = lock_holder(tmp_path)
+    assert who is not None and f"PID {holder.pid}" in who and socket.gethostname() in who
+
+
+def test_holder_is_none_for_a_released_or_abandoned_lock(tmp_path):
+    from maest.runs.lock import holder as lock_holder
+
+    RunLock(tmp_path).acquire().release()
+    assert lock_holder(tmp_path) is None
+    (tmp_path / LOCK_NAME).write_text('{"pid": 999999999, "host": "gone"}\n')  # its process is gone: no flock
+    assert lock_holder(tmp_path) is None
+    with RunLock(tmp_path):  # held in this process, on another open file: a second run here is refused too
+        assert lock_holder(tmp_path) is not None

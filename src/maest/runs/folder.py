@@ -6,13 +6,51 @@ trains is :mod:`maest.runs.lock`.)"""
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
+from maest import runtime
 from maest.runs import checkpoint as ckpt
+from maest.runs.lock import RunFolderBusy, busy_message, holder
 from maest.runs.metrics import records_after, truncate_metrics
 from maest.runs.outputs import writable_dir
 
 log = logging.getLogger("maest")
+
+
+def other_run(cfg: Any, start_step: int) -> str | None:
+    """Why ``train.output_dir`` cannot take a run starting at ``start_step`` (it holds checkpoints past it or,
+    for a run that does not resume, another run's metrics; ``train.overwrite`` allows both), else None."""
+    t = cfg.train
+    out_dir = Path(t.output_dir)
+    if t.overwrite or not out_dir.is_dir():
+        return None
+    later = [p for p in ckpt.list_checkpoints(out_dir) if ckpt.checkpoint_step(p) > start_step]
+    metrics = out_dir / "metrics.jsonl"
+    if not (later or (t.resume is None and records_after(metrics, start_step))):
+        return None
+    what = (f"{len(later)} checkpoint(s) of an earlier run (newest {later[-1].name})" if later
+            else f"the {metrics.name} of an earlier run")
+    where = f", newer than the resume point (step {start_step})" if later and start_step else ""
+    return (f"run folder {out_dir} already holds {what}{where}; continue that run with --resume (train.resume=auto), "
+            "choose a new --output-dir, or pass --overwrite (train.overwrite=true) to replace it")
+
+
+def check_before_start(cfg: Any, info: Any) -> None:
+    """What :func:`prepare_run_dir` and the run's lock would refuse, checked before a job's slow start-up
+    (``data.cache=memory`` decodes the whole training set first), so that a run that cannot go into its
+    folder stops at once: a live run holding the folder, or, for a run that does not resume, another run's
+    checkpoints or metrics. Takes and changes nothing; the trainer checks again under the lock. Every rank
+    raises when the main process finds a problem (a collective: all ranks call it)."""
+    problem, busy = None, False
+    if info.is_main:
+        if who := holder(cfg.train.output_dir):
+            problem, busy = busy_message(cfg.train.output_dir, who), True
+        elif cfg.train.resume is None:
+            problem = other_run(cfg, 0)
+    if runtime.any_rank(problem is not None)[0]:
+        problem = problem or f"run folder {cfg.train.output_dir} cannot take this run (see rank 0)"
+        raise RunFolderBusy(problem) if busy else ValueError(problem)
 
 
 def prepare_run_dir(cfg: Any, start_step: int, info: Any) -> None:
@@ -30,16 +68,10 @@ def prepare_run_dir(cfg: Any, start_step: int, info: Any) -> None:
     """
     t = cfg.train
     out_dir = writable_dir(t.output_dir, "--output-dir (train.output_dir)")
-    later = [p for p in ckpt.list_checkpoints(out_dir) if ckpt.checkpoint_step(p) > start_step]
     metrics = out_dir / "metrics.jsonl"
-    if not t.overwrite and (later or (t.resume is None and records_after(metrics, start_step))):
-        what = (f"{len(later)} checkpoint(s) of an earlier run (newest {later[-1].name})" if later
-                else f"the {metrics.name} of an earlier run")
-        where = f", newer than the resume point (step {start_step})" if later and start_step else ""
-        raise ValueError(
-            f"run folder {out_dir} already holds {what}{where}; continue that run with --resume "
-            "(train.resume=auto), choose a new --output-dir, or pass --overwrite (train.overwrite=true) to replace it"
-        )
+    if problem := other_run(cfg, start_step):
+        raise ValueError(problem)
+    later = [p for p in ckpt.list_checkpoints(out_dir) if ckpt.checkpoint_step(p) > start_step]
     overwrite, t.overwrite = t.overwrite, False  # one-shot: a reused config.json never replaces a folder by itself
     if not info.is_main:
         return

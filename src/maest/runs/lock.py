@@ -28,6 +28,12 @@ class RunFolderBusy(ValueError):
     """Another live run holds the run folder's lock."""
 
 
+def busy_message(folder: str | Path, who: str) -> str:
+    """The refusal of a run into ``folder``, whose lock ``who`` holds."""
+    return (f"run folder {folder} is in use by another run ({who}); wait for it to end or stop it, "
+            "or choose another --output-dir")
+
+
 class RunLock:
     """The exclusive lock of a run folder: ``with RunLock(folder): ...`` or :meth:`acquire` / :meth:`release`."""
 
@@ -48,10 +54,9 @@ class RunLock:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = _describe(_read(fd))
+            who = _describe(_read(fd))
             os.close(fd)
-            raise RunFolderBusy(f"run folder {self.folder} is in use by another run ({holder}); wait for it to end "
-                                f"or stop it, or choose another --output-dir") from None
+            raise RunFolderBusy(busy_message(self.folder, who)) from None
         except OSError as e:
             os.close(fd)
             if e.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
@@ -89,6 +94,24 @@ class RunLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def holder(folder: str | Path) -> str | None:
+    """Who holds ``folder``'s lock now (PID, host, since), or None when no live run does; takes nothing and
+    creates nothing (a run checks this before its slow start-up, then takes the lock itself)."""
+    try:
+        fd = os.open(Path(folder) / LOCK_NAME, os.O_RDWR)
+    except OSError:  # no lock file (or none that can be opened): no run has held this folder
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return _describe(_read(fd))
+    except OSError:  # a file system without locks: nothing to tell
+        return None
+    finally:
+        os.close(fd)  # closing drops a lock this probe took
+    return None
 
 
 def _read(fd: int) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from maest.models import ClassifierConfig, EncoderConfig, describe_model
 from maest.models.probe import ProbedEncoder
 from maest.models.vit import load_pretrained
 from maest.runs import checkpoint as ckpt
+from maest.runs.folder import check_before_start
 from maest.runs.metrics import MetricsLogger
 from maest.runtime import autocast, mix_seed, resolve_precision
 from maest.train.config import FinetuneConfig
@@ -138,6 +139,7 @@ def run(cfg: FinetuneConfig, dataset: Dataset | None = None, val_dataset: Datase
     cfg.validate()
     info = runtime.init(cfg.train.device)
     try:
+        check_before_start(cfg, info)  # before loading: data.cache=memory decodes the whole set first
         return _run(cfg, dataset, val_dataset, info)
     finally:
         runtime.shutdown()

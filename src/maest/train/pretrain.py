@@ -18,6 +18,7 @@ from maest import runtime
 from maest.data.transfer import DeviceInput
 from maest.models import describe_model
 from maest.models.motion_masking import motion_noise
+from maest.runs.folder import check_before_start
 from maest.runtime import autocast, mix_seed, resolve_precision, to_device, unwrap
 from maest.targets import make_target
 from maest.train.config import PretrainConfig
@@ -123,6 +124,7 @@ def run(cfg: PretrainConfig, dataset: Dataset | None = None) -> dict[str, Any]:
     cfg.validate()
     info = runtime.init(cfg.train.device)
     try:
+        check_before_start(cfg, info)  # before loading: data.cache=memory decodes the whole set first
         return _run(cfg, dataset, info)
     finally:
         runtime.shutdown()
