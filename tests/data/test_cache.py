@@ -105,8 +105,10 @@ def test_a_cache_over_its_limit_is_one_line_and_exit_2(digits, tmp_path, capsys)
     assert "data.cache_gb=0.0001" in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize("job", ["pretrain", "finetune"])
 @pytest.mark.parametrize("occupied", ["earlier run", "live run"])
-def test_a_folder_that_cannot_take_the_run_is_refused_before_decoding(digits, tmp_path, capsys, monkeypatch, occupied):
+def test_a_folder_that_cannot_take_the_run_is_refused_before_decoding(digits, tmp_path, capsys, monkeypatch, occupied,
+                                                                      job):
     """The trainer's folder checks come before the whole set is decoded (minutes for a large set), not after."""
     from maest.runs.lock import RunLock
 
@@ -121,7 +123,10 @@ def test_a_folder_that_cannot_take_the_run_is_refused_before_decoding(digits, tm
 
     monkeypatch.setattr(InMemoryClips, "__init__", decoded)
     try:
-        assert main(_pretrain(tmp_path, "run", digits["train"], "data.cache=memory")) == 2
+        args = _pretrain(tmp_path, "run", digits["train"], "data.cache=memory")
+        if job == "finetune":
+            args[0], args[args.index("tiny")] = "finetune", "tiny_finetune"
+        assert main(args) == 2
     finally:
         if lock is not None:
             lock.release()
