@@ -9,9 +9,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from maest import runtime
 from maest.runs import checkpoint as ckpt
-from maest.runs.lock import RunFolderBusy, busy_message, holder
 from maest.runs.metrics import records_after, truncate_metrics
 from maest.runs.outputs import writable_dir
 
@@ -34,23 +32,6 @@ def other_run(cfg: Any, start_step: int) -> str | None:
     where = f", newer than the resume point (step {start_step})" if later and start_step else ""
     return (f"run folder {out_dir} already holds {what}{where}; continue that run with --resume (train.resume=auto), "
             "choose a new --output-dir, or pass --overwrite (train.overwrite=true) to replace it")
-
-
-def check_before_start(cfg: Any, info: Any) -> None:
-    """What :func:`prepare_run_dir` and the run's lock would refuse, checked before a job's slow start-up
-    (``data.cache=memory`` decodes the whole training set first), so that a run that cannot go into its
-    folder stops at once: a live run holding the folder, or, for a run that does not resume, another run's
-    checkpoints or metrics. Takes and changes nothing; the trainer checks again under the lock. Every rank
-    raises when the main process finds a problem (a collective: all ranks call it)."""
-    problem, busy = None, False
-    if info.is_main:
-        if who := holder(cfg.train.output_dir):
-            problem, busy = busy_message(cfg.train.output_dir, who), True
-        elif cfg.train.resume is None:
-            problem = other_run(cfg, 0)
-    if runtime.any_rank(problem is not None)[0]:
-        problem = problem or f"run folder {cfg.train.output_dir} cannot take this run (see rank 0)"
-        raise RunFolderBusy(problem) if busy else ValueError(problem)
 
 
 def prepare_run_dir(cfg: Any, start_step: int, info: Any) -> None:

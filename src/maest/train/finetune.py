@@ -26,7 +26,6 @@ from maest.models import ClassifierConfig, EncoderConfig, describe_model
 from maest.models.probe import ProbedEncoder
 from maest.models.vit import load_pretrained
 from maest.runs import checkpoint as ckpt
-from maest.runs.folder import check_before_start
 from maest.runs.metrics import MetricsLogger
 from maest.runtime import autocast, mix_seed, resolve_precision
 from maest.train.config import FinetuneConfig
@@ -34,6 +33,7 @@ from maest.train.loop import effective_batch, train
 from maest.train.losses import classification_loss
 from maest.train.mixup import Mixup
 from maest.train.optim import param_groups_layer_decay
+from maest.train.run_folder import check_before_start
 
 log = logging.getLogger("maest")
 

@@ -24,11 +24,10 @@ from maest.figures.plots import write_run_curves
 from maest.overrides import save_json
 from maest.runs import checkpoint as ckpt
 from maest.runs.folder import prepare_run_dir
-from maest.runs.lock import RunFolderBusy, RunLock
 from maest.runs.metrics import MetricsLogger
-from maest.runs.outputs import writable_dir
 from maest.runs.preempt import Stopped, StopRequest
 from maest.runs.progress import Silent, training_progress
+from maest.train.run_folder import lock_run_dir
 from maest.train.schedule import lr_at
 
 log = logging.getLogger("maest")
@@ -169,20 +168,6 @@ def _train(cfg: Any, model: nn.Module, optimizer: torch.optim.Optimizer, seeded:
     if run.stopping:
         raise Stopped(stop.signum or 15, step, summary["checkpoint"])
     return summary
-
-
-def lock_run_dir(cfg: Any, info: runtime.DistInfo) -> RunLock | None:
-    """The main process's lock on ``train.output_dir`` (see :mod:`maest.runs.lock`); every rank raises
-    :class:`RunFolderBusy` when another run holds it."""
-    lock, busy = None, None
-    if info.is_main:
-        try:
-            lock = RunLock(writable_dir(cfg.train.output_dir, "--output-dir (train.output_dir)")).acquire()
-        except RunFolderBusy as e:
-            busy = e
-    if runtime.any_rank(busy is not None)[0]:
-        raise busy or RunFolderBusy(f"run folder {cfg.train.output_dir} is in use by another run (see rank 0)")
-    return lock
 
 
 def check_resume_point(cfg: Any, plan: Plan, step: int, info: runtime.DistInfo) -> None:

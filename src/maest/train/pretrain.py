@@ -18,13 +18,13 @@ from maest import runtime
 from maest.data.transfer import DeviceInput
 from maest.models import describe_model
 from maest.models.motion_masking import motion_noise
-from maest.runs.folder import check_before_start
 from maest.runtime import autocast, mix_seed, resolve_precision, to_device, unwrap
 from maest.targets import make_target
 from maest.train.config import PretrainConfig
 from maest.train.loop import effective_batch, train
 from maest.train.losses import reconstruction_loss
 from maest.train.optim import param_groups_weight_decay
+from maest.train.run_folder import check_before_start
 from maest.train.teacher import build_teacher
 
 log = logging.getLogger("maest")
