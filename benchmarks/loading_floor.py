@@ -5,7 +5,7 @@ batch of the digits pre-training (48 px, 8 of 16 frames, one clip a video, uint8
 seeding, clip indices, the frame gather, the random resized crop, the flip, the copy into the item's
 (C, T, H, W) layout, collation. "kernels only" runs just the tensor work of the same batch (gather,
 bilinear uint8 resize of a crop, a flip for every other clip, the layout copy) with fixed boxes and no
-per-item Python: no loader that gives the same values can cost less than that on these cores. Both
+per-item Python: no loader that gives the same values with torch's kernels can cost less on these cores. Both
 alternate in one process (``--rounds``), on the training process's thread count, so load falls on both
 alike.
 
