@@ -58,9 +58,15 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2, help="torch threads, as the training process has")
     p.add_argument("--json", help="write the result here")
     args = p.parse_args()
+    if min(args.rounds, args.batch, args.threads) < 1 or args.videos < 2:
+        p.error(f"--rounds {args.rounds}, --batch {args.batch} and --threads {args.threads} must be >= 1, "
+                f"--videos {args.videos} >= 2")
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
-        ds = dataset(Path(tmp), args.videos)
+        try:
+            ds = dataset(Path(tmp), args.videos)
+        except ValueError as e:  # e.g. too few videos left for a training split
+            p.error(str(e))
     items = SeededItems(ds, seed=0)
     ways = {"item path": lambda b: collate_clips([items[(b * args.batch + k) % len(ds)] for k in range(args.batch)]),
             "kernels only": lambda b: kernels_only(ds, b * args.batch, args.batch)}

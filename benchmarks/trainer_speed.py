@@ -100,6 +100,9 @@ def main() -> None:
                         "AdamW on one random batch) in the same rounds: the ceiling of any trainer of it")
     p.add_argument("--json", help="write the rows here")
     args = p.parse_args()
+    if min(args.rounds, args.steps, args.threads, args.batch) < 1:
+        p.error(f"--rounds {args.rounds}, --steps {args.steps}, --threads {args.threads} and --batch {args.batch} "
+                "must be >= 1")
     if not (Path(args.old) / "src" / "maest").is_dir():
         p.error(f"--old {args.old} is not a maest checkout (no src/maest): make one with git worktree add PATH REV")
     here = Path(__file__).resolve().parents[1] / "src"

@@ -192,3 +192,18 @@ def test_loading_floor_times_the_item_path_and_its_tensor_work(monkeypatch, tmp_
     res = json.loads(out.read_text())
     assert set(res["ms_per_batch"]) == {"item path", "kernels only"} and all(len(v) == 2 for v in res["ms"].values())
     assert "kernels only:" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("script, argv", [
+    ("trainer_speed", ["--old", str(BENCH.parent), "--rounds", "0"]),
+    ("trainer_speed", ["--old", str(BENCH.parent), "--steps", "0"]),
+    ("loading_floor", ["--batch", "0"]),
+    ("loading_floor", ["--videos", "1"]),
+])
+def test_speed_scripts_refuse_counts_below_one_in_one_line(monkeypatch, capsys, script, argv):
+    monkeypatch.syspath_prepend(str(BENCH))
+    module = __import__(script)
+    with pytest.raises(SystemExit) as e:
+        _run(module, monkeypatch, *argv)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "must be >= 1" in err and "Traceback" not in err
